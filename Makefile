@@ -1,0 +1,62 @@
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+BUF_VERSION          := v1.75.0
+PROTOVALIDATE_VERSION := v1.2.2
+BUF      := go run github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
+DATA_DIR ?= .jsm
+LISTEN   ?= 127.0.0.1:8080
+# Every module of the workspace, for tools that do not understand `work`.
+MODULES  := libs proto services/contracts tools e2e
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+.PHONY: up
+up: postgres ## run the whole platform locally (jsm up)
+	go build -o bin/jsm ./tools/jsm
+	./bin/jsm up --data-dir $(DATA_DIR) --listen $(LISTEN)
+
+.PHONY: test
+test: postgres generate-check ## run every test (real NATS, real PostgreSQL)
+	go vet work
+	go test -count=1 -timeout 15m work
+
+.PHONY: bench
+bench: postgres ## run the benchmarks with the raw baselines side by side
+	go test -run '^$$' -bench . -benchtime 1x -timeout 30m ./libs/bench/...
+	go run ./tools/jsm bench
+
+.PHONY: postgres
+postgres: ## install PostgreSQL from Debian's packages when its binaries are missing
+	@bash tools/scripts/ensure-postgres.sh
+
+.PHONY: generate
+generate: proto/third_party/buf/validate/validate.proto ## regenerate protobuf and Connect code under proto/gen
+	cd proto && $(BUF) generate --path jsm
+
+proto/third_party/buf/validate/validate.proto:
+	@mkdir -p $(@D)
+	@dir=$$(go mod download -json github.com/bufbuild/protovalidate@$(PROTOVALIDATE_VERSION) | sed -n 's/.*"Dir": "\(.*\)",/\1/p'); \
+	  install -m 644 "$$dir/proto/protovalidate/buf/validate/validate.proto" $@
+
+.PHONY: generate-check
+generate-check: generate ## fail when the generated code differs from what is committed
+	@git diff --exit-code -- proto/gen || { echo "generated code is stale: run make generate and commit" >&2; exit 1; }
+	@test -z "$$(git status --porcelain -- proto/gen)" || { git status --porcelain -- proto/gen; echo "untracked generated files: run make generate and commit" >&2; exit 1; }
+
+.PHONY: lint
+lint: proto/third_party/buf/validate/validate.proto ## go vet, buf lint, buf format
+	go vet work
+	cd proto && $(BUF) lint && $(BUF) format -d --exit-code
+
+.PHONY: breaking
+breaking: proto/third_party/buf/validate/validate.proto ## check event and API schemas against main
+	cd proto && $(BUF) breaking --against '../.git#branch=main,subdir=proto'
+
+.PHONY: clean
+clean: ## remove build output (not the data dir)
+	rm -rf bin

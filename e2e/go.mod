@@ -1,0 +1,3 @@
+module github.com/jsmplatform/jsm/e2e
+
+go 1.26

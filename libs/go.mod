@@ -1,0 +1,3 @@
+module github.com/jsmplatform/jsm/libs
+
+go 1.26

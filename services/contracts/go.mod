@@ -1,0 +1,3 @@
+module github.com/jsmplatform/jsm/services/contracts
+
+go 1.26

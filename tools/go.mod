@@ -1,0 +1,3 @@
+module github.com/jsmplatform/jsm/tools
+
+go 1.26
