@@ -1,0 +1,199 @@
+package eventstore_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/jsmplatform/jsm/libs/event"
+	"github.com/jsmplatform/jsm/libs/eventstore"
+	"github.com/jsmplatform/jsm/libs/testkit"
+)
+
+func ev(t *testing.T, aggID, id, text string) event.Event {
+	t.Helper()
+	e, err := event.New(event.Envelope{
+		ID: id, AggregateType: "test.thing", AggregateID: aggID, Source: "/test",
+		Contract: "c1", Parties: event.Parties{Customer: "cust", Provider: "prov"},
+		Actor: event.Actor{Org: "cust", User: "u1", Role: "org-admin"},
+		Time:  time.Date(2026, 11, 22, 8, 0, 0, 0, time.UTC), Correlation: "corr", Causation: "cmd",
+	}, wrapperspb.String(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func texts(t *testing.T, events []event.Event) []string {
+	t.Helper()
+	var out []string
+	for _, e := range events {
+		m, err := e.Decode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, m.(*wrapperspb.StringValue).Value)
+	}
+	return out
+}
+
+func TestAppendDetectsConflicts(t *testing.T) {
+	ctx := context.Background()
+	store := testkit.StartNATS(t).Store()
+
+	p1, err := store.Append(ctx, 0, ev(t, "a", event.NewID(), "one"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Creating it again (expected 0) conflicts.
+	_, err = store.Append(ctx, 0, ev(t, "a", event.NewID(), "again"))
+	var conflict *eventstore.ConflictError
+	if !errors.As(err, &conflict) || !errors.Is(err, eventstore.ErrConflict) {
+		t.Fatalf("create twice: got %v, want a conflict", err)
+	}
+	// Another aggregate moves the stream on; "a" is still at p1.
+	if _, err := store.Append(ctx, 0, ev(t, "b", event.NewID(), "b1")); err != nil {
+		t.Fatal(err)
+	}
+	p2, err := store.Append(ctx, p1, ev(t, "a", event.NewID(), "two"))
+	if err != nil {
+		t.Fatalf("append at the right version: %v", err)
+	}
+	// A stale version conflicts, for single events and for batches.
+	if _, err := store.Append(ctx, p1, ev(t, "a", event.NewID(), "stale")); !errors.Is(err, eventstore.ErrConflict) {
+		t.Fatalf("stale single append: got %v", err)
+	}
+	if _, err := store.Append(ctx, p1, ev(t, "a", event.NewID(), "s1"), ev(t, "a", event.NewID(), "s2")); !errors.Is(err, eventstore.ErrConflict) {
+		t.Fatalf("stale batch append: got %v", err)
+	}
+	got, err := store.Load(ctx, "test.thing", "a", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"one", "two"}; !equal(texts(t, got), want) {
+		t.Fatalf("events of a = %v, want %v", texts(t, got), want)
+	}
+	if got[1].Position != p2 {
+		t.Fatalf("position %d, want %d", got[1].Position, p2)
+	}
+	v, err := store.Version(ctx, "test.thing", "a")
+	if err != nil || v != p2 {
+		t.Fatalf("version = %d, %v; want %d", v, err, p2)
+	}
+}
+
+func TestRetriedAppendIsDeduplicated(t *testing.T) {
+	ctx := context.Background()
+	store := testkit.StartNATS(t).Store()
+	one := ev(t, "a", event.DeriveID("cmd-1", 0), "one")
+	p1, err := store.Append(ctx, 0, one)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same event resent with the same expectation (a retry after a lost ack).
+	again, err := store.Append(ctx, 0, one)
+	if err != nil || again != p1 {
+		t.Fatalf("resent append = %d, %v; want %d, nil", again, err, p1)
+	}
+	// A resent batch is answered with its original position.
+	b := []event.Event{ev(t, "a", event.DeriveID("cmd-2", 0), "b1"), ev(t, "a", event.DeriveID("cmd-2", 1), "b2")}
+	pb, err := store.Append(ctx, p1, b...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb2, err := store.Append(ctx, p1, b...)
+	if err != nil || pb2 != pb {
+		t.Fatalf("resent batch = %d, %v; want %d, nil", pb2, err, pb)
+	}
+	got, err := store.Load(ctx, "test.thing", "a", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"one", "b1", "b2"}; !equal(texts(t, got), want) {
+		t.Fatalf("events = %v, want %v", texts(t, got), want)
+	}
+}
+
+func TestBatchAppendIsAtomic(t *testing.T) {
+	ctx := context.Background()
+	store := testkit.StartNATS(t).Store()
+	p, err := store.Append(ctx, 0, ev(t, "a", event.NewID(), "x1"), ev(t, "a", event.NewID(), "x2"), ev(t, "a", event.NewID(), "x3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A batch that fails its check stores none of its events.
+	if _, err := store.Append(ctx, 0, ev(t, "a", event.NewID(), "y1"), ev(t, "a", event.NewID(), "y2")); !errors.Is(err, eventstore.ErrConflict) {
+		t.Fatalf("got %v, want conflict", err)
+	}
+	last, err := store.LastPosition(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last != p || p != 3 {
+		t.Fatalf("last position %d, batch position %d; want 3 and 3", last, p)
+	}
+	got, err := store.Load(ctx, "test.thing", "a", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"x2", "x3"}; !equal(texts(t, got), want) {
+		t.Fatalf("events after 1 = %v, want %v", texts(t, got), want)
+	}
+	// A batch must not span aggregates.
+	if _, err := store.Append(ctx, p, ev(t, "a", event.NewID(), "z"), ev(t, "b", event.NewID(), "z")); err == nil {
+		t.Fatal("batch over two aggregates accepted")
+	}
+}
+
+func TestLoadAfterRestartAndManyEvents(t *testing.T) {
+	ctx := context.Background()
+	n := testkit.StartNATS(t)
+	store := n.Store()
+	var v uint64
+	var err error
+	var want []string
+	// More than one direct-get batch, interleaved with another aggregate.
+	for i := range 600 {
+		text := "e" + strconv.Itoa(i)
+		if v, err = store.Append(ctx, v, ev(t, "a", event.NewID(), text)); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, text)
+		if _, err := store.Append(ctx, 0, ev(t, "noise"+strconv.Itoa(i), event.NewID(), "n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n.Restart()
+	store = n.Store()
+	got, err := store.Load(ctx, "test.thing", "a", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !equal(texts(t, got), want) {
+		t.Fatalf("after restart loaded %d events, want %d", len(got), len(want))
+	}
+	e := got[0]
+	if e.Contract != "c1" || e.Parties.Provider != "prov" || e.Actor.Role != "org-admin" || e.Causation != "cmd" || !e.Time.Equal(time.Date(2026, 11, 22, 8, 0, 0, 0, time.UTC)) {
+		t.Fatalf("envelope not preserved: %+v", e.Envelope)
+	}
+	none, err := store.Load(ctx, "test.thing", "missing", 0)
+	if err != nil || len(none) != 0 {
+		t.Fatalf("load of a missing aggregate = %v, %v", none, err)
+	}
+}
+
+func equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,77 @@
+package testkit
+
+import (
+	"context"
+	"testing"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/jsmplatform/jsm/libs/eventstore"
+	"github.com/jsmplatform/jsm/libs/natsx"
+)
+
+// NATS is a real embedded JetStream server for one test.
+type NATS struct {
+	Server   *server.Server
+	StoreDir string
+	t        testing.TB
+}
+
+// StartNATS runs an embedded JetStream server on a free port with a temp
+// store; it stops when the test ends.
+func StartNATS(t testing.TB) *NATS {
+	t.Helper()
+	n := &NATS{StoreDir: t.TempDir(), t: t}
+	n.start()
+	t.Cleanup(n.Stop)
+	return n
+}
+
+func (n *NATS) start() {
+	s, err := natsx.RunEmbedded(natsx.EmbeddedConfig{StoreDir: n.StoreDir, Port: -1})
+	if err != nil {
+		n.t.Fatalf("start nats: %v", err)
+	}
+	n.Server = s
+}
+
+// Restart stops the server and starts a new one on the same store (a new
+// port): what a crash and restart of NATS looks like to the data.
+func (n *NATS) Restart() {
+	n.t.Helper()
+	n.Stop()
+	n.start()
+}
+
+// Stop shuts the server down (idempotent).
+func (n *NATS) Stop() {
+	if n.Server != nil {
+		natsx.Shutdown(context.Background(), n.Server)
+		n.Server = nil
+	}
+}
+
+// URL is the client URL of the running server.
+func (n *NATS) URL() string { return n.Server.ClientURL() }
+
+// Conn opens a client connection closed at the end of the test.
+func (n *NATS) Conn() *nats.Conn {
+	n.t.Helper()
+	nc, err := nats.Connect(n.URL())
+	if err != nil {
+		n.t.Fatalf("connect nats: %v", err)
+	}
+	n.t.Cleanup(nc.Close)
+	return nc
+}
+
+// Store opens the JSM_EVENTS stream on a new connection.
+func (n *NATS) Store() *eventstore.Store {
+	n.t.Helper()
+	s, err := eventstore.Open(context.Background(), n.Conn(), eventstore.Config{})
+	if err != nil {
+		n.t.Fatalf("open event store: %v", err)
+	}
+	return s
+}
