@@ -1,0 +1,345 @@
+// Package es runs deciders: load an aggregate's state, decide on a command,
+// append the resulting events with the version the decision was based on,
+// and retry a bounded number of times when another writer got there first.
+//
+// Loading reads a snapshot (an in-process cache, then a KV bucket) and only
+// the events after it, never the whole subject: a stale or missing snapshot
+// costs time, never correctness, because the append checks the version.
+package es
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/jsmplatform/jsm/libs/event"
+	"github.com/jsmplatform/jsm/libs/eventstore"
+)
+
+// SnapshotBucket is the KV bucket that holds aggregate snapshots.
+const SnapshotBucket = "JSM_SNAPSHOTS"
+
+// Decider is one aggregate type's pure logic.
+type Decider[S, C any] struct {
+	// AggregateType is "<area>.<aggregate>", the subject's middle part.
+	AggregateType string
+	// Initial is the state before the first event.
+	Initial func() S
+	// Decide checks a command against the state and returns new events.
+	Decide func(S, C) ([]proto.Message, error)
+	// Evolve applies one stored (or about to be stored) event.
+	Evolve func(S, event.Event, proto.Message) S
+	// Scope names the contract and parties of the aggregate in a state, so
+	// every event carries them.
+	Scope func(S) (contract string, parties event.Parties)
+	// StateVersion changes when S changes shape: older snapshots are ignored.
+	StateVersion int
+}
+
+// Command is a command with what the envelope needs.
+type Command[C any] struct {
+	// ID is the client's idempotency key; events derive their ids from it and
+	// a command whose ID the aggregate has seen answers with its first result.
+	ID          string
+	AggregateID string
+	Body        C
+	Actor       event.Actor
+	Correlation string
+	TraceParent string
+}
+
+// Result of a handled command.
+type Result[S any] struct {
+	Position  uint64 // position of the last event (or the aggregate's version if none)
+	Events    []event.Event
+	State     S
+	Duplicate bool // the command had been handled before; nothing was appended
+}
+
+// ErrInvalidID rejects aggregate ids that cannot be a subject token.
+var ErrInvalidID = errors.New("invalid aggregate id")
+
+// recentCommands is how many command ids per aggregate are remembered.
+const recentCommands = 16
+
+type recent struct {
+	Command  string `json:"c"`
+	Position uint64 `json:"p"`
+}
+
+type snapshot[S any] struct {
+	StateVersion int      `json:"sv"`
+	Version      uint64   `json:"v"`
+	State        S        `json:"s"`
+	Recent       []recent `json:"r,omitempty"`
+}
+
+func (s *snapshot[S]) saw(cmd string) (uint64, bool) {
+	for _, r := range s.Recent {
+		if r.Command == cmd {
+			return r.Position, true
+		}
+	}
+	return 0, false
+}
+
+func (s *snapshot[S]) remember(cmd string, pos uint64) {
+	if cmd == "" {
+		return
+	}
+	if n := len(s.Recent); n > 0 && s.Recent[n-1].Command == cmd {
+		s.Recent[n-1].Position = pos
+		return
+	}
+	s.Recent = append(s.Recent, recent{Command: cmd, Position: pos})
+	if len(s.Recent) > recentCommands {
+		s.Recent = append([]recent(nil), s.Recent[len(s.Recent)-recentCommands:]...)
+	}
+}
+
+// Runner handles commands of one aggregate type.
+type Runner[S, C any] struct {
+	store   *eventstore.Store
+	dec     Decider[S, C]
+	source  string
+	kv      jetstream.KeyValue
+	cache   *lru.Cache[string, snapshot[S]]
+	retries int
+	now     func() time.Time
+	log     *slog.Logger
+}
+
+// Option configures a Runner.
+type Option func(*options)
+
+type options struct {
+	retries   int
+	cacheSize int
+	now       func() time.Time
+	log       *slog.Logger
+	noKV      bool
+}
+
+// WithRetries bounds how often a conflicting command is re-decided (default 5).
+func WithRetries(n int) Option { return func(o *options) { o.retries = n } }
+
+// WithCacheSize sets how many aggregate states are kept in memory (default 100k).
+func WithCacheSize(n int) Option { return func(o *options) { o.cacheSize = n } }
+
+// WithClock sets the clock that stamps events.
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithoutSnapshots keeps snapshots in memory only (tests of the slow path).
+func WithoutSnapshots() Option { return func(o *options) { o.noKV = true } }
+
+// NewRunner returns a runner appending to store as source (e.g. "/jsm/contracts").
+func NewRunner[S, C any](ctx context.Context, store *eventstore.Store, source string, d Decider[S, C], opts ...Option) (*Runner[S, C], error) {
+	if store == nil || d.Decide == nil || d.Evolve == nil || d.Initial == nil || d.Scope == nil || d.AggregateType == "" {
+		return nil, errors.New("es: store, aggregate type, Initial, Decide, Evolve and Scope are required")
+	}
+	o := options{retries: 5, cacheSize: 100_000, now: time.Now, log: slog.Default()}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	cache, err := lru.New[string, snapshot[S]](o.cacheSize)
+	if err != nil {
+		return nil, err
+	}
+	r := &Runner[S, C]{store: store, dec: d, source: source, cache: cache, retries: o.retries, now: o.now, log: o.log}
+	if !o.noKV {
+		kv, err := store.JetStream().CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      SnapshotBucket,
+			Description: "latest state of each aggregate and the position it covers",
+			History:     1,
+			Storage:     jetstream.FileStorage,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("snapshot bucket: %w", err)
+		}
+		r.kv = kv
+	}
+	return r, nil
+}
+
+func validID(id string) bool {
+	return id != "" && len(id) <= 128 && !strings.ContainsAny(id, ".*> \t\r\n")
+}
+
+func (r *Runner[S, C]) key(id string) string { return r.dec.AggregateType + "." + id }
+
+// Handle decides cmd against the aggregate's current state and appends the
+// events. Domain errors from Decide are returned as they are.
+func (r *Runner[S, C]) Handle(ctx context.Context, cmd Command[C]) (Result[S], error) {
+	if !validID(cmd.AggregateID) {
+		return Result[S]{}, fmt.Errorf("%w: %q", ErrInvalidID, cmd.AggregateID)
+	}
+	var lastErr error
+	for attempt := 0; attempt <= r.retries; attempt++ {
+		snap, err := r.load(ctx, cmd.AggregateID, attempt > 0)
+		if err != nil {
+			return Result[S]{}, err
+		}
+		if cmd.ID != "" {
+			if pos, ok := snap.saw(cmd.ID); ok {
+				return Result[S]{Position: pos, State: snap.State, Duplicate: true}, nil
+			}
+		}
+		msgs, err := r.dec.Decide(snap.State, cmd.Body)
+		if err != nil {
+			return Result[S]{}, err
+		}
+		if len(msgs) == 0 {
+			return Result[S]{Position: snap.Version, State: snap.State}, nil
+		}
+		events, next, err := r.prepare(snap, cmd, msgs)
+		if err != nil {
+			return Result[S]{}, err
+		}
+		pos, err := r.store.Append(ctx, snap.Version, events...)
+		if errors.Is(err, eventstore.ErrConflict) {
+			lastErr = err
+			continue
+		}
+		if err != nil {
+			return Result[S]{}, err
+		}
+		// An atomic batch is stored contiguously, ending at pos.
+		first := pos - uint64(len(events)) + 1
+		for i := range events {
+			events[i].Position = first + uint64(i)
+		}
+		next.Version = pos
+		next.remember(cmd.ID, pos)
+		r.cache.Add(r.key(cmd.AggregateID), next)
+		r.saveAsync(cmd.AggregateID, next)
+		return Result[S]{Position: pos, Events: events, State: next.State}, nil
+	}
+	return Result[S]{}, fmt.Errorf("gave up after %d attempts: %w", r.retries+1, lastErr)
+}
+
+// prepare wraps the decided messages in envelopes and evolves the state.
+func (r *Runner[S, C]) prepare(snap snapshot[S], cmd Command[C], msgs []proto.Message) ([]event.Event, snapshot[S], error) {
+	now := r.now().UTC()
+	causation := cmd.ID
+	if causation == "" {
+		causation = event.NewID()
+	}
+	correlation := cmd.Correlation
+	if correlation == "" {
+		correlation = causation
+	}
+	next := snap
+	next.Recent = append([]recent(nil), snap.Recent...)
+	events := make([]event.Event, len(msgs))
+	for i, m := range msgs {
+		id := event.NewID()
+		if cmd.ID != "" {
+			id = event.DeriveID(r.key(cmd.AggregateID)+"/"+cmd.ID, i)
+		}
+		e, err := event.New(event.Envelope{
+			ID:            id,
+			Source:        r.source,
+			AggregateType: r.dec.AggregateType,
+			AggregateID:   cmd.AggregateID,
+			Actor:         cmd.Actor,
+			Time:          now,
+			Correlation:   correlation,
+			Causation:     causation,
+			TraceParent:   cmd.TraceParent,
+		}, m)
+		if err != nil {
+			return nil, next, err
+		}
+		next.State = r.dec.Evolve(next.State, e, m)
+		events[i] = e
+	}
+	// The scope comes from the state after the events: the first event of an
+	// aggregate is what names its contract and parties.
+	contract, parties := r.dec.Scope(next.State)
+	for i := range events {
+		events[i].Contract = contract
+		events[i].Parties = parties
+	}
+	return events, next, nil
+}
+
+// State returns an aggregate's current state and version (0 if it has no events).
+func (r *Runner[S, C]) State(ctx context.Context, id string) (S, uint64, error) {
+	if !validID(id) {
+		var zero S
+		return zero, 0, fmt.Errorf("%w: %q", ErrInvalidID, id)
+	}
+	snap, err := r.load(ctx, id, true)
+	return snap.State, snap.Version, err
+}
+
+// load returns the newest state it can: from the cache (unless fresh is
+// asked for), else from the KV snapshot, then the events after it.
+func (r *Runner[S, C]) load(ctx context.Context, id string, fresh bool) (snapshot[S], error) {
+	key := r.key(id)
+	if !fresh {
+		if s, ok := r.cache.Get(key); ok {
+			return s, nil
+		}
+	}
+	snap := snapshot[S]{StateVersion: r.dec.StateVersion, State: r.dec.Initial()}
+	if cached, ok := r.cache.Get(key); ok {
+		snap = cached
+	} else if r.kv != nil {
+		if entry, err := r.kv.Get(ctx, key); err == nil {
+			var stored snapshot[S]
+			if err := json.Unmarshal(entry.Value(), &stored); err == nil && stored.StateVersion == r.dec.StateVersion {
+				snap = stored
+			} else if err != nil {
+				r.log.Warn("ignoring unreadable snapshot", "key", key, "err", err)
+			}
+		} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return snap, fmt.Errorf("load snapshot %s: %w", key, err)
+		}
+	}
+	events, err := r.store.Load(ctx, r.dec.AggregateType, id, snap.Version)
+	if err != nil {
+		return snap, err
+	}
+	for _, e := range events {
+		m, err := e.Decode()
+		if err != nil {
+			return snap, fmt.Errorf("load %s: %w", key, err)
+		}
+		snap.State = r.dec.Evolve(snap.State, e, m)
+		snap.Version = e.Position
+		snap.remember(e.Causation, e.Position)
+	}
+	r.cache.Add(key, snap)
+	if len(events) > 0 {
+		r.saveAsync(id, snap)
+	}
+	return snap, nil
+}
+
+// saveAsync writes the snapshot without waiting for the ack: losing one
+// only makes a later cold load read a few more events.
+func (r *Runner[S, C]) saveAsync(id string, snap snapshot[S]) {
+	if r.kv == nil {
+		return
+	}
+	data, err := json.Marshal(snap)
+	if err != nil {
+		r.log.Warn("snapshot not encodable", "aggregate", r.key(id), "err", err)
+		return
+	}
+	if _, err := r.store.JetStream().PublishAsync("$KV."+SnapshotBucket+"."+r.key(id), data); err != nil {
+		r.log.Debug("snapshot not saved", "aggregate", r.key(id), "err", err)
+	}
+}

@@ -1,0 +1,183 @@
+package es_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/jsmplatform/jsm/libs/es"
+	"github.com/jsmplatform/jsm/libs/event"
+	"github.com/jsmplatform/jsm/libs/eventstore"
+	"github.com/jsmplatform/jsm/libs/testkit"
+)
+
+// A counter that refuses to go above a limit: enough to exercise the runner.
+type counter struct {
+	N     int64 `json:"n"`
+	Limit int64 `json:"limit"`
+}
+
+type add struct{ By int64 }
+
+var errLimit = errors.New("over the limit")
+
+func counterDecider() es.Decider[counter, add] {
+	return es.Decider[counter, add]{
+		AggregateType: "test.counter",
+		Initial:       func() counter { return counter{Limit: 1000} },
+		Decide: func(s counter, c add) ([]proto.Message, error) {
+			if s.N+c.By > s.Limit {
+				return nil, errLimit
+			}
+			if c.By == 0 {
+				return nil, nil
+			}
+			// Two events for a big step: exercises the atomic batch.
+			if c.By > 1 {
+				return []proto.Message{wrapperspb.Int64(c.By - 1), wrapperspb.Int64(1)}, nil
+			}
+			return []proto.Message{wrapperspb.Int64(c.By)}, nil
+		},
+		Evolve: func(s counter, _ event.Event, m proto.Message) counter {
+			s.N += m.(*wrapperspb.Int64Value).Value
+			return s
+		},
+		Scope: func(counter) (string, event.Parties) {
+			return "contract-1", event.Parties{Customer: "cust", Provider: "prov"}
+		},
+		StateVersion: 1,
+	}
+}
+
+func newRunner(t *testing.T, store *eventstore.Store, opts ...es.Option) *es.Runner[counter, add] {
+	t.Helper()
+	r, err := es.NewRunner(context.Background(), store, "/test", counterDecider(), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestConcurrentWritersRetryOnConflict(t *testing.T) {
+	ctx := context.Background()
+	n := testkit.StartNATS(t)
+	// Two runners with their own caches, as two service instances would be.
+	a, b := newRunner(t, n.Store(), es.WithRetries(50)), newRunner(t, n.Store(), es.WithRetries(50))
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for i := range 100 {
+		r := a
+		if i%2 == 1 {
+			r = b
+		}
+		wg.Go(func() {
+			_, err := r.Handle(ctx, es.Command[add]{AggregateID: "c1", Body: add{By: 1}, Actor: event.Actor{Org: "cust"}})
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("handle: %v", err)
+		}
+	}
+	fresh := newRunner(t, n.Store(), es.WithoutSnapshots())
+	s, v, err := fresh.State(ctx, "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.N != 100 || v != 100 {
+		t.Fatalf("state %+v at version %d, want n=100 at 100", s, v)
+	}
+}
+
+func TestGivesUpAfterBoundedRetries(t *testing.T) {
+	ctx := context.Background()
+	n := testkit.StartNATS(t)
+	stale := newRunner(t, n.Store(), es.WithRetries(0))
+	other := newRunner(t, n.Store())
+	cmd := es.Command[add]{AggregateID: "c1", Body: add{By: 1}}
+	if _, err := stale.Handle(ctx, cmd); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Handle(ctx, cmd); err != nil {
+		t.Fatal(err)
+	}
+	// stale's cache is behind and it may not retry: a conflict reaches the caller.
+	if _, err := stale.Handle(ctx, cmd); !errors.Is(err, eventstore.ErrConflict) {
+		t.Fatalf("got %v, want a conflict", err)
+	}
+}
+
+func TestCommandIDMakesRetriesIdempotent(t *testing.T) {
+	ctx := context.Background()
+	n := testkit.StartNATS(t)
+	r := newRunner(t, n.Store())
+	cmd := es.Command[add]{ID: "req-1", AggregateID: "c1", Body: add{By: 3}, Actor: event.Actor{Org: "cust", User: "u"}}
+	first, err := r.Handle(ctx, cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first.Events) != 2 || first.Events[0].Position+1 != first.Events[1].Position || first.Position != first.Events[1].Position {
+		t.Fatalf("batch positions wrong: %+v", first)
+	}
+	if first.Events[0].Contract != "contract-1" || first.Events[0].Parties.Provider != "prov" || first.Events[0].Causation != "req-1" {
+		t.Fatalf("envelope lacks scope or causation: %+v", first.Events[0].Envelope)
+	}
+	// The same request again, on this runner and on a cold one: applied once.
+	for _, runner := range []*es.Runner[counter, add]{r, newRunner(t, n.Store(), es.WithoutSnapshots())} {
+		again, err := runner.Handle(ctx, cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !again.Duplicate || again.Position != first.Position {
+			t.Fatalf("retry = %+v, want duplicate at %d", again, first.Position)
+		}
+	}
+	s, _, _ := newRunner(t, n.Store(), es.WithoutSnapshots()).State(ctx, "c1")
+	if s.N != 3 {
+		t.Fatalf("n = %d, want 3", s.N)
+	}
+}
+
+func TestDomainErrorsAppendNothing(t *testing.T) {
+	ctx := context.Background()
+	n := testkit.StartNATS(t)
+	store := n.Store()
+	r := newRunner(t, store)
+	if _, err := r.Handle(ctx, es.Command[add]{AggregateID: "c1", Body: add{By: 2000}}); !errors.Is(err, errLimit) {
+		t.Fatalf("got %v, want the domain error", err)
+	}
+	if _, err := r.Handle(ctx, es.Command[add]{AggregateID: "bad.id", Body: add{By: 1}}); !errors.Is(err, es.ErrInvalidID) {
+		t.Fatalf("got %v, want invalid id", err)
+	}
+	if last, _ := store.LastPosition(ctx); last != 0 {
+		t.Fatalf("stream has %d events, want none", last)
+	}
+}
+
+func TestColdStartUsesSnapshot(t *testing.T) {
+	ctx := context.Background()
+	n := testkit.StartNATS(t)
+	r := newRunner(t, n.Store())
+	for range 30 {
+		if _, err := r.Handle(ctx, es.Command[add]{AggregateID: "c1", Body: add{By: 1}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n.Restart()
+	// A new process: no cache; state from the KV snapshot plus the events after it.
+	cold := newRunner(t, n.Store())
+	res, err := cold.Handle(ctx, es.Command[add]{AggregateID: "c1", Body: add{By: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.State.N != 31 || res.Position != 31 {
+		t.Fatalf("after restart n=%d at %d, want 31 at 31", res.State.N, res.Position)
+	}
+}
