@@ -1,0 +1,211 @@
+package projection_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/jsmplatform/jsm/libs/event"
+	"github.com/jsmplatform/jsm/libs/eventstore"
+	"github.com/jsmplatform/jsm/libs/projection"
+	"github.com/jsmplatform/jsm/libs/testkit"
+)
+
+func TestMain(m *testing.M) { testkit.Main(m) }
+
+// seen records every applied event; no key, so a duplicate would show.
+type seen struct{}
+
+func (seen) Apply(ctx context.Context, tx pgx.Tx, events []event.Event) error {
+	rows := make([][]any, len(events))
+	for i, e := range events {
+		rows[i] = []any{int64(e.Position), e.ID, e.AggregateID}
+	}
+	_, err := tx.CopyFrom(ctx, pgx.Identifier{"t", "seen"}, []string{"position", "event_id", "aggregate_id"}, pgx.CopyFromRows(rows))
+	return err
+}
+
+func (seen) Reset(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, `TRUNCATE t.seen`)
+	return err
+}
+
+type fixture struct {
+	store *eventstore.Store
+	pool  *pgxpool.Pool
+}
+
+func setup(t *testing.T, events int) fixture {
+	t.Helper()
+	ctx := context.Background()
+	f := fixture{store: testkit.StartNATS(t).Store(), pool: testkit.PostgresPool(t)}
+	if _, err := f.pool.Exec(ctx, `CREATE SCHEMA t; CREATE TABLE t.seen (position bigint NOT NULL, event_id text NOT NULL, aggregate_id text NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	f.append(t, events)
+	return f
+}
+
+func (f fixture) append(t *testing.T, n int) {
+	t.Helper()
+	for i := range n {
+		e, err := event.New(event.Envelope{ID: event.NewID(), AggregateType: "test.thing", AggregateID: fmt.Sprintf("a%d", i%37), Time: time.Now()}, wrapperspb.Int64(int64(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.store.JetStream().PublishMsg(context.Background(), e.Msg()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func (f fixture) projector(t *testing.T, hooks projection.Hooks) *projection.Projector {
+	t.Helper()
+	p, err := projection.New(projection.Config{Name: "seen", Schema: "t", BatchSize: 64, Hooks: hooks}, seen{}, f.store, f.pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// start runs p until the test ends and returns a wait for Run's result.
+func start(t *testing.T, p *projection.Projector) (wait func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	var err error
+	go func() { err = p.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return func() error { <-done; return err }
+}
+
+// exactlyOnce checks that positions 1..n were each applied once.
+func (f fixture) exactlyOnce(t *testing.T, n int) {
+	t.Helper()
+	var count, distinct, lo, hi int64
+	err := f.pool.QueryRow(context.Background(), `SELECT count(*), count(DISTINCT position), coalesce(min(position),0), coalesce(max(position),0) FROM t.seen`).Scan(&count, &distinct, &lo, &hi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if count != int64(n) || distinct != int64(n) || lo != 1 || hi != int64(n) {
+		t.Fatalf("applied %d rows, %d distinct, positions %d..%d; want each of 1..%d once", count, distinct, lo, hi, n)
+	}
+}
+
+func TestProjectsEveryEventOnceAndWaitsForPositions(t *testing.T) {
+	ctx := context.Background()
+	f := setup(t, 500)
+	p := f.projector(t, projection.Hooks{})
+	start(t, p)
+	if err := p.WaitFor(ctx, 500, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	f.exactlyOnce(t, 500)
+	if p.Lag() != 0 {
+		t.Fatalf("lag %d after catching up", p.Lag())
+	}
+	// A position not yet written: the wait is bounded.
+	if err := p.WaitFor(ctx, 501, 50*time.Millisecond); !errors.Is(err, projection.ErrNotCaughtUp) {
+		t.Fatalf("got %v, want ErrNotCaughtUp", err)
+	}
+	f.append(t, 1)
+	if err := p.WaitFor(ctx, 501, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	f.exactlyOnce(t, 501)
+}
+
+var errCrash = errors.New("crash")
+
+func TestCrashAroundCommitLosesAndDuplicatesNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		hooks func(crashAt uint64) projection.Hooks
+	}{
+		{"between apply and commit", func(at uint64) projection.Hooks {
+			return projection.Hooks{BeforeCommit: func(last uint64) error {
+				if last >= at {
+					return errCrash
+				}
+				return nil
+			}}
+		}},
+		{"between commit and ack", func(at uint64) projection.Hooks {
+			return projection.Hooks{AfterCommit: func(last uint64) error {
+				if last >= at {
+					return errCrash
+				}
+				return nil
+			}}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := setup(t, 700)
+			crashing := f.projector(t, tc.hooks(300))
+			if err := start(t, crashing)(); !errors.Is(err, errCrash) {
+				t.Fatalf("run ended with %v, want the injected crash", err)
+			}
+			// A new process picks up from the committed checkpoint.
+			p := f.projector(t, projection.Hooks{})
+			start(t, p)
+			if err := p.WaitFor(ctx, 700, 10*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			f.exactlyOnce(t, 700)
+		})
+	}
+}
+
+func TestTwoInstancesApplyEachEventOnce(t *testing.T) {
+	ctx := context.Background()
+	f := setup(t, 2000)
+	a, b := f.projector(t, projection.Hooks{}), f.projector(t, projection.Hooks{})
+	start(t, a)
+	start(t, b)
+	if err := a.WaitFor(ctx, 2000, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WaitFor(ctx, 2000, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	f.exactlyOnce(t, 2000)
+}
+
+func TestRebuildYieldsTheSameRows(t *testing.T) {
+	ctx := context.Background()
+	f := setup(t, 400)
+	p := f.projector(t, projection.Hooks{})
+	start(t, p)
+	if err := p.WaitFor(ctx, 400, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	before := dump(t, f.pool)
+	if err := p.Rebuild(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitFor(ctx, 400, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if after := dump(t, f.pool); after != before {
+		t.Fatalf("rebuild differs:\nbefore %s\nafter  %s", before, after)
+	}
+	f.exactlyOnce(t, 400)
+}
+
+func dump(t *testing.T, pool *pgxpool.Pool) string {
+	t.Helper()
+	var s string
+	if err := pool.QueryRow(context.Background(), `SELECT string_agg(position || ':' || event_id || ':' || aggregate_id, ',' ORDER BY position) FROM t.seen`).Scan(&s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
