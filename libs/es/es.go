@@ -12,8 +12,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -115,6 +117,20 @@ type Runner[S, C any] struct {
 	retries int
 	now     func() time.Time
 	log     *slog.Logger
+	// stripes serialise commands on one aggregate inside this process, so
+	// concurrent callers queue instead of conflicting; conflicts then only
+	// arise between processes, and the bounded retries absorb those.
+	stripes [lockStripes]sync.Mutex
+}
+
+const lockStripes = 4096
+
+func (r *Runner[S, C]) lock(key string) func() {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(key))
+	m := &r.stripes[h.Sum32()%lockStripes]
+	m.Lock()
+	return m.Unlock
 }
 
 // Option configures a Runner.
@@ -184,6 +200,7 @@ func (r *Runner[S, C]) Handle(ctx context.Context, cmd Command[C]) (Result[S], e
 	if !validID(cmd.AggregateID) {
 		return Result[S]{}, fmt.Errorf("%w: %q", ErrInvalidID, cmd.AggregateID)
 	}
+	defer r.lock(r.key(cmd.AggregateID))()
 	var lastErr error
 	for attempt := 0; attempt <= r.retries; attempt++ {
 		snap, err := r.load(ctx, cmd.AggregateID, attempt > 0)

@@ -1,0 +1,125 @@
+package auth
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// The issuer and audience of the tokens `jsm up` mints with its dev key.
+const (
+	DevIssuer   = "jsm-dev"
+	DevAudience = "jsm"
+)
+
+// DevKeyFile is the name of the dev signing key inside its directory.
+const DevKeyFile = "dev-signing-key.pem"
+
+// LoadOrCreateDevKey returns the local signing key kept in dir/DevKeyFile
+// (a PKCS#8 PEM file, mode 0600), creating dir and the key if missing.
+// Concurrent callers all end up with the same key.
+func LoadOrCreateDevKey(dir string) (ed25519.PrivateKey, error) {
+	path := filepath.Join(dir, DevKeyFile)
+	key, err := readDevKey(path)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return key, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create dev key dir: %w", err)
+	}
+	_, key, err = ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generate dev key: %w", err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("encode dev key: %w", err)
+	}
+	// Write a temporary file and link it into place, so that no reader
+	// sees a half-written key and a racing creator keeps the first key.
+	tmp, err := os.CreateTemp(dir, DevKeyFile+".tmp-*") // mode 0600
+	if err != nil {
+		return nil, fmt.Errorf("write dev key: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	werr := pem.Encode(tmp, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	if werr == nil {
+		werr = tmp.Sync()
+	}
+	if cerr := tmp.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		return nil, fmt.Errorf("write dev key: %w", werr)
+	}
+	if err := os.Link(tmp.Name(), path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return readDevKey(path)
+		}
+		return nil, fmt.Errorf("write dev key: %w", err)
+	}
+	return key, nil
+}
+
+func readDevKey(path string) (ed25519.PrivateKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read dev key: %w", err)
+	}
+	block, _ := pem.Decode(b)
+	if block == nil || block.Type != "PRIVATE KEY" {
+		return nil, fmt.Errorf("read dev key %s: no PKCS#8 PEM block", path)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("read dev key %s: %w", path, err)
+	}
+	key, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("read dev key %s: %T is not an ed25519 key", path, k)
+	}
+	return key, nil
+}
+
+// Mint signs an EdDSA token for p, valid for ttl from now, with the claims
+// a Verifier for issuer and audience accepts.
+func Mint(key ed25519.PrivateKey, issuer, audience string, p Principal, ttl time.Duration) (string, error) {
+	switch {
+	case len(key) != ed25519.PrivateKeySize:
+		return "", errors.New("mint token: invalid ed25519 key")
+	case issuer == "" || audience == "":
+		return "", errors.New("mint token: issuer and audience are required")
+	case p.Org == "" || p.User == "":
+		return "", errors.New("mint token: principal needs an org and a user")
+	case ttl <= 0:
+		return "", fmt.Errorf("mint token: ttl %s is not positive", ttl)
+	}
+	now := time.Now()
+	c := claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    issuer,
+			Subject:   p.User,
+			Audience:  jwt.ClaimStrings{audience},
+			IssuedAt:  jwt.NewNumericDate(now),
+			NotBefore: jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+			ID:        rand.Text(),
+		},
+		Org:   p.Org,
+		Roles: p.Roles,
+	}
+	s, err := jwt.NewWithClaims(jwt.SigningMethodEdDSA, &c).SignedString(key)
+	if err != nil {
+		return "", fmt.Errorf("mint token: %w", err)
+	}
+	return s, nil
+}

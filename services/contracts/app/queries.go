@@ -1,0 +1,109 @@
+package app
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	contractsv1 "github.com/jsmplatform/jsm/proto/gen/jsm/contracts/v1"
+	"github.com/jsmplatform/jsm/services/contracts/domain"
+)
+
+// Get returns a contract the org is a party to; any other contract is not
+// found, whether or not it exists.
+func (q *Queries) Get(ctx context.Context, org domain.OrgID, id domain.ContractID, minPosition uint64) (Contract, error) {
+	if err := q.wait(ctx, minPosition); err != nil {
+		return Contract{}, err
+	}
+	var state []byte
+	var pos int64
+	err := q.pool.QueryRow(ctx, `
+		SELECT state, position FROM contracts.contracts
+		WHERE contract_id = $1 AND (customer_org_id = $2 OR provider_org_id = $2)`, string(id), string(org)).Scan(&state, &pos)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Contract{}, domain.NotFoundError{ID: id}
+	}
+	if err != nil {
+		return Contract{}, fmt.Errorf("get contract %s: %w", id, err)
+	}
+	c := Contract{Position: uint64(pos)}
+	if err := json.Unmarshal(state, &c.State); err != nil {
+		return Contract{}, fmt.Errorf("contract %s: stored state: %w", id, err)
+	}
+	return c, nil
+}
+
+// ListFilter narrows a list; zero values mean any.
+type ListFilter struct {
+	Status       contractsv1.ContractStatus
+	Phase        contractsv1.Phase
+	Counterparty domain.OrgID
+	PageSize     int
+	PageToken    string
+	MinPosition  uint64
+}
+
+// ErrBadPageToken rejects a page token this service did not hand out.
+var ErrBadPageToken = domain.ValidationError{Field: "page_token", Reason: "not a token from an earlier page"}
+
+// DefaultPageSize applies when a list asks for no size.
+const DefaultPageSize = 50
+
+// List returns the org's contracts in id order (ids are time-ordered, so
+// oldest first), a page at a time.
+func (q *Queries) List(ctx context.Context, org domain.OrgID, f ListFilter) ([]Contract, string, error) {
+	if err := q.wait(ctx, f.MinPosition); err != nil {
+		return nil, "", err
+	}
+	after := ""
+	if f.PageToken != "" {
+		b, err := base64.RawURLEncoding.DecodeString(f.PageToken)
+		if err != nil || len(b) == 0 {
+			return nil, "", ErrBadPageToken
+		}
+		after = string(b)
+	}
+	size := f.PageSize
+	if size <= 0 {
+		size = DefaultPageSize
+	}
+	rows, err := q.pool.Query(ctx, `
+		SELECT state, position FROM contracts.contracts
+		WHERE (customer_org_id = $1 OR provider_org_id = $1)
+		  AND ($2 = 0 OR status = $2)
+		  AND ($3 = 0 OR phase = $3)
+		  AND ($4 = '' OR customer_org_id = $4 OR provider_org_id = $4)
+		  AND contract_id > $5
+		ORDER BY contract_id
+		LIMIT $6`, string(org), int16(f.Status), int16(f.Phase), string(f.Counterparty), after, size+1)
+	if err != nil {
+		return nil, "", fmt.Errorf("list contracts: %w", err)
+	}
+	defer rows.Close()
+	var out []Contract
+	for rows.Next() {
+		var state []byte
+		var pos int64
+		if err := rows.Scan(&state, &pos); err != nil {
+			return nil, "", err
+		}
+		c := Contract{Position: uint64(pos)}
+		if err := json.Unmarshal(state, &c.State); err != nil {
+			return nil, "", fmt.Errorf("stored state: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("list contracts: %w", err)
+	}
+	next := ""
+	if len(out) > size {
+		out = out[:size]
+		next = base64.RawURLEncoding.EncodeToString([]byte(out[size-1].State.ID))
+	}
+	return out, next, nil
+}
