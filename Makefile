@@ -27,8 +27,11 @@ test: postgres generate-check ## run every test (real NATS, real PostgreSQL)
 
 .PHONY: bench
 bench: postgres ## run the benchmarks with the raw baselines side by side
-	go test -run '^$$' -bench . -benchtime 1x -timeout 30m ./libs/bench/...
-	go run ./tools/jsm bench
+	go test -run '^$$' -bench . -benchtime 1x -timeout 30m ./services/contracts/bench/ ./e2e/
+
+.PHONY: e2e
+e2e: postgres ## run the black-box scenarios against jsm up processes
+	go test -count=1 -timeout 10m ./e2e/...
 
 .PHONY: postgres
 postgres: ## install PostgreSQL from Debian's packages when its binaries are missing

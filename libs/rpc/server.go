@@ -249,8 +249,11 @@ func (h *Host) Serve(ctx context.Context) error {
 		h.log.Warn("http shutdown", "err", serr)
 		_ = h.srv.Close()
 	}
+	h.log.Info("http stopped")
 	stopServices()
-	return errors.Join(err, g.Wait())
+	err = errors.Join(err, g.Wait())
+	h.log.Info("services stopped", "err", err)
+	return err
 }
 
 func (h *Host) startServices(ctx context.Context, g *errgroup.Group, gctx context.Context) error {

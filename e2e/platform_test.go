@@ -1,0 +1,149 @@
+// Package e2e drives a running platform as a black box, the way an
+// integrator would: it builds the jsm binary, runs `jsm up` as its own
+// process, and talks to it over HTTP and NATS only.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/jsmplatform/jsm/proto/gen/jsm/contracts/v1/contractsv1connect"
+)
+
+// platform is one `jsm up` process.
+type platform struct {
+	bin, dataDir string
+	url          string
+	natsURL      string
+	cmd          *exec.Cmd
+	log          *bytes.Buffer
+}
+
+var jsmBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "jsm-e2e-bin-")
+	if err != nil {
+		panic(err)
+	}
+	jsmBin = filepath.Join(dir, "jsm")
+	build := exec.Command("go", "build", "-o", jsmBin, "github.com/jsmplatform/jsm/tools/jsm")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build jsm:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func freePort(tb testing.TB) int {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// up starts `jsm up` on dataDir and waits until it is ready.
+func up(tb testing.TB, dataDir string) *platform {
+	tb.Helper()
+	httpPort, natsPort := freePort(tb), freePort(tb)
+	p := &platform{
+		bin: jsmBin, dataDir: dataDir,
+		url:     fmt.Sprintf("http://127.0.0.1:%d", httpPort),
+		natsURL: fmt.Sprintf("nats://127.0.0.1:%d", natsPort),
+		log:     &bytes.Buffer{},
+	}
+	p.cmd = exec.Command(jsmBin, "up", "--data-dir", dataDir, "--listen", fmt.Sprintf("127.0.0.1:%d", httpPort), "--nats-port", fmt.Sprint(natsPort), "--log-level", "warn")
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	if err := p.cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { p.stop(tb) })
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(p.url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return p
+			}
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("jsm up not ready after 60s; output:\n%s", p.log)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// stop sends Ctrl-C and waits for a clean exit.
+func (p *platform) stop(tb testing.TB) {
+	tb.Helper()
+	if p.cmd == nil || p.cmd.ProcessState != nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGINT)
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			tb.Errorf("jsm up exited with %v; output:\n%s", err, p.log)
+		}
+	case <-time.After(30 * time.Second):
+		_ = p.cmd.Process.Kill()
+		tb.Errorf("jsm up did not stop within 30s after SIGINT; output:\n%s", p.log)
+	}
+}
+
+// token runs `jsm token` and takes its last line.
+func (p *platform) token(tb testing.TB, org, role string) string {
+	tb.Helper()
+	out, err := exec.Command(p.bin, "token", "--data-dir", p.dataDir, "--org", org, "--user", org+"-user", "--role", role).Output()
+	if err != nil {
+		tb.Fatalf("jsm token: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}
+
+func (p *platform) contracts(tb testing.TB, org, role string) contractsv1connect.ContractServiceClient {
+	token := p.token(tb, org, role)
+	return contractsv1connect.NewContractServiceClient(http.DefaultClient, p.url,
+		connect.WithInterceptors(connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
+			return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+				req.Header().Set("Authorization", "Bearer "+token)
+				return next(ctx, req)
+			}
+		})))
+}
+
+func dataDir(tb testing.TB) string {
+	tb.Helper()
+	dir, err := os.MkdirTemp("", "jsm-e2e-")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// PostgreSQL runs as its own user when we are root: let it in.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = os.RemoveAll(dir) })
+	return dir
+}

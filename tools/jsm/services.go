@@ -1,0 +1,29 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/jsmplatform/jsm/libs/eventstore"
+	"github.com/jsmplatform/jsm/libs/rpc"
+	"github.com/jsmplatform/jsm/services/contracts"
+)
+
+// serviceDeps are what `jsm up` hands every service.
+type serviceDeps struct {
+	Store  *eventstore.Store
+	Pool   *pgxpool.Pool
+	Logger *slog.Logger
+}
+
+// platformServices builds every service of the platform; a new area is
+// added here.
+func platformServices(ctx context.Context, d serviceDeps) ([]rpc.Service, error) {
+	c, err := contracts.New(ctx, contracts.Deps{Store: d.Store, Pool: d.Pool, Logger: d.Logger})
+	if err != nil {
+		return nil, err
+	}
+	return []rpc.Service{c}, nil
+}

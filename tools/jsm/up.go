@@ -1,0 +1,325 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/jsmplatform/jsm/libs/auth"
+	"github.com/jsmplatform/jsm/libs/eventstore"
+	"github.com/jsmplatform/jsm/libs/natsx"
+	"github.com/jsmplatform/jsm/libs/pgdb"
+	"github.com/jsmplatform/jsm/libs/pglocal"
+	"github.com/jsmplatform/jsm/libs/rpc"
+)
+
+// database is the PostgreSQL database `jsm up` keeps every service's schema in.
+const database = "jsm"
+
+type upConfig struct {
+	DataDir  string
+	Listen   string // HTTP listen address of every Connect API
+	NATSHost string // default 127.0.0.1
+	NATSPort int    // preferred port; a free one is used when taken; -1 picks one
+	PGPort   int    // 0 picks a free port
+	// RateLimit is the RPCs per second allowed per client IP; 0 is unlimited.
+	RateLimit float64
+	Logger    *slog.Logger
+}
+
+// endpoints are where a running `jsm up` can be reached.
+type endpoints struct {
+	HTTP     string // base URL of the Connect APIs
+	NATS     string
+	Postgres string // DSN of the jsm database
+	DataDir  string
+}
+
+func runUpCommand(args []string, stdout, stderr io.Writer) error {
+	cfg := upConfig{}
+	var logFormat, logLevel string
+	fs := newFlagSet("up", stderr)
+	fs.StringVar(&cfg.DataDir, "data-dir", defaultDataDir, "folder for all data (PostgreSQL, NATS, dev signing key); reused on the next start")
+	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "HTTP address serving every Connect/gRPC/gRPC-Web API")
+	fs.IntVar(&cfg.NATSPort, "nats-port", 4222, "NATS client port on 127.0.0.1 (a free port is used when taken; -1 picks one)")
+	fs.IntVar(&cfg.PGPort, "pg-port", 0, "PostgreSQL port on 127.0.0.1 (0 picks a free one)")
+	fs.Float64Var(&cfg.RateLimit, "rate-limit", 0, "RPCs per second allowed per client IP (0 = unlimited)")
+	fs.StringVar(&logFormat, "log-format", "text", "log format on stderr: text or json")
+	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("up: unexpected arguments %q", fs.Args())
+	}
+	log, err := newLogger(stderr, logFormat, logLevel)
+	if err != nil {
+		return err
+	}
+	cfg.Logger = log
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err = runUp(ctx, cfg, func(e endpoints) { printBanner(stdout, e) })
+	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		err = nil // stopped during start-up
+	}
+	if err == nil {
+		log.Info("stopped")
+	}
+	return err
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	default:
+		return nil, fmt.Errorf("--log-format %q: want text or json", format)
+	}
+}
+
+// runUp starts PostgreSQL, NATS JetStream and every service, serves their
+// APIs until ctx ends, then stops everything in order: HTTP, services,
+// NATS, PostgreSQL. ready, if not nil, is called once everything is up.
+func runUp(ctx context.Context, cfg upConfig, ready func(endpoints)) (err error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = defaultDataDir
+	}
+	if cfg.NATSHost == "" {
+		cfg.NATSHost = "127.0.0.1"
+	}
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	unlock, err := lockDataDir(dataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	// Everything started is stopped in reverse order, whatever happens.
+	var stops []func(context.Context) error
+	defer func() {
+		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		for i := len(stops) - 1; i >= 0; i-- {
+			err = errors.Join(err, stops[i](stopCtx))
+		}
+	}()
+
+	start := time.Now()
+	cluster, err := pglocal.Start(ctx, filepath.Join(dataDir, "postgres"), cfg.PGPort)
+	if err != nil {
+		return err
+	}
+	stops = append(stops, func(ctx context.Context) error {
+		err := cluster.Stop(ctx)
+		log.Info("postgres stopped", "err", err)
+		return err
+	})
+	log.Info("postgres started", "port", cluster.Port, "reused", cluster.Reused, "took", time.Since(start).Round(time.Millisecond))
+	if err := ensureDatabase(ctx, cluster.DSN("postgres"), database); err != nil {
+		return err
+	}
+	pool, err := pgdb.Open(ctx, cluster.DSN(database))
+	if err != nil {
+		return err
+	}
+	stops = append(stops, func(context.Context) error { pool.Close(); return nil })
+
+	ns, err := natsx.RunEmbedded(natsx.EmbeddedConfig{
+		StoreDir:   filepath.Join(dataDir, "nats"),
+		Host:       cfg.NATSHost,
+		Port:       natsPort(log, cfg.NATSHost, cfg.NATSPort),
+		ServerName: "jsm",
+	})
+	if err != nil {
+		return err
+	}
+	stops = append(stops, func(ctx context.Context) error {
+		natsx.Shutdown(ctx, ns)
+		log.Info("nats stopped")
+		return nil
+	})
+	log.Info("nats started", "url", ns.ClientURL())
+	nc, err := natsx.Connect(ns.ClientURL(), "jsm-up", log)
+	if err != nil {
+		return err
+	}
+	stops = append(stops, func(context.Context) error {
+		err := nc.FlushTimeout(5 * time.Second)
+		nc.Close()
+		if err != nil && !nc.IsClosed() {
+			return fmt.Errorf("flush nats: %w", err)
+		}
+		return nil
+	})
+	store, err := eventstore.Open(ctx, nc, eventstore.Config{})
+	if err != nil {
+		return err
+	}
+
+	key, err := auth.LoadOrCreateDevKey(dataDir)
+	if err != nil {
+		return err
+	}
+	verifier, err := auth.NewVerifier(auth.VerifierConfig{
+		Issuer:   auth.DevIssuer,
+		Audience: auth.DevAudience,
+		Keys:     []crypto.PublicKey{key.Public()},
+	})
+	if err != nil {
+		return err
+	}
+	stops = append(stops, func(context.Context) error { return verifier.Close() })
+
+	services, err := platformServices(ctx, serviceDeps{Store: store, Pool: pool, Logger: log})
+	if err != nil {
+		return err
+	}
+	dsn := cluster.DSN(database)
+	host, err := rpc.NewHost(rpc.HostConfig{
+		Listen:    cfg.Listen,
+		Verifier:  verifier,
+		Logger:    log,
+		RateLimit: cfg.RateLimit,
+		OnReady: func(addr net.Addr) {
+			log.Info("jsm is up", "took", time.Since(start).Round(time.Millisecond))
+			if ready != nil {
+				ready(endpoints{HTTP: "http://" + dialable(addr), NATS: ns.ClientURL(), Postgres: dsn, DataDir: dataDir})
+			}
+		},
+	}, services...)
+	if err != nil {
+		return err
+	}
+	// Run returns once HTTP is shut down and every service's Run returned.
+	return host.Run(ctx)
+}
+
+// ensureDatabase creates database unless it exists.
+func ensureDatabase(ctx context.Context, adminDSN, name string) error {
+	conn, err := pgx.Connect(ctx, adminDSN)
+	if err != nil {
+		return fmt.Errorf("connect postgres: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name).Scan(&exists); err != nil {
+		return fmt.Errorf("look up database %s: %w", name, err)
+	}
+	if exists {
+		return nil
+	}
+	_, err = conn.Exec(ctx, `CREATE DATABASE `+pgx.Identifier{name}.Sanitize())
+	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok && pgErr.Code == "42P04" { // duplicate_database
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("create database %s: %w", name, err)
+	}
+	return nil
+}
+
+// natsPort returns want when it is free on host, otherwise -1 (any free port).
+func natsPort(log *slog.Logger, host string, want int) int {
+	if want <= 0 {
+		return -1
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(want)))
+	if err != nil {
+		log.Warn("nats port taken, using a free one", "port", want, "err", err)
+		return -1
+	}
+	_ = ln.Close()
+	return want
+}
+
+// lockDataDir makes sure one `jsm up` at a time uses dir.
+func lockDataDir(dir string) (unlock func(), err error) {
+	f, err := os.OpenFile(filepath.Join(dir, "up.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock data dir: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("data dir %s is in use by another `jsm up`", dir)
+		}
+		return nil, fmt.Errorf("lock data dir: %w", err)
+	}
+	return func() { _ = f.Close() }, nil
+}
+
+// dialable turns a listen address into one a client can dial (":8080" -> "localhost:8080").
+func dialable(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return addr.String()
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func printBanner(w io.Writer, e endpoints) {
+	dataDir := e.DataDir
+	if wd, err := os.Getwd(); err == nil {
+		if rel, err := filepath.Rel(wd, e.DataDir); err == nil && !strings.HasPrefix(rel, "..") {
+			dataDir = rel
+		}
+	}
+	tokenCmd := "jsm token --data-dir " + dataDir + " --org acme --user alice --role org-admin"
+	fmt.Fprintf(w, `
+JSM is up.
+  APIs (Connect, gRPC, gRPC-Web):  %[1]s
+  NATS JetStream:                  %[2]s
+  PostgreSQL:                      %[3]s
+  Data:                            %[4]s
+
+Get a token (roles: org-admin, contract-manager, security-officer, auditor, viewer):
+  %[5]s
+
+Draft a contract with the Connect JSON protocol:
+  TOKEN=$(%[5]s | tail -n1)
+  curl -sS %[1]s/jsm.contracts.v1.ContractService/DraftContract \
+    -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+    -d '{"customer_org_id":"acme","provider_org_id":"itsec","title":"Managed SOC"}'
+
+List the APIs (gRPC reflection):  grpcurl -plaintext %[6]s list
+Health:  %[1]s/healthz  %[1]s/readyz
+
+Press Ctrl-C to stop.
+`, e.HTTP, e.NATS, e.Postgres, e.DataDir, tokenCmd, strings.TrimPrefix(e.HTTP, "http://"))
+}
