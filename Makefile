@@ -6,6 +6,8 @@ MAKEFLAGS += --no-print-directory
 BUF_VERSION          := v1.75.0
 PROTOVALIDATE_VERSION := v1.2.2
 BUF      := go run github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
+# gotestsum lists every test that ran, with its result and time.
+GOTESTSUM := go run gotest.tools/gotestsum@v1.13.0
 DATA_DIR ?= .jsm
 LISTEN   ?= 127.0.0.1:8080
 # Every module of the workspace, for tools that do not understand `work`.
@@ -21,9 +23,8 @@ up: postgres ## run the whole platform locally (jsm up)
 	./bin/jsm up --data-dir $(DATA_DIR) --listen $(LISTEN)
 
 .PHONY: test
-test: postgres generate-check ## run every test (real NATS, real PostgreSQL)
-	go vet work
-	go test -count=1 -timeout 15m work
+test: postgres generate-check lint ## run every test (real NATS, real PostgreSQL)
+	$(GOTESTSUM) --format testname -- -count=1 -timeout 15m work
 
 .PHONY: bench
 bench: postgres ## run the benchmarks with the raw baselines side by side

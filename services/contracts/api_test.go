@@ -44,7 +44,7 @@ func start(t *testing.T) *platform {
 	t.Helper()
 	n := testkit.StartNATS(t)
 	p := &platform{t: t, store: n.Store(), pool: testkit.PostgresPool(t)}
-	p.svc, p.url = p.serve(contracts.Deps{})
+	p.svc, p.url = p.serve(contracts.Deps{ReadWait: time.Second})
 	return p
 }
 
@@ -449,7 +449,7 @@ func TestRetriedRequestsApplyOnce(t *testing.T) {
 // stale one reports the conflict as aborted; with retries both succeed.
 func TestConcurrentChangesConflict(t *testing.T) {
 	p := start(t)
-	_, otherURL := p.serve(contracts.Deps{Retries: -1})
+	_, otherURL := p.serve(contracts.Deps{Retries: -1, ReadWait: time.Second})
 	a := p.client("acme", "org-admin")
 	b := p.clientAt(otherURL, p.token("acme", "org-admin"))
 	d := draft(t, a)

@@ -6,8 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -372,3 +376,27 @@ func bestOf(rates map[int]float64) (int, float64) {
 }
 
 var errNoBaseline = errors.New("the raw baseline did not run")
+
+// profile writes a CPU profile of the rest of the calling sub-benchmark to
+// $JSM_BENCH_PROFILE/<name>.prof when that folder is set (do not combine it
+// with -cpuprofile); it returns the function that stops it.
+func profile(b *testing.B, name string) func() {
+	dir := os.Getenv("JSM_BENCH_PROFILE")
+	if dir == "" {
+		return func() {}
+	}
+	path := filepath.Join(dir, strings.NewReplacer("/", "_", "=", "").Replace(name)+".prof")
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+		b.Logf("cpu profile: %s", path)
+	}
+}

@@ -63,7 +63,9 @@ func BenchmarkCommandThroughput(b *testing.B) {
 
 	var rawRate float64
 	b.Run("raw", func(b *testing.B) {
+		stop := profile(b, "commands-raw")
 		took, err := pipe.run(rawConn, sz.Commands, sz.Window, func(i, n int) *nats.Msg { return same.msg(raw, i, n) })
+		stop()
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -77,9 +79,11 @@ func BenchmarkCommandThroughput(b *testing.B) {
 	for _, callers := range sz.Callers {
 		b.Run(fmt.Sprintf("ours/callers=%d", callers), func(b *testing.B) {
 			base := k0
+			stop := profile(b, fmt.Sprintf("commands-ours-%d", callers))
 			took, err := parallel(callers, sz.Commands, func(k int) error {
 				return ours.assignContact(ctx, r, k%sz.Aggregates, base+k)
 			})
+			stop()
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -59,7 +59,9 @@ func BenchmarkProjectionThroughput(b *testing.B) {
 
 	var rawRate float64
 	b.Run("raw", func(b *testing.B) {
+		stop := profile(b, "projection-raw")
 		took, err := rawProjection(ctx, store.JetStream(), store.Name(), pool, last)
+		stop()
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -92,10 +94,12 @@ func BenchmarkProjectionThroughput(b *testing.B) {
 		}
 		runCtx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
+		stop := profile(b, "projection-ours")
 		start := time.Now()
 		go func() { done <- p.Run(runCtx) }()
 		err = p.WaitFor(ctx, last, 10*time.Minute)
 		took := time.Since(start)
+		stop()
 		cancel()
 		if runErr := <-done; runErr != nil {
 			b.Fatalf("run: %v", runErr)
