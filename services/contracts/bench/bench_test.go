@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -361,18 +360,6 @@ func (s *sameBytes) msg(f *fleet, i, n int) *nats.Msg {
 	h[event.HeaderSubject] = []string{f.ids[i]}
 	h[event.HeaderContract] = []string{f.ids[i]}
 	return &nats.Msg{Subject: event.Subject(readmodel.AggregateType, f.ids[i]), Header: h, Data: s.data}
-}
-
-// bestOf returns the highest rate and its key.
-func bestOf(rates map[int]float64) (int, float64) {
-	keys := slices.Sorted(maps.Keys(rates))
-	bestKey, best := 0, 0.0
-	for _, k := range keys {
-		if rates[k] > best {
-			bestKey, best = k, rates[k]
-		}
-	}
-	return bestKey, best
 }
 
 var errNoBaseline = errors.New("the raw baseline did not run")

@@ -59,9 +59,11 @@ func BenchmarkProjectionThroughput(b *testing.B) {
 
 	var rawRate float64
 	b.Run("raw", func(b *testing.B) {
+		traced, times := tracedPool(b, pool)
 		stop := profile(b, "projection-raw")
-		took, err := rawProjection(ctx, store.JetStream(), store.Name(), pool, last)
+		took, err := rawProjection(ctx, store.JetStream(), store.Name(), traced, last)
 		stop()
+		times.report(b, took)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -80,12 +82,15 @@ func BenchmarkProjectionThroughput(b *testing.B) {
 		if err := pgdb.Migrate(ctx, pool, readmodel.Schema, readmodel.Migrations(), nil); err != nil {
 			b.Fatal(err)
 		}
+		traced, times := tracedPool(b, pool)
+		var commits int
 		p, err := projection.New(projection.Config{
 			Name:      "contracts",
 			Schema:    readmodel.Schema,
 			BatchSize: projectionBatch,
 			Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
-		}, readmodel.Contracts{}, store, pool)
+			Hooks:     projection.Hooks{AfterCommit: func(uint64) error { commits++; return nil }},
+		}, readmodel.Contracts{}, store, traced)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -104,6 +109,7 @@ func BenchmarkProjectionThroughput(b *testing.B) {
 		if runErr := <-done; runErr != nil {
 			b.Fatalf("run: %v", runErr)
 		}
+		times.report(b, took)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -116,6 +122,7 @@ func BenchmarkProjectionThroughput(b *testing.B) {
 		}
 		rate := perSecond(int(last), took)
 		b.ReportMetric(rate, "events/s")
+		b.ReportMetric(float64(last)/float64(max(1, commits)), "events/tx")
 		if rawRate > 0 {
 			b.ReportMetric(rate/rawRate, "ratio")
 			b.Logf("projection: raw %.0f events/s, ours %.0f events/s: ratio %.2f (target >= 0.7)", rawRate, rate, rate/rawRate)
