@@ -5,6 +5,14 @@
 // Loading reads a snapshot (an in-process cache, then a KV bucket) and only
 // the events after it, never the whole subject: a stale or missing snapshot
 // costs time, never correctness, because the append checks the version.
+//
+// Snapshots are written behind the commands, not with each one: an aggregate
+// changed since its last stored snapshot is written when it leaves the cache,
+// at most one snapshot interval (default 2 s) after its change, and on Flush.
+// Writing one per command would double the work JetStream does per command;
+// the interval bounds how much of the stream a cold load after a crash reads
+// (the cost of a load grows with the stream positions between the snapshot
+// and the subject's last event).
 package es
 
 import (
@@ -117,6 +125,10 @@ type Runner[S, C any] struct {
 	retries int
 	now     func() time.Time
 	log     *slog.Logger
+	every   time.Duration
+	dirtyMu sync.Mutex
+	dirty   map[string]struct{} // cache keys whose snapshot is newer than the stored one
+	flushAt *time.Timer         // pending flush of dirty, if any
 	// stripes serialise commands on one aggregate inside this process, so
 	// concurrent callers queue instead of conflicting; conflicts then only
 	// arise between processes, and the bounded retries absorb those.
@@ -142,6 +154,7 @@ type options struct {
 	now       func() time.Time
 	log       *slog.Logger
 	noKV      bool
+	every     time.Duration
 }
 
 // WithRetries bounds how often a conflicting command is re-decided (default 5).
@@ -156,6 +169,10 @@ func WithClock(now func() time.Time) Option { return func(o *options) { o.now = 
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
+// WithSnapshotInterval bounds how long a changed aggregate's stored snapshot
+// may lag behind its cached state (default 2 s).
+func WithSnapshotInterval(d time.Duration) Option { return func(o *options) { o.every = d } }
+
 // WithoutSnapshots keeps snapshots in memory only (tests of the slow path).
 func WithoutSnapshots() Option { return func(o *options) { o.noKV = true } }
 
@@ -164,15 +181,16 @@ func NewRunner[S, C any](ctx context.Context, store *eventstore.Store, source st
 	if store == nil || d.Decide == nil || d.Evolve == nil || d.Initial == nil || d.Scope == nil || d.AggregateType == "" {
 		return nil, errors.New("es: store, aggregate type, Initial, Decide, Evolve and Scope are required")
 	}
-	o := options{retries: 5, cacheSize: 100_000, now: time.Now, log: slog.Default()}
+	o := options{retries: 5, cacheSize: 100_000, now: time.Now, log: slog.Default(), every: 2 * time.Second}
 	for _, opt := range opts {
 		opt(&o)
 	}
-	cache, err := lru.New[string, snapshot[S]](o.cacheSize)
+	r := &Runner[S, C]{store: store, dec: d, source: source, retries: o.retries, now: o.now, log: o.log, every: o.every, dirty: map[string]struct{}{}}
+	cache, err := lru.NewWithEvict(o.cacheSize, r.evicted)
 	if err != nil {
 		return nil, err
 	}
-	r := &Runner[S, C]{store: store, dec: d, source: source, cache: cache, retries: o.retries, now: o.now, log: o.log}
+	r.cache = cache
 	if !o.noKV {
 		kv, err := store.JetStream().CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 			Bucket:      SnapshotBucket,
@@ -239,7 +257,7 @@ func (r *Runner[S, C]) Handle(ctx context.Context, cmd Command[C]) (Result[S], e
 		next.Version = pos
 		next.remember(cmd.ID, pos)
 		r.cache.Add(r.key(cmd.AggregateID), next)
-		r.saveAsync(cmd.AggregateID, next)
+		r.changed(r.key(cmd.AggregateID))
 		return Result[S]{Position: pos, Events: events, State: next.State}, nil
 	}
 	return Result[S]{}, fmt.Errorf("gave up after %d attempts: %w", r.retries+1, lastErr)
@@ -340,23 +358,84 @@ func (r *Runner[S, C]) load(ctx context.Context, id string, fresh bool) (snapsho
 	}
 	r.cache.Add(key, snap)
 	if len(events) > 0 {
-		r.saveAsync(id, snap)
+		r.changed(key)
 	}
 	return snap, nil
 }
 
-// saveAsync writes the snapshot without waiting for the ack: losing one
-// only makes a later cold load read a few more events.
-func (r *Runner[S, C]) saveAsync(id string, snap snapshot[S]) {
+// changed marks a cached snapshot as newer than the stored one and makes
+// sure a flush is due.
+func (r *Runner[S, C]) changed(key string) {
 	if r.kv == nil {
 		return
 	}
+	r.dirtyMu.Lock()
+	defer r.dirtyMu.Unlock()
+	r.dirty[key] = struct{}{}
+	if r.flushAt == nil {
+		r.flushAt = time.AfterFunc(r.every, r.flushDirty)
+	}
+}
+
+// takeDirty reports whether key was dirty and clears its mark.
+func (r *Runner[S, C]) takeDirty(key string) bool {
+	r.dirtyMu.Lock()
+	defer r.dirtyMu.Unlock()
+	_, ok := r.dirty[key]
+	delete(r.dirty, key)
+	return ok
+}
+
+// evicted saves a snapshot leaving the cache if it was not stored yet.
+func (r *Runner[S, C]) evicted(key string, snap snapshot[S]) {
+	if r.takeDirty(key) {
+		r.saveAsync(key, snap)
+	}
+}
+
+// flushDirty saves the cached snapshot of every dirty aggregate.
+func (r *Runner[S, C]) flushDirty() {
+	r.dirtyMu.Lock()
+	keys := r.dirty
+	r.dirty = make(map[string]struct{}, len(keys))
+	r.flushAt = nil
+	r.dirtyMu.Unlock()
+	for key := range keys {
+		if snap, ok := r.cache.Peek(key); ok {
+			r.saveAsync(key, snap)
+		}
+	}
+}
+
+// Flush stores every snapshot not stored yet and waits until JetStream has
+// them (or ctx ends). Call it on shutdown so the next start loads quickly.
+func (r *Runner[S, C]) Flush(ctx context.Context) error {
+	if r.kv == nil {
+		return nil
+	}
+	r.dirtyMu.Lock()
+	if r.flushAt != nil {
+		r.flushAt.Stop()
+	}
+	r.dirtyMu.Unlock()
+	r.flushDirty()
+	select {
+	case <-r.store.JetStream().PublishAsyncComplete():
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("flush snapshots: %w", ctx.Err())
+	}
+}
+
+// saveAsync writes the snapshot without waiting for the ack: losing one
+// only makes a later cold load read a few more events.
+func (r *Runner[S, C]) saveAsync(key string, snap snapshot[S]) {
 	data, err := json.Marshal(snap)
 	if err != nil {
-		r.log.Warn("snapshot not encodable", "aggregate", r.key(id), "err", err)
+		r.log.Warn("snapshot not encodable", "aggregate", key, "err", err)
 		return
 	}
-	if _, err := r.store.JetStream().PublishAsync("$KV."+SnapshotBucket+"."+r.key(id), data); err != nil {
-		r.log.Debug("snapshot not saved", "aggregate", r.key(id), "err", err)
+	if _, err := r.store.JetStream().PublishAsync("$KV."+SnapshotBucket+"."+key, data); err != nil {
+		r.log.Debug("snapshot not saved", "aggregate", key, "err", err)
 	}
 }

@@ -2,10 +2,13 @@ package es_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -179,5 +182,89 @@ func TestColdStartUsesSnapshot(t *testing.T) {
 	}
 	if res.State.N != 31 || res.Position != 31 {
 		t.Fatalf("after restart n=%d at %d, want 31 at 31", res.State.N, res.Position)
+	}
+}
+
+// storedVersion is the version of the aggregate's snapshot in the KV bucket,
+// 0 when there is none.
+func storedVersion(t *testing.T, store *eventstore.Store, id string) uint64 {
+	t.Helper()
+	ctx := context.Background()
+	kv, err := store.JetStream().KeyValue(ctx, es.SnapshotBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry, err := kv.Get(ctx, "test.counter."+id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return 0
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var snap struct {
+		Version uint64 `json:"v"`
+	}
+	if err := json.Unmarshal(entry.Value(), &snap); err != nil {
+		t.Fatal(err)
+	}
+	return snap.Version
+}
+
+func TestSnapshotsAreWrittenBehindCommands(t *testing.T) {
+	ctx := context.Background()
+	n := testkit.StartNATS(t)
+	store := n.Store()
+	// An interval longer than the test: only Flush and eviction write.
+	r := newRunner(t, store, es.WithSnapshotInterval(time.Hour), es.WithCacheSize(2))
+	one := es.Command[add]{AggregateID: "c1", Body: add{By: 1}}
+	for range 5 {
+		if _, err := r.Handle(ctx, one); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v := storedVersion(t, store, "c1"); v != 0 {
+		t.Fatalf("snapshot at %d before any flush, want none", v)
+	}
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v := storedVersion(t, store, "c1"); v != 5 {
+		t.Fatalf("snapshot at %d after Flush, want 5", v)
+	}
+
+	// c1 changes again and leaves the cache when two others come in: it is
+	// written on its way out, and only then.
+	if _, err := r.Handle(ctx, one); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"c2", "c3"} {
+		if _, err := r.Handle(ctx, es.Command[add]{AggregateID: id, Body: add{By: 1}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Flush(ctx); err != nil { // waits for the acks; c2, c3 are written too
+		t.Fatal(err)
+	}
+	if v := storedVersion(t, store, "c1"); v != 6 {
+		t.Fatalf("snapshot of evicted c1 at %d, want 6", v)
+	}
+}
+
+func TestSnapshotsAreWrittenWithinTheInterval(t *testing.T) {
+	ctx := context.Background()
+	n := testkit.StartNATS(t)
+	store := n.Store()
+	r := newRunner(t, store, es.WithSnapshotInterval(20*time.Millisecond))
+	for range 3 {
+		if _, err := r.Handle(ctx, es.Command[add]{AggregateID: "c1", Body: add{By: 1}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for storedVersion(t, store, "c1") != 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("snapshot at %d after 5 s, want 3", storedVersion(t, store, "c1"))
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -35,6 +35,24 @@ type Handler interface {
 	Reset(ctx context.Context, tx pgx.Tx) error
 }
 
+// A Preparer is a Handler that can do most of a batch's work before its
+// transaction: the projector prepares the next batch while the previous one
+// commits. Whatever Prepare remembers between batches may run ahead of what
+// is committed; the projector calls Forget whenever that could be wrong: when
+// it (re)starts from its checkpoint, and when part of a prepared batch turns
+// out to be applied already (another instance got there first), in which
+// case it calls Apply with the rest instead.
+type Preparer interface {
+	Handler
+	Prepare(events []event.Event) (Prepared, error)
+	Forget()
+}
+
+// Prepared is a batch ready to be written in the batch's transaction.
+type Prepared interface {
+	Apply(ctx context.Context, tx pgx.Tx) error
+}
+
 // Config names a projection and where its checkpoint lives.
 type Config struct {
 	// Name identifies the projection (its checkpoint row), e.g. "contracts".
@@ -43,7 +61,11 @@ type Config struct {
 	Schema string
 	// BatchSize bounds the events per transaction (default 500).
 	BatchSize int
-	Logger    *slog.Logger
+	// CatchUpBatchSize bounds them while the projector is behind by more
+	// than BatchSize events (default 4 x BatchSize): larger transactions
+	// write each row fewer times when catching up or rebuilding.
+	CatchUpBatchSize int
+	Logger           *slog.Logger
 	// Hooks let fault tests stop the projector at the worst moments.
 	Hooks Hooks
 }
@@ -81,6 +103,9 @@ func New(cfg Config, h Handler, store *eventstore.Store, pool *pgxpool.Pool) (*P
 	}
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 500
+	}
+	if cfg.CatchUpBatchSize < cfg.BatchSize {
+		cfg.CatchUpBatchSize = 4 * cfg.BatchSize
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -247,28 +272,37 @@ func (p *Projector) round(ctx context.Context) error {
 		return err
 	}
 	p.advance(start)
+	if pr, ok := p.h.(Preparer); ok {
+		pr.Forget()
+	}
 	cons, err := p.store.OrderedConsumer(ctx, start+1)
 	if err != nil {
 		return err
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(2 * p.cfg.BatchSize))
+	it, err := cons.Messages(jetstream.PullMaxMessages(2 * p.cfg.CatchUpBatchSize))
 	if err != nil {
 		return fmt.Errorf("consume: %w", err)
 	}
 	roundCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	msgs := make(chan jetstream.Msg, 2*p.cfg.BatchSize)
+	// The reader decodes the next events while a batch commits.
+	events := make(chan pendingEvent, 2*p.cfg.CatchUpBatchSize)
 	readErr := make(chan error, 1)
 	go func() {
-		defer close(msgs)
+		defer close(events)
 		for {
 			m, err := it.Next()
 			if err != nil {
 				readErr <- err
 				return
 			}
+			e, n, err := eventstore.FromJetStream(m)
+			if err != nil {
+				readErr <- err
+				return
+			}
 			select {
-			case msgs <- m:
+			case events <- pendingEvent{e, n}:
 			case <-roundCtx.Done():
 				return
 			}
@@ -276,81 +310,140 @@ func (p *Projector) round(ctx context.Context) error {
 	}()
 	defer it.Stop()
 
-	batch := make([]event.Event, 0, p.cfg.BatchSize)
+	// The committer writes batches while the loop below collects and
+	// prepares the next one.
+	jobs := make(chan job, 1)
+	committed := make(chan error, 1)
+	go func() {
+		defer close(committed)
+		for j := range jobs {
+			if err := p.apply(ctx, j); err != nil {
+				committed <- err
+				return
+			}
+			p.pending.Store(j.pending)
+		}
+	}()
+	stopped := false
+	stopCommitter := func() error {
+		if !stopped {
+			stopped = true
+			close(jobs)
+		}
+		return <-committed
+	}
+	defer func() { _ = stopCommitter() }()
+
 	for {
-		batch = batch[:0]
-		var pending uint64
+		var j job
+		batch := make([]event.Event, 0, p.cfg.BatchSize)
+		limit := p.cfg.BatchSize
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case err := <-committed:
+			return err
 		case done := <-p.rebuild:
+			if err := stopCommitter(); err != nil {
+				done <- err
+				return err
+			}
 			err := p.reset(ctx)
 			done <- err
 			if err != nil {
 				return err
 			}
 			return errRestart
-		case m, ok := <-msgs:
+		case e, ok := <-events:
 			if !ok {
 				return <-readErr
 			}
-			e, n, err := eventstore.FromJetStream(m)
-			if err != nil {
-				return err
-			}
-			batch, pending = append(batch, e), n
+			batch, j.pending = append(batch, e.Event), e.pending
+		}
+		if j.pending > uint64(p.cfg.BatchSize) {
+			limit = p.cfg.CatchUpBatchSize
 		}
 	drain:
-		for len(batch) < p.cfg.BatchSize {
+		for len(batch) < limit {
 			select {
-			case m, ok := <-msgs:
+			case e, ok := <-events:
 				if !ok {
 					break drain
 				}
-				e, n, err := eventstore.FromJetStream(m)
-				if err != nil {
-					return err
-				}
-				batch, pending = append(batch, e), n
+				batch, j.pending = append(batch, e.Event), e.pending
 			default:
 				break drain
 			}
 		}
-		if err := p.apply(ctx, batch); err != nil {
-			return err
+		j.batch = batch
+		if pr, ok := p.h.(Preparer); ok {
+			prepared, err := pr.Prepare(batch)
+			if err != nil {
+				return fmt.Errorf("prepare up to %d: %w", batch[len(batch)-1].Position, err)
+			}
+			j.prepared = prepared
 		}
-		p.pending.Store(pending)
+		select {
+		case jobs <- j:
+		case err := <-committed:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 
+// job is one batch for the committer.
+type job struct {
+	batch    []event.Event
+	prepared Prepared // nil unless the handler is a Preparer
+	pending  uint64
+}
+
+type pendingEvent struct {
+	event.Event
+	pending uint64 // stream events after it when it was delivered
+}
+
 // apply commits one batch with its checkpoint.
-func (p *Projector) apply(ctx context.Context, batch []event.Event) error {
+func (p *Projector) apply(ctx context.Context, j job) error {
+	batch := j.batch
 	last := batch[len(batch)-1].Position
 	tx, err := p.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
-	// Projections can always be rebuilt from the stream, so a commit need not
-	// wait for the WAL flush.
-	if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
-		return err
-	}
+	// One round trip locks the checkpoint row (another instance waits here
+	// until this batch commits), reads what was applied before, moves the
+	// checkpoint, and lets the commit skip the WAL flush: projections can
+	// always be rebuilt from the stream.
 	var done int64
-	if err := tx.QueryRow(ctx, `SELECT position FROM `+p.table+` WHERE name = $1 FOR UPDATE`, p.cfg.Name).Scan(&done); err != nil {
-		return fmt.Errorf("lock checkpoint: %w", err)
+	if err := tx.QueryRow(ctx, `
+		WITH old AS (SELECT position FROM `+p.table+` WHERE name = $1 FOR UPDATE)
+		UPDATE `+p.table+` AS c SET position = GREATEST(old.position, $2), updated_at = now()
+		FROM old WHERE c.name = $1
+		RETURNING old.position, set_config('synchronous_commit', 'off', true)`,
+		p.cfg.Name, int64(last)).Scan(&done, nil); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
 	}
 	// Another instance may have applied part of this batch already.
 	for len(batch) > 0 && batch[0].Position <= uint64(done) {
 		batch = batch[1:]
+		if j.prepared != nil {
+			j.prepared = nil
+			p.h.(Preparer).Forget()
+		}
 	}
-	if len(batch) > 0 {
-		if err := p.h.Apply(ctx, tx, batch); err != nil {
-			return fmt.Errorf("apply up to %d: %w", last, err)
-		}
-		if _, err := tx.Exec(ctx, `UPDATE `+p.table+` SET position = $2, updated_at = now() WHERE name = $1`, p.cfg.Name, int64(last)); err != nil {
-			return fmt.Errorf("checkpoint: %w", err)
-		}
+	switch {
+	case len(batch) == 0:
+	case j.prepared != nil:
+		err = j.prepared.Apply(ctx, tx)
+	default:
+		err = p.h.Apply(ctx, tx, batch)
+	}
+	if err != nil {
+		return fmt.Errorf("apply up to %d: %w", last, err)
 	}
 	if h := p.cfg.Hooks.BeforeCommit; h != nil {
 		if err := h(last); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,15 +37,46 @@ func (seen) Reset(ctx context.Context, tx pgx.Tx) error {
 	return err
 }
 
-type fixture struct {
-	store *eventstore.Store
-	pool  *pgxpool.Pool
+// preparer is seen as a Preparer: rows are built before the transaction.
+type preparer struct {
+	seen
+	forgets atomic.Int64
 }
 
-func setup(t *testing.T, events int) fixture {
+func (p *preparer) Prepare(events []event.Event) (projection.Prepared, error) {
+	rows := make(preparedRows, len(events))
+	for i, e := range events {
+		rows[i] = []any{int64(e.Position), e.ID, e.AggregateID}
+	}
+	return rows, nil
+}
+
+func (p *preparer) Forget() { p.forgets.Add(1) }
+
+type preparedRows [][]any
+
+func (r preparedRows) Apply(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.CopyFrom(ctx, pgx.Identifier{"t", "seen"}, []string{"position", "event_id", "aggregate_id"}, pgx.CopyFromRows(r))
+	return err
+}
+
+type fixture struct {
+	store    *eventstore.Store
+	pool     *pgxpool.Pool
+	prepared bool // projectors use a Preparer
+}
+
+// kinds runs a test with a plain handler and with a Preparer.
+func kinds(t *testing.T, test func(t *testing.T, prepared bool)) {
+	for _, prepared := range []bool{false, true} {
+		t.Run(map[bool]string{false: "handler", true: "preparer"}[prepared], func(t *testing.T) { test(t, prepared) })
+	}
+}
+
+func setup(t *testing.T, events int, prepared bool) fixture {
 	t.Helper()
 	ctx := context.Background()
-	f := fixture{store: testkit.StartNATS(t).Store(), pool: testkit.PostgresPool(t)}
+	f := fixture{store: testkit.StartNATS(t).Store(), pool: testkit.PostgresPool(t), prepared: prepared}
 	if _, err := f.pool.Exec(ctx, `CREATE SCHEMA t; CREATE TABLE t.seen (position bigint NOT NULL, event_id text NOT NULL, aggregate_id text NOT NULL)`); err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +99,11 @@ func (f fixture) append(t *testing.T, n int) {
 
 func (f fixture) projector(t *testing.T, hooks projection.Hooks) *projection.Projector {
 	t.Helper()
-	p, err := projection.New(projection.Config{Name: "seen", Schema: "t", BatchSize: 64, Hooks: hooks}, seen{}, f.store, f.pool)
+	var h projection.Handler = seen{}
+	if f.prepared {
+		h = &preparer{}
+	}
+	p, err := projection.New(projection.Config{Name: "seen", Schema: "t", BatchSize: 64, Hooks: hooks}, h, f.store, f.pool)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,8 +137,12 @@ func (f fixture) exactlyOnce(t *testing.T, n int) {
 }
 
 func TestProjectsEveryEventOnceAndWaitsForPositions(t *testing.T) {
+	kinds(t, testProjectsEveryEventOnce)
+}
+
+func testProjectsEveryEventOnce(t *testing.T, prepared bool) {
 	ctx := context.Background()
-	f := setup(t, 500)
+	f := setup(t, 500, prepared)
 	p := f.projector(t, projection.Hooks{})
 	start(t, p)
 	if err := p.WaitFor(ctx, 500, 10*time.Second); err != nil {
@@ -126,6 +166,10 @@ func TestProjectsEveryEventOnceAndWaitsForPositions(t *testing.T) {
 var errCrash = errors.New("crash")
 
 func TestCrashAroundCommitLosesAndDuplicatesNothing(t *testing.T) {
+	kinds(t, testCrashAroundCommit)
+}
+
+func testCrashAroundCommit(t *testing.T, prepared bool) {
 	for _, tc := range []struct {
 		name  string
 		hooks func(crashAt uint64) projection.Hooks
@@ -149,7 +193,7 @@ func TestCrashAroundCommitLosesAndDuplicatesNothing(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			f := setup(t, 700)
+			f := setup(t, 700, prepared)
 			crashing := f.projector(t, tc.hooks(300))
 			if err := start(t, crashing)(); !errors.Is(err, errCrash) {
 				t.Fatalf("run ended with %v, want the injected crash", err)
@@ -166,8 +210,12 @@ func TestCrashAroundCommitLosesAndDuplicatesNothing(t *testing.T) {
 }
 
 func TestTwoInstancesApplyEachEventOnce(t *testing.T) {
+	kinds(t, testTwoInstances)
+}
+
+func testTwoInstances(t *testing.T, prepared bool) {
 	ctx := context.Background()
-	f := setup(t, 2000)
+	f := setup(t, 2000, prepared)
 	a, b := f.projector(t, projection.Hooks{}), f.projector(t, projection.Hooks{})
 	start(t, a)
 	start(t, b)
@@ -181,8 +229,12 @@ func TestTwoInstancesApplyEachEventOnce(t *testing.T) {
 }
 
 func TestRebuildYieldsTheSameRows(t *testing.T) {
+	kinds(t, testRebuild)
+}
+
+func testRebuild(t *testing.T, prepared bool) {
 	ctx := context.Background()
-	f := setup(t, 400)
+	f := setup(t, 400, prepared)
 	p := f.projector(t, projection.Hooks{})
 	start(t, p)
 	if err := p.WaitFor(ctx, 400, 10*time.Second); err != nil {

@@ -250,7 +250,7 @@ func TestContractLifecycle(t *testing.T) {
 func dumpReadModel(t *testing.T, pool *pgxpool.Pool) string {
 	t.Helper()
 	var s string
-	err := pool.QueryRow(ctx, `SELECT coalesce(string_agg(concat_ws('|', contract_id, customer_org_id, provider_org_id, title, status, phase, state::text, position, created_at, updated_at), E'\n' ORDER BY contract_id), '') FROM contracts.contracts`).Scan(&s)
+	err := pool.QueryRow(ctx, `SELECT coalesce(string_agg(concat_ws('|', contract_id, customer_org_id, provider_org_id, title, status, phase, encode(view, 'hex'), position, created_at, updated_at), E'\n' ORDER BY contract_id), '') FROM contracts.contracts`).Scan(&s)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,6 +47,7 @@ type Deps struct {
 type Service struct {
 	deps      Deps
 	app       app.Application
+	runner    *es.Runner[domain.State, domain.Command]
 	projector *projection.Projector
 }
 
@@ -96,7 +97,7 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	projector, err := projection.New(projection.Config{Name: "contracts", Schema: readmodel.Schema, Logger: d.Logger}, readmodel.Contracts{}, d.Store, d.Pool)
+	projector, err := projection.New(projection.Config{Name: "contracts", Schema: readmodel.Schema, Logger: d.Logger}, readmodel.NewContracts(0), d.Store, d.Pool)
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +109,7 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Service{deps: d, app: app.Application{Commands: commands, Queries: queries}, projector: projector}, nil
+	return &Service{deps: d, app: app.Application{Commands: commands, Queries: queries}, runner: runner, projector: projector}, nil
 }
 
 // Name is "contracts".
@@ -125,8 +126,14 @@ func (s *Service) Migrate(ctx context.Context) error {
 	return s.projector.Migrate(ctx)
 }
 
-// Run keeps the read model up to date until ctx ends.
-func (s *Service) Run(ctx context.Context) error { return s.projector.Run(ctx) }
+// Run keeps the read model up to date until ctx ends, then stores the
+// snapshots not stored yet, so the next start loads aggregates quickly.
+func (s *Service) Run(ctx context.Context) error {
+	err := s.projector.Run(ctx)
+	flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	return errors.Join(err, s.runner.Flush(flushCtx))
+}
 
 // Handlers mounts jsm.contracts.v1.ContractService.
 func (s *Service) Handlers(opts ...connect.HandlerOption) []rpc.Handler {

@@ -199,7 +199,7 @@ func (s *Server) GetContract(ctx context.Context, r *connect.Request[contractsv1
 	if err != nil {
 		return nil, toConnect(ctx, s.log, err)
 	}
-	return connect.NewResponse(&contractsv1.GetContractResponse{Contract: toProto(c)}), nil
+	return connect.NewResponse(&contractsv1.GetContractResponse{Contract: c}), nil
 }
 
 func (s *Server) ListContracts(ctx context.Context, r *connect.Request[contractsv1.ListContractsRequest]) (*connect.Response[contractsv1.ListContractsResponse], error) {
@@ -219,9 +219,5 @@ func (s *Server) ListContracts(ctx context.Context, r *connect.Request[contracts
 	if err != nil {
 		return nil, toConnect(ctx, s.log, err)
 	}
-	out := &contractsv1.ListContractsResponse{NextPageToken: next}
-	for _, c := range list {
-		out.Contracts = append(out.Contracts, toProto(c))
-	}
-	return connect.NewResponse(out), nil
+	return connect.NewResponse(&contractsv1.ListContractsResponse{Contracts: list, NextPageToken: next}), nil
 }

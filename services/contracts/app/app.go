@@ -137,12 +137,6 @@ func NewQueries(pool *pgxpool.Pool, projector *projection.Projector, maxWait tim
 	return &Queries{pool: pool, projector: projector, maxWait: maxWait}, nil
 }
 
-// Contract is a contract as the read model has it.
-type Contract struct {
-	State    domain.State
-	Position uint64
-}
-
 func (q *Queries) wait(ctx context.Context, minPosition uint64) error {
 	if err := q.projector.WaitFor(ctx, minPosition, q.maxWait); err != nil {
 		return fmt.Errorf("read model: %w", err)

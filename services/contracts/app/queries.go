@@ -3,11 +3,11 @@ package app
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/proto"
 
 	contractsv1 "github.com/jsmplatform/jsm/proto/gen/jsm/contracts/v1"
 	"github.com/jsmplatform/jsm/services/contracts/domain"
@@ -15,24 +15,27 @@ import (
 
 // Get returns a contract the org is a party to; any other contract is not
 // found, whether or not it exists.
-func (q *Queries) Get(ctx context.Context, org domain.OrgID, id domain.ContractID, minPosition uint64) (Contract, error) {
+func (q *Queries) Get(ctx context.Context, org domain.OrgID, id domain.ContractID, minPosition uint64) (*contractsv1.Contract, error) {
 	if err := q.wait(ctx, minPosition); err != nil {
-		return Contract{}, err
+		return nil, err
 	}
-	var state []byte
-	var pos int64
+	var view []byte
 	err := q.pool.QueryRow(ctx, `
-		SELECT state, position FROM contracts.contracts
-		WHERE contract_id = $1 AND (customer_org_id = $2 OR provider_org_id = $2)`, string(id), string(org)).Scan(&state, &pos)
+		SELECT view FROM contracts.contracts
+		WHERE contract_id = $1 AND (customer_org_id = $2 OR provider_org_id = $2)`, string(id), string(org)).Scan(&view)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Contract{}, domain.NotFoundError{ID: id}
+		return nil, domain.NotFoundError{ID: id}
 	}
 	if err != nil {
-		return Contract{}, fmt.Errorf("get contract %s: %w", id, err)
+		return nil, fmt.Errorf("get contract %s: %w", id, err)
 	}
-	c := Contract{Position: uint64(pos)}
-	if err := json.Unmarshal(state, &c.State); err != nil {
-		return Contract{}, fmt.Errorf("contract %s: stored state: %w", id, err)
+	return decodeView(view)
+}
+
+func decodeView(view []byte) (*contractsv1.Contract, error) {
+	c := &contractsv1.Contract{}
+	if err := proto.Unmarshal(view, c); err != nil {
+		return nil, fmt.Errorf("stored contract: %w", err)
 	}
 	return c, nil
 }
@@ -55,7 +58,7 @@ const DefaultPageSize = 50
 
 // List returns the org's contracts in id order (ids are time-ordered, so
 // oldest first), a page at a time.
-func (q *Queries) List(ctx context.Context, org domain.OrgID, f ListFilter) ([]Contract, string, error) {
+func (q *Queries) List(ctx context.Context, org domain.OrgID, f ListFilter) ([]*contractsv1.Contract, string, error) {
 	if err := q.wait(ctx, f.MinPosition); err != nil {
 		return nil, "", err
 	}
@@ -72,7 +75,7 @@ func (q *Queries) List(ctx context.Context, org domain.OrgID, f ListFilter) ([]C
 		size = DefaultPageSize
 	}
 	rows, err := q.pool.Query(ctx, `
-		SELECT state, position FROM contracts.contracts
+		SELECT view FROM contracts.contracts
 		WHERE (customer_org_id = $1 OR provider_org_id = $1)
 		  AND ($2 = 0 OR status = $2)
 		  AND ($3 = 0 OR phase = $3)
@@ -84,16 +87,15 @@ func (q *Queries) List(ctx context.Context, org domain.OrgID, f ListFilter) ([]C
 		return nil, "", fmt.Errorf("list contracts: %w", err)
 	}
 	defer rows.Close()
-	var out []Contract
+	var out []*contractsv1.Contract
 	for rows.Next() {
-		var state []byte
-		var pos int64
-		if err := rows.Scan(&state, &pos); err != nil {
+		var view []byte
+		if err := rows.Scan(&view); err != nil {
 			return nil, "", err
 		}
-		c := Contract{Position: uint64(pos)}
-		if err := json.Unmarshal(state, &c.State); err != nil {
-			return nil, "", fmt.Errorf("stored state: %w", err)
+		c, err := decodeView(view)
+		if err != nil {
+			return nil, "", err
 		}
 		out = append(out, c)
 	}
@@ -103,7 +105,7 @@ func (q *Queries) List(ctx context.Context, org domain.OrgID, f ListFilter) ([]C
 	next := ""
 	if len(out) > size {
 		out = out[:size]
-		next = base64.RawURLEncoding.EncodeToString([]byte(out[size-1].State.ID))
+		next = base64.RawURLEncoding.EncodeToString([]byte(out[size-1].GetContractId()))
 	}
 	return out, next, nil
 }

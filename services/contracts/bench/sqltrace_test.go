@@ -38,6 +38,25 @@ func (t *sqlTimes) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.Trace
 }
 
 func (t *sqlTimes) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryEndData) {
+	t.end(ctx)
+}
+
+// TraceBatchStart times a batch as one statement named after its first query.
+func (t *sqlTimes) TraceBatchStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceBatchStartData) context.Context {
+	sql := "batch"
+	if d.Batch != nil && d.Batch.Len() > 0 {
+		sql = fmt.Sprintf("batch of %d: %s", d.Batch.Len(), d.Batch.QueuedQueries[0].SQL)
+	}
+	return context.WithValue(ctx, sqlStartKey{}, sqlStart{sql: sql, at: time.Now()})
+}
+
+func (t *sqlTimes) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+
+func (t *sqlTimes) TraceBatchEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchEndData) {
+	t.end(ctx)
+}
+
+func (t *sqlTimes) end(ctx context.Context) {
 	s, ok := ctx.Value(sqlStartKey{}).(sqlStart)
 	if !ok {
 		return

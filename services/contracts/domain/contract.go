@@ -9,6 +9,8 @@
 package domain
 
 import (
+	"encoding/json"
+	"reflect"
 	"slices"
 	"time"
 
@@ -45,6 +47,40 @@ type State struct {
 	// event, as given to EvolveAt; Evolve leaves them alone.
 	CreatedAt time.Time `json:"created_at,omitzero"`
 	UpdatedAt time.Time `json:"updated_at,omitzero"`
+}
+
+// stateJSON is State's stored form. While the version in force is the
+// current one, as for most active contracts, it is stored once: the terms
+// are most of a contract's bytes, and the read model writes them on every
+// change.
+type stateJSON struct {
+	stateFields
+	InForceIsCurrent bool `json:"in_force_is_current,omitzero"`
+}
+
+type stateFields State
+
+// MarshalJSON stores the terms in force once when they are the current ones.
+func (s State) MarshalJSON() ([]byte, error) {
+	j := stateJSON{stateFields: stateFields(s)}
+	if s.InForce != nil && s.InForce.Version == s.Current.Version && reflect.DeepEqual(*s.InForce, s.Current) {
+		j.InForce, j.InForceIsCurrent = nil, true
+	}
+	return json.Marshal(j)
+}
+
+// UnmarshalJSON reads what MarshalJSON wrote.
+func (s *State) UnmarshalJSON(data []byte) error {
+	var j stateJSON
+	if err := json.Unmarshal(data, &j); err != nil {
+		return err
+	}
+	*s = State(j.stateFields)
+	if j.InForceIsCurrent {
+		inForce := s.Current.clone()
+		s.InForce = &inForce
+	}
+	return nil
 }
 
 // Exists reports whether the contract has been drafted.

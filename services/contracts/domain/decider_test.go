@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -906,6 +907,32 @@ func TestStateJSONRoundTrip(t *testing.T) {
 	}
 }
 
+func TestStateJSONStoresTermsInForceOnce(t *testing.T) {
+	var s domain.State
+	for i, e := range with(operating, reqAdded("R1", 2), signed(provider, 2, false, t2), signed(customer, 2, true, t2)) {
+		s = domain.EvolveAt(s, e, t0.Add(time.Duration(i)*time.Minute))
+	}
+	if s.InForce == nil || s.InForce.Version != s.Current.Version {
+		t.Fatalf("want the current version in force: %+v", s)
+	}
+	b := snapshot(t, s)
+	if strings.Contains(b, `"in_force":`) || !strings.Contains(b, `"in_force_is_current":true`) {
+		t.Fatalf("terms in force stored twice: %s", b)
+	}
+	var back domain.State
+	if err := json.Unmarshal([]byte(b), &back); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(back, s) {
+		t.Fatalf("round trip changed the state:\n%+v\n%+v", s, back)
+	}
+	// The copy is the state's own: changing it leaves the current terms alone.
+	back.InForce.Terms.Requirements[0].Text = "changed"
+	if back.Current.Terms.Requirements[0].Text == "changed" {
+		t.Fatal("in force and current share their requirements")
+	}
+}
+
 func TestMappingRoundTrip(t *testing.T) {
 	t.Parallel()
 	if got := domain.LevelsFromProto(domain.LevelsToProto(levels())); !reflect.DeepEqual(got, levels()) {
@@ -922,6 +949,38 @@ func TestMappingRoundTrip(t *testing.T) {
 	}
 	if got := domain.SubcontractorFromProto(domain.SubcontractorToProto(sub("s"))); got != sub("s") {
 		t.Fatalf("subcontractor: %+v", got)
+	}
+}
+
+// The read model stores a contract as its API message, and folds further
+// events onto the state it gives back: the round trip must lose nothing.
+func TestContractMessageRoundTrip(t *testing.T) {
+	t.Parallel()
+	history := with(operating,
+		contactAssigned(customer, "ciso", "ada", 2), subAdded("hoster", 2), levelsSet(2), reqAdded("R1", 2),
+		signed(provider, 2, false, t2), signed(customer, 2, true, t2.Add(time.Minute)),
+		reqAdded("R2", 3), signed(provider, 3, false, t2.Add(2*time.Minute)),
+		terminated(provider, t2.Add(2*notice), t2.Add(time.Hour)),
+	)
+	for n := range len(history) + 1 {
+		var s domain.State
+		for i, e := range history[:n] {
+			s = domain.EvolveAt(s, e, t0.Add(time.Duration(i)*time.Minute))
+		}
+		b, err := proto.Marshal(domain.ContractToProto(s, 42))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m contractsv1.Contract
+		if err := proto.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		if got := domain.ContractFromProto(&m); !reflect.DeepEqual(got, s) {
+			t.Fatalf("after %d events the round trip changed the state:\n%+v\n%+v", n, s, got)
+		}
+		if m.GetPosition() != 42 {
+			t.Fatalf("position %d, want 42", m.GetPosition())
+		}
 	}
 }
 

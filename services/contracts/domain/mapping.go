@@ -92,6 +92,92 @@ func TermsToProto(t Terms) *contractsv1.Terms {
 	}
 }
 
+// TermsFromProto maps a terms message to the domain.
+func TermsFromProto(m *contractsv1.Terms) Terms {
+	return Terms{
+		Title:             m.GetTitle(),
+		Reference:         m.GetReference(),
+		ServicesInScope:   cloneSlice(m.GetServicesInScope()),
+		CriticalFunction:  m.GetCriticalFunction(),
+		TerminationNotice: durationFromProto(m.GetTerminationNotice()),
+		Requirements:      mapSlice(m.GetRequirements(), RequirementFromProto),
+		Contacts:          mapSlice(m.GetContacts(), ContactFromProto),
+		Subcontractors:    mapSlice(m.GetSubcontractors(), SubcontractorFromProto),
+		Levels:            LevelsFromProto(m.GetServiceLevels()),
+	}
+}
+
+// TermsVersionFromProto maps a terms-version message to the domain.
+func TermsVersionFromProto(m *contractsv1.TermsVersion) TermsVersion {
+	return TermsVersion{
+		Version:    m.GetVersion(),
+		Terms:      TermsFromProto(m.GetTerms()),
+		Signatures: mapSlice(m.GetSignatures(), SignatureFromProto),
+	}
+}
+
+// SignatureFromProto maps a signature message to the domain.
+func SignatureFromProto(m *contractsv1.Signature) Signature {
+	return Signature{Org: OrgID(m.GetOrgId()), User: m.GetUserId(), SignedAt: timeFromProto(m.GetSignedAt())}
+}
+
+// TerminationFromProto maps a termination message to the domain; nil gives nil.
+func TerminationFromProto(m *contractsv1.Termination) *Termination {
+	if m == nil {
+		return nil
+	}
+	return &Termination{
+		Org:           OrgID(m.GetOrgId()),
+		Reason:        m.GetReason(),
+		EffectiveDate: timeFromProto(m.GetEffectiveDate()),
+		TerminatedAt:  timeFromProto(m.GetTerminatedAt()),
+	}
+}
+
+// ContractToProto is the contract as the API shows it, at the stream
+// position of its last event. It holds the whole state: ContractFromProto
+// gives it back.
+func ContractToProto(s State, position uint64) *contractsv1.Contract {
+	effective := s.Effective()
+	out := &contractsv1.Contract{
+		ContractId:    string(s.ID),
+		CustomerOrgId: string(s.Customer),
+		ProviderOrgId: string(s.Provider),
+		Title:         effective.Terms.Title,
+		Status:        s.Status(),
+		Phase:         s.Phase,
+		ServiceLevels: LevelsToProto(effective.Terms.Levels),
+		Current:       TermsVersionToProto(s.Current),
+		Termination:   TerminationToProto(s.Termination),
+		Position:      position,
+		CreatedAt:     timeToProto(s.CreatedAt),
+		UpdatedAt:     timeToProto(s.UpdatedAt),
+	}
+	if s.InForce != nil {
+		out.InForce = TermsVersionToProto(*s.InForce)
+	}
+	return out
+}
+
+// ContractFromProto is the state a contract message shows.
+func ContractFromProto(m *contractsv1.Contract) State {
+	s := State{
+		ID:          ContractID(m.GetContractId()),
+		Customer:    OrgID(m.GetCustomerOrgId()),
+		Provider:    OrgID(m.GetProviderOrgId()),
+		Phase:       m.GetPhase(),
+		Current:     TermsVersionFromProto(m.GetCurrent()),
+		Termination: TerminationFromProto(m.GetTermination()),
+		CreatedAt:   timeFromProto(m.GetCreatedAt()),
+		UpdatedAt:   timeFromProto(m.GetUpdatedAt()),
+	}
+	if m.GetInForce() != nil {
+		inForce := TermsVersionFromProto(m.GetInForce())
+		s.InForce = &inForce
+	}
+	return s
+}
+
 // TermsVersionToProto maps a terms version with its signatures to its message.
 func TermsVersionToProto(v TermsVersion) *contractsv1.TermsVersion {
 	return &contractsv1.TermsVersion{

@@ -6,13 +6,17 @@ package projection
 import (
 	"context"
 	"embed"
-	"encoding/json"
 	"fmt"
 	"io/fs"
+	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/jsmplatform/jsm/libs/event"
+	"github.com/jsmplatform/jsm/libs/projection"
+	contractsv1 "github.com/jsmplatform/jsm/proto/gen/jsm/contracts/v1"
 	"github.com/jsmplatform/jsm/services/contracts/domain"
 )
 
@@ -35,52 +39,120 @@ func Migrations() fs.FS {
 }
 
 // Contracts projects contract events into contracts.contracts.
-type Contracts struct{}
+//
+// It keeps the states it wrote in memory, so a batch usually costs one
+// statement: each row is written only if it still holds the position the
+// cached state was folded to. A row that does not (another instance wrote
+// it, or a transaction that wrote the cache rolled back) is read back and
+// folded again in the same transaction.
+type Contracts struct {
+	cache *lru.Cache[string, row]
+}
 
+// NewContracts returns the read model's handler, caching up to size states
+// (default 10k).
+func NewContracts(size int) *Contracts {
+	if size <= 0 {
+		size = 10_000
+	}
+	cache, err := lru.New[string, row](size)
+	if err != nil {
+		panic(err) // only for a size <= 0
+	}
+	return &Contracts{cache: cache}
+}
+
+// row is a contract's folded state and the position it covers; pos 0 means
+// the contract has no row yet.
 type row struct {
 	state domain.State
 	pos   uint64
+	view  []byte // the encoded contract message, when prepared (never cached)
 }
 
-// Apply folds a batch: it reads the rows of the contracts the batch touches,
-// applies the events in memory and writes each contract once.
-func (Contracts) Apply(ctx context.Context, tx pgx.Tx, events []event.Event) error {
-	var ids []string
-	touched := map[string]*row{}
+// Apply folds a batch and writes each contract it touched once.
+func (c *Contracts) Apply(ctx context.Context, tx pgx.Tx, events []event.Event) error {
+	b, err := c.Prepare(events)
+	if err != nil {
+		return err
+	}
+	return b.Apply(ctx, tx)
+}
+
+// Forget empties the cache.
+func (c *Contracts) Forget() { c.cache.Purge() }
+
+// Prepare folds the batch onto the cached states, outside the transaction.
+// Contracts neither cached nor created in the batch are left for Apply to
+// read.
+func (c *Contracts) Prepare(events []event.Event) (projection.Prepared, error) {
+	b := &batch{c: c, events: events, rows: map[string]*row{}, expected: map[string]uint64{}}
 	for _, e := range events {
 		if e.AggregateType != AggregateType {
 			continue
 		}
-		if _, ok := touched[e.AggregateID]; !ok {
-			touched[e.AggregateID] = &row{}
-			ids = append(ids, e.AggregateID)
+		if _, ok := b.rows[e.AggregateID]; ok {
+			continue
+		}
+		r := &row{}
+		if cached, ok := c.cache.Get(e.AggregateID); ok {
+			*r = cached
+		} else if e.Type != draftedType {
+			r.pos = unknown
+		}
+		b.rows[e.AggregateID] = r
+		b.ids = append(b.ids, e.AggregateID)
+	}
+	known := make(map[string]*row, len(b.rows))
+	for id, r := range b.rows {
+		if r.pos != unknown {
+			known[id] = r
 		}
 	}
-	if len(ids) == 0 {
-		return nil
+	if err := b.fold(known); err != nil {
+		return nil, err
 	}
-	rows, err := tx.Query(ctx, `SELECT contract_id, state, position FROM contracts.contracts WHERE contract_id = ANY($1)`, ids)
-	if err != nil {
-		return fmt.Errorf("read contracts: %w", err)
-	}
-	for rows.Next() {
-		var id string
-		var state []byte
-		var pos int64
-		if err := rows.Scan(&id, &state, &pos); err != nil {
-			return err
+	for id, r := range known {
+		if r.pos != b.expected[id] && r.state.Exists() {
+			view, err := encode(r)
+			if err != nil {
+				return nil, fmt.Errorf("contract %s: %w", id, err)
+			}
+			r.view = view
 		}
-		r := touched[id]
-		if err := json.Unmarshal(state, &r.state); err != nil {
-			return fmt.Errorf("contract %s: stored state: %w", id, err)
+	}
+	b.remember(known)
+	return b, nil
+}
+
+// remember caches rows as folded, ahead of the commit: the next batch is
+// prepared while this one commits. Should the transaction roll back, the
+// position check of the next write catches the difference.
+func (b *batch) remember(rows map[string]*row) {
+	for id, r := range rows {
+		if r.pos > 0 {
+			b.c.cache.Add(id, row{state: r.state, pos: r.pos})
 		}
-		r.pos = uint64(pos)
 	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read contracts: %w", err)
+}
+
+// batch is a prepared batch: rows folded up to the batch's end, with the
+// position each row is expected to hold in the table before the write.
+type batch struct {
+	c        *Contracts
+	events   []event.Event
+	ids      []string // in order of first appearance
+	rows     map[string]*row
+	expected map[string]uint64
+}
+
+// fold records each row's expected position and applies the events after it.
+func (b *batch) fold(rows map[string]*row) error {
+	for id, r := range rows {
+		b.expected[id] = r.pos
 	}
-	for _, e := range events {
-		r, ok := touched[e.AggregateID]
+	for _, e := range b.events {
+		r, ok := rows[e.AggregateID]
 		if !ok || e.AggregateType != AggregateType || e.Position <= r.pos {
 			continue
 		}
@@ -90,53 +162,201 @@ func (Contracts) Apply(ctx context.Context, tx pgx.Tx, events []event.Event) err
 		}
 		r.state = domain.EvolveAt(r.state, msg, e.Time)
 		r.pos = e.Position
-	}
-	n := len(ids)
-	var (
-		customers, providers, titles, states = make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
-		statuses, phases                     = make([]int16, 0, n), make([]int16, 0, n)
-		positions                            = make([]int64, 0, n)
-		created, updated                     = make([]any, 0, n), make([]any, 0, n)
-		keep                                 = make([]string, 0, n)
-	)
-	for _, id := range ids {
-		r := touched[id]
-		if !r.state.Exists() {
-			continue // events of a contract never drafted: nothing to show
-		}
-		state, err := json.Marshal(r.state)
-		if err != nil {
-			return fmt.Errorf("contract %s: encode state: %w", id, err)
-		}
-		keep = append(keep, id)
-		customers = append(customers, string(r.state.Customer))
-		providers = append(providers, string(r.state.Provider))
-		titles = append(titles, r.state.Effective().Terms.Title)
-		statuses = append(statuses, int16(r.state.Status()))
-		phases = append(phases, int16(r.state.Phase))
-		states = append(states, string(state))
-		positions = append(positions, int64(r.pos))
-		created = append(created, r.state.CreatedAt)
-		updated = append(updated, r.state.UpdatedAt)
-	}
-	_, err = tx.Exec(ctx, `
-		INSERT INTO contracts.contracts AS c
-			(contract_id, customer_org_id, provider_org_id, title, status, phase, state, position, created_at, updated_at)
-		SELECT u.id, u.customer, u.provider, u.title, u.status, u.phase, u.state::jsonb, u.position, u.created, u.updated
-		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::smallint[], $6::smallint[], $7::text[], $8::bigint[], $9::timestamptz[], $10::timestamptz[])
-			AS u(id, customer, provider, title, status, phase, state, position, created, updated)
-		ON CONFLICT (contract_id) DO UPDATE SET
-			title = excluded.title, status = excluded.status, phase = excluded.phase,
-			state = excluded.state, position = excluded.position, updated_at = excluded.updated_at`,
-		keep, customers, providers, titles, statuses, phases, states, positions, created, updated)
-	if err != nil {
-		return fmt.Errorf("write contracts: %w", err)
+		r.view = nil
 	}
 	return nil
 }
 
+// Apply writes the batch in tx. A row the cache was wrong about (another
+// instance wrote it, or a transaction that filled the cache rolled back) is
+// read back and folded again from what it holds.
+func (b *batch) Apply(ctx context.Context, tx pgx.Tx) error {
+	unknowns := map[string]*row{}
+	for id, r := range b.rows {
+		if r.pos == unknown {
+			unknowns[id] = r
+		}
+	}
+	if err := b.reread(ctx, tx, unknowns); err != nil {
+		return err
+	}
+	written, err := b.write(ctx, tx, b.ids)
+	if err != nil {
+		return err
+	}
+	if len(written) < len(b.ids) {
+		var again []string
+		stale := map[string]*row{}
+		for _, id := range b.ids {
+			if !written[id] {
+				again = append(again, id)
+				stale[id] = b.rows[id]
+			}
+		}
+		if err := b.reread(ctx, tx, stale); err != nil {
+			return err
+		}
+		if _, err := b.write(ctx, tx, again); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reread replaces rows by what the table holds and folds the batch onto them.
+func (b *batch) reread(ctx context.Context, tx pgx.Tx, rows map[string]*row) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(rows))
+	for id, r := range rows {
+		ids = append(ids, id)
+		*r = row{}
+	}
+	res, err := tx.Query(ctx, `SELECT contract_id, view, position FROM contracts.contracts WHERE contract_id = ANY($1)`, ids)
+	if err != nil {
+		return fmt.Errorf("read contracts: %w", err)
+	}
+	defer res.Close()
+	for res.Next() {
+		var id string
+		var view []byte
+		var pos int64
+		if err := res.Scan(&id, &view, &pos); err != nil {
+			return err
+		}
+		var m contractsv1.Contract
+		if err := proto.Unmarshal(view, &m); err != nil {
+			return fmt.Errorf("contract %s: stored view: %w", id, err)
+		}
+		r := rows[id]
+		r.state, r.pos = domain.ContractFromProto(&m), uint64(pos)
+	}
+	if err := res.Err(); err != nil {
+		return fmt.Errorf("read contracts: %w", err)
+	}
+	if err := b.fold(rows); err != nil {
+		return err
+	}
+	b.remember(rows)
+	return nil
+}
+
+// unknown marks a row whose stored state must be read.
+const unknown = ^uint64(0)
+
+var draftedType = string((&contractsv1.ContractDrafted{}).ProtoReflect().Descriptor().FullName())
+
+// columns are the values of the rows one statement writes.
+type columns struct {
+	ids, customers, providers, titles []string
+	statuses, phases                  []int16
+	views                             [][]byte
+	positions, prev                   []int64
+	created, updated                  []time.Time
+}
+
+// encode is the row's view: the contract message at the row's position.
+func encode(r *row) ([]byte, error) {
+	view, err := proto.Marshal(domain.ContractToProto(r.state, r.pos))
+	if err != nil {
+		return nil, fmt.Errorf("encode view: %w", err)
+	}
+	return view, nil
+}
+
+func (c *columns) add(id string, r *row, prev uint64) error {
+	view := r.view
+	if view == nil {
+		var err error
+		if view, err = encode(r); err != nil {
+			return fmt.Errorf("contract %s: %w", id, err)
+		}
+	}
+	c.ids = append(c.ids, id)
+	c.customers = append(c.customers, string(r.state.Customer))
+	c.providers = append(c.providers, string(r.state.Provider))
+	c.titles = append(c.titles, r.state.Effective().Terms.Title)
+	c.statuses = append(c.statuses, int16(r.state.Status()))
+	c.phases = append(c.phases, int16(r.state.Phase))
+	c.views = append(c.views, view)
+	c.positions = append(c.positions, int64(r.pos))
+	c.prev = append(c.prev, int64(prev))
+	c.created = append(c.created, r.state.CreatedAt)
+	c.updated = append(c.updated, r.state.UpdatedAt)
+	return nil
+}
+
+// write stores the rows of ids: a new contract only if it has no row yet,
+// a known one only if its row still holds the expected position. It
+// reports which rows it wrote (or had nothing to write for); both
+// statements go in one round trip.
+func (b *batch) write(ctx context.Context, tx pgx.Tx, ids []string) (map[string]bool, error) {
+	written := make(map[string]bool, len(ids))
+	var inserts, updates columns
+	for _, id := range ids {
+		r := b.rows[id]
+		prev := b.expected[id]
+		var err error
+		switch {
+		case !r.state.Exists() || r.pos == prev:
+			written[id] = true // nothing to show, or nothing new
+		case prev == 0:
+			err = inserts.add(id, r, prev)
+		default:
+			err = updates.add(id, r, prev)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	q := &pgx.Batch{}
+	collect := func(rows pgx.Rows) error {
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			written[id] = true
+		}
+		return rows.Err()
+	}
+	if len(inserts.ids) > 0 {
+		q.Queue(`
+			INSERT INTO contracts.contracts
+				(contract_id, customer_org_id, provider_org_id, title, status, phase, view, position, created_at, updated_at)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::smallint[], $6::smallint[], $7::bytea[], $8::bigint[], $9::timestamptz[], $10::timestamptz[])
+			ON CONFLICT (contract_id) DO NOTHING
+			RETURNING contract_id`,
+			inserts.ids, inserts.customers, inserts.providers, inserts.titles, inserts.statuses, inserts.phases,
+			inserts.views, inserts.positions, inserts.created, inserts.updated,
+		).Query(collect)
+	}
+	if len(updates.ids) > 0 {
+		q.Queue(`
+			UPDATE contracts.contracts AS c SET
+				title = u.title, status = u.status, phase = u.phase,
+				view = u.view, position = u.position, updated_at = u.updated
+			FROM unnest($1::text[], $2::text[], $3::smallint[], $4::smallint[], $5::bytea[], $6::bigint[], $7::timestamptz[], $8::bigint[])
+				AS u(id, title, status, phase, view, position, updated, prev)
+			WHERE c.contract_id = u.id AND c.position = u.prev
+			RETURNING c.contract_id`,
+			updates.ids, updates.titles, updates.statuses, updates.phases,
+			updates.views, updates.positions, updates.updated, updates.prev,
+		).Query(collect)
+	}
+	if q.Len() == 0 {
+		return written, nil
+	}
+	if err := tx.SendBatch(ctx, q).Close(); err != nil {
+		return nil, fmt.Errorf("write contracts: %w", err)
+	}
+	return written, nil
+}
+
 // Reset empties the read model for a rebuild.
-func (Contracts) Reset(ctx context.Context, tx pgx.Tx) error {
+func (c *Contracts) Reset(ctx context.Context, tx pgx.Tx) error {
+	c.Forget()
 	_, err := tx.Exec(ctx, `TRUNCATE contracts.contracts`)
 	return err
 }

@@ -1,6 +1,9 @@
 -- +goose Up
--- The contracts read model: one row per contract, the folded domain state as
--- JSON plus the columns queries filter on. Rebuilt from the stream at will.
+-- The contracts read model: one row per contract, the contract as the API
+-- shows it (jsm.contracts.v1.Contract, binary protobuf: it holds the whole
+-- folded state) plus the columns queries filter on. Rebuilt from the stream at
+-- will. Rows are rewritten on every change: lz4 keeps them small and inline,
+-- and the free space left on each page lets updates stay HOT.
 CREATE TABLE contracts.contracts (
     contract_id     text PRIMARY KEY,
     customer_org_id text        NOT NULL,
@@ -8,11 +11,11 @@ CREATE TABLE contracts.contracts (
     title           text        NOT NULL,
     status          smallint    NOT NULL,
     phase           smallint    NOT NULL,
-    state           jsonb       NOT NULL,
+    view            bytea       COMPRESSION lz4 NOT NULL,
     position        bigint      NOT NULL,
     created_at      timestamptz NOT NULL,
     updated_at      timestamptz NOT NULL
-);
+) WITH (fillfactor = 70);
 CREATE INDEX contracts_by_customer ON contracts.contracts (customer_org_id, contract_id);
 CREATE INDEX contracts_by_provider ON contracts.contracts (provider_org_id, contract_id);
 

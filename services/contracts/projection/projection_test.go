@@ -1,0 +1,199 @@
+package projection_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/jsmplatform/jsm/libs/es"
+	"github.com/jsmplatform/jsm/libs/event"
+	"github.com/jsmplatform/jsm/libs/eventstore"
+	"github.com/jsmplatform/jsm/libs/pgdb"
+	"github.com/jsmplatform/jsm/libs/projection"
+	"github.com/jsmplatform/jsm/libs/testkit"
+	"github.com/jsmplatform/jsm/services/contracts"
+	"github.com/jsmplatform/jsm/services/contracts/domain"
+	readmodel "github.com/jsmplatform/jsm/services/contracts/projection"
+)
+
+func TestMain(m *testing.M) { testkit.Main(m) }
+
+var ctx = context.Background()
+
+// history writes n contracts' lifecycles, interleaved: draft, requirements,
+// a contact, both signatures, then a new version with one more requirement.
+func history(t *testing.T, store *eventstore.Store, n int) uint64 {
+	t.Helper()
+	r, err := es.NewRunner(ctx, store, contracts.Source, contracts.Decider(), es.WithoutSnapshots())
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)
+	cmd := func(i int, org string, body domain.Command) {
+		id := event.DeriveID("projection-test", i)
+		if _, err := r.Handle(ctx, es.Command[domain.Command]{AggregateID: id, Body: body, Actor: event.Actor{Org: org, User: "u"}}); err != nil {
+			t.Fatalf("contract %d: %v", i, err)
+		}
+	}
+	actor := func(org string) domain.Actor { return domain.Actor{Org: domain.OrgID(org), User: "u"} }
+	for i := range n {
+		cust, prov := "cust-"+strconv.Itoa(i%3), "prov-"+strconv.Itoa(i%2)
+		cmd(i, cust, domain.DraftContract{Actor: actor(cust), ContractID: domain.ContractID(event.DeriveID("projection-test", i)),
+			Customer: domain.OrgID(cust), Provider: domain.OrgID(prov), Title: fmt.Sprintf("Contract %d", i)})
+	}
+	for step := range 6 {
+		for i := range n {
+			cust, prov := "cust-"+strconv.Itoa(i%3), "prov-"+strconv.Itoa(i%2)
+			switch step {
+			case 0, 1:
+				cmd(i, cust, domain.AddRequirement{Actor: actor(cust), Requirement: domain.Requirement{ID: fmt.Sprintf("R%d", step), Text: "encrypt"}})
+			case 2:
+				cmd(i, prov, domain.AssignContact{Actor: actor(prov), Contact: domain.Contact{Org: domain.OrgID(prov), Role: "ciso", Name: "Bea"}})
+			case 3:
+				cmd(i, cust, domain.SignContract{Actor: actor(cust), At: at})
+			case 4:
+				cmd(i, prov, domain.SignContract{Actor: actor(prov), At: at})
+			case 5:
+				cmd(i, cust, domain.AddRequirement{Actor: actor(cust), Requirement: domain.Requirement{ID: "R9", Text: "report"}})
+			}
+		}
+	}
+	last, err := store.LastPosition(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return last
+}
+
+func newProjector(t *testing.T, store *eventstore.Store, pool *pgxpool.Pool, h *readmodel.Contracts, hooks projection.Hooks) *projection.Projector {
+	t.Helper()
+	p, err := projection.New(projection.Config{Name: "contracts", Schema: readmodel.Schema, BatchSize: 16, CatchUpBatchSize: 16, Hooks: hooks}, h, store, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pgdb.Migrate(ctx, pool, readmodel.Schema, readmodel.Migrations(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// run runs p until the test ends; wait returns Run's result once it ended.
+func run(t *testing.T, p *projection.Projector) (wait func() error) {
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	var err error
+	go func() { err = p.Run(runCtx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return func() error { <-done; return err }
+}
+
+func dump(t *testing.T, pool *pgxpool.Pool) string {
+	t.Helper()
+	var s string
+	err := pool.QueryRow(ctx, `SELECT coalesce(string_agg(concat_ws('|', contract_id, customer_org_id, provider_org_id, title, status, phase, md5(view), position, created_at, updated_at), E'\n' ORDER BY contract_id), '') FROM contracts.contracts`).Scan(&s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// reference is the read model one projector with an empty cache builds in a
+// database of its own.
+func reference(t *testing.T, store *eventstore.Store, last uint64) string {
+	t.Helper()
+	pool := testkit.PostgresPool(t)
+	p := newProjector(t, store, pool, readmodel.NewContracts(0), projection.Hooks{})
+	run(t, p)
+	if err := p.WaitFor(ctx, last, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return dump(t, pool)
+}
+
+// The read model is the same whatever the cache knew: with a cache too small
+// to hold anything, with two instances writing the same rows with caches of
+// their own, and after a transaction that filled the cache rolled back.
+func TestReadModelDoesNotDependOnTheCache(t *testing.T) {
+	nats := testkit.StartNATS(t)
+	store := nats.Store()
+	last := history(t, store, 40)
+	want := reference(t, store, last)
+	if want == "" {
+		t.Fatal("the reference read model is empty")
+	}
+
+	t.Run("cache of one", func(t *testing.T) {
+		pool := testkit.PostgresPool(t)
+		p := newProjector(t, store, pool, readmodel.NewContracts(1), projection.Hooks{})
+		run(t, p)
+		if err := p.WaitFor(ctx, last, 20*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if got := dump(t, pool); got != want {
+			t.Fatalf("read model differs:\n%s\nwant\n%s", got, want)
+		}
+	})
+
+	t.Run("two instances", func(t *testing.T) {
+		pool := testkit.PostgresPool(t)
+		a := newProjector(t, store, pool, readmodel.NewContracts(0), projection.Hooks{})
+		b := newProjector(t, store, pool, readmodel.NewContracts(0), projection.Hooks{})
+		run(t, a)
+		run(t, b)
+		for _, p := range []*projection.Projector{a, b} {
+			if err := p.WaitFor(ctx, last, 20*time.Second); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := dump(t, pool); got != want {
+			t.Fatalf("read model differs:\n%s\nwant\n%s", got, want)
+		}
+	})
+
+	t.Run("rolled back batches", func(t *testing.T) {
+		pool := testkit.PostgresPool(t)
+		h := readmodel.NewContracts(0)
+		// Each run fails before the commit of its third batch, after the
+		// handler has prepared it (and maybe the next one): the same handler
+		// goes on after each failure, its cache ahead of the table.
+		errCrash := errors.New("crash")
+		var runs int
+		for pos := uint64(0); pos+48 < last; runs++ {
+			var mu sync.Mutex
+			batches := 0
+			p := newProjector(t, store, pool, h, projection.Hooks{BeforeCommit: func(uint64) error {
+				mu.Lock()
+				defer mu.Unlock()
+				if batches++; batches == 3 {
+					return errCrash
+				}
+				return nil
+			}})
+			if err := run(t, p)(); !errors.Is(err, errCrash) {
+				t.Fatalf("run ended with %v at %d, want the injected crash", err, p.Position())
+			}
+			if p.Position() <= pos {
+				t.Fatalf("no progress from %d", pos)
+			}
+			pos = p.Position()
+		}
+		p := newProjector(t, store, pool, h, projection.Hooks{})
+		run(t, p)
+		if err := p.WaitFor(ctx, last, 20*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%d runs ended by a failed commit", runs)
+		if got := dump(t, pool); got != want {
+			t.Fatalf("read model differs:\n%s\nwant\n%s", got, want)
+		}
+	})
+}
