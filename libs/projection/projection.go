@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -48,8 +49,17 @@ type Preparer interface {
 	Forget()
 }
 
-// Prepared is a batch ready to be written in the batch's transaction.
+// Prepared is a batch ready to be written.
 type Prepared interface {
+	// Queue adds the batch's statements to b and reports whether it could:
+	// a batch that must read rows first cannot. They run with the
+	// checkpoint's advance in one implicit transaction, one round trip. A
+	// statement finding rows other than Prepare expected must fail the whole
+	// transaction through <schema>.projection_expect(what, got, want) (which
+	// Migrate creates); the projector then forgets and applies the batch in
+	// an explicit transaction instead.
+	Queue(b *pgx.Batch) bool
+	// Apply writes the batch in tx, reading what it needs.
 	Apply(ctx context.Context, tx pgx.Tx) error
 }
 
@@ -123,18 +133,35 @@ func (p *Projector) Name() string { return p.cfg.Name }
 
 // Migrate creates the checkpoint table and row and loads the checkpoint.
 func (p *Projector) Migrate(ctx context.Context) error {
-	_, err := p.pool.Exec(ctx, fmt.Sprintf(`
-		CREATE SCHEMA IF NOT EXISTS %s;
-		CREATE TABLE IF NOT EXISTS %s (
-			name       text PRIMARY KEY,
-			position   bigint NOT NULL DEFAULT 0,
-			updated_at timestamptz NOT NULL DEFAULT now()
-		)`, pgx.Identifier{p.cfg.Schema}.Sanitize(), p.table))
+	schema := pgx.Identifier{p.cfg.Schema}.Sanitize()
+	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		// Instances starting together take turns.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('jsm.projection.' || $1))`, p.cfg.Schema); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, fmt.Sprintf(`
+			CREATE SCHEMA IF NOT EXISTS %[1]s;
+			CREATE TABLE IF NOT EXISTS %[2]s (
+				name       text PRIMARY KEY,
+				position   bigint NOT NULL DEFAULT 0,
+				updated_at timestamptz NOT NULL DEFAULT now()
+			);
+			CREATE OR REPLACE FUNCTION %[1]s.projection_expect(what text, got bigint, want bigint) RETURNS bigint
+			LANGUAGE plpgsql AS $$
+			BEGIN
+				IF got IS DISTINCT FROM want THEN
+					RAISE EXCEPTION '%% rows of %%, expected %%', got, what, want USING ERRCODE = '%[3]s';
+				END IF;
+				RETURN got;
+			END $$`, schema, p.table, staleCode))
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO `+p.table+` (name) VALUES ($1) ON CONFLICT DO NOTHING`, p.cfg.Name)
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("projection %s: migrate checkpoints: %w", p.cfg.Name, err)
-	}
-	if _, err := p.pool.Exec(ctx, `INSERT INTO `+p.table+` (name) VALUES ($1) ON CONFLICT DO NOTHING`, p.cfg.Name); err != nil {
-		return fmt.Errorf("projection %s: checkpoint row: %w", p.cfg.Name, err)
+		return fmt.Errorf("projection %s: migrate: %w", p.cfg.Name, err)
 	}
 	pos, err := p.checkpoint(ctx, p.pool)
 	if err != nil {
@@ -142,6 +169,16 @@ func (p *Projector) Migrate(ctx context.Context) error {
 	}
 	p.advance(pos)
 	return nil
+}
+
+// staleCode is the SQLSTATE of <schema>.projection_expect.
+const staleCode = "JSM01"
+
+// IsStale reports whether err is <schema>.projection_expect finding a
+// different number of rows than expected.
+func IsStale(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == staleCode
 }
 
 type querier interface {
@@ -324,6 +361,7 @@ func (p *Projector) round(ctx context.Context) error {
 			p.pending.Store(j.pending)
 		}
 	}()
+	after := start
 	stopped := false
 	stopCommitter := func() error {
 		if !stopped {
@@ -375,7 +413,8 @@ func (p *Projector) round(ctx context.Context) error {
 				break drain
 			}
 		}
-		j.batch = batch
+		j.batch, j.after = batch, after
+		after = batch[len(batch)-1].Position
 		if pr, ok := p.h.(Preparer); ok {
 			prepared, err := pr.Prepare(batch)
 			if err != nil {
@@ -395,6 +434,7 @@ func (p *Projector) round(ctx context.Context) error {
 
 // job is one batch for the committer.
 type job struct {
+	after    uint64 // the position the batch follows in the stream as delivered
 	batch    []event.Event
 	prepared Prepared // nil unless the handler is a Preparer
 	pending  uint64
@@ -405,19 +445,67 @@ type pendingEvent struct {
 	pending uint64 // stream events after it when it was delivered
 }
 
-// apply commits one batch with its checkpoint.
+// apply commits one batch with its checkpoint: in one round trip when the
+// batch is prepared and the checkpoint is where this projector left it,
+// else in an explicit transaction that locks the checkpoint first.
 func (p *Projector) apply(ctx context.Context, j job) error {
+	last := j.batch[len(j.batch)-1].Position
+	if j.prepared != nil {
+		done, err := p.applyPrepared(ctx, j, last)
+		if done || err != nil {
+			return err
+		}
+	}
+	return p.applyInTx(ctx, j, last)
+}
+
+// applyPrepared tries the one-round-trip path, which holds only if the
+// checkpoint is still where the stream was before the batch: then no event
+// of the batch is applied yet. It reports false when the batch has to be
+// applied in an explicit transaction instead.
+func (p *Projector) applyPrepared(ctx context.Context, j job, last uint64) (bool, error) {
+	b := &pgx.Batch{}
+	// Projections can always be rebuilt from the stream, so a commit need
+	// not wait for the WAL flush.
+	b.Queue(`
+		WITH c AS (
+			UPDATE `+p.table+` SET position = $3, updated_at = now()
+			WHERE name = $1 AND position = $2 RETURNING 1)
+		SELECT `+pgx.Identifier{p.cfg.Schema}.Sanitize()+`.projection_expect('checkpoint at ' || $2, (SELECT count(*) FROM c), 1),
+			set_config('synchronous_commit', 'off', true)`,
+		p.cfg.Name, int64(j.after), int64(last))
+	if !j.prepared.Queue(b) {
+		return false, nil
+	}
+	// Failing here is failing before the commit: nothing was sent.
+	if h := p.cfg.Hooks.BeforeCommit; h != nil {
+		if err := h(last); err != nil {
+			return false, &hookError{err}
+		}
+	}
+	err := p.pool.SendBatch(ctx, b).Close()
+	if IsStale(err) {
+		// Another instance moved the checkpoint or wrote the rows: what the
+		// handler remembered may be wrong.
+		p.h.(Preparer).Forget()
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("apply up to %d: %w", last, err)
+	}
+	return true, p.committed(last)
+}
+
+func (p *Projector) applyInTx(ctx context.Context, j job, last uint64) error {
 	batch := j.batch
-	last := batch[len(batch)-1].Position
 	tx, err := p.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
 	// One round trip locks the checkpoint row (another instance waits here
-	// until this batch commits), reads what was applied before, moves the
-	// checkpoint, and lets the commit skip the WAL flush: projections can
-	// always be rebuilt from the stream.
+	// until this batch commits), reads what was applied before and moves the
+	// checkpoint.
 	var done int64
 	if err := tx.QueryRow(ctx, `
 		WITH old AS (SELECT position FROM `+p.table+` WHERE name = $1 FOR UPDATE)
@@ -453,7 +541,12 @@ func (p *Projector) apply(ctx context.Context, j job) error {
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit up to %d: %w", last, err)
 	}
-	p.advance(max(last, uint64(done)))
+	return p.committed(max(last, uint64(done)))
+}
+
+// committed moves Position after a commit and runs the AfterCommit hook.
+func (p *Projector) committed(last uint64) error {
+	p.advance(last)
 	if h := p.cfg.Hooks.AfterCommit; h != nil {
 		if err := h(last); err != nil {
 			return &hookError{err}

@@ -55,6 +55,15 @@ func (p *preparer) Forget() { p.forgets.Add(1) }
 
 type preparedRows [][]any
 
+func (r preparedRows) Queue(b *pgx.Batch) bool {
+	positions, ids, aggregates := make([]int64, len(r)), make([]string, len(r)), make([]string, len(r))
+	for i, row := range r {
+		positions[i], ids[i], aggregates[i] = row[0].(int64), row[1].(string), row[2].(string)
+	}
+	b.Queue(`INSERT INTO t.seen SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[])`, positions, ids, aggregates)
+	return true
+}
+
 func (r preparedRows) Apply(ctx context.Context, tx pgx.Tx) error {
 	_, err := tx.CopyFrom(ctx, pgx.Identifier{"t", "seen"}, []string{"position", "event_id", "aggregate_id"}, pgx.CopyFromRows(r))
 	return err

@@ -287,30 +287,91 @@ func (c *columns) add(id string, r *row, prev uint64) error {
 	return nil
 }
 
-// write stores the rows of ids: a new contract only if it has no row yet,
-// a known one only if its row still holds the expected position. It
-// reports which rows it wrote (or had nothing to write for); both
-// statements go in one round trip.
-func (b *batch) write(ctx context.Context, tx pgx.Tx, ids []string) (map[string]bool, error) {
-	written := make(map[string]bool, len(ids))
-	var inserts, updates columns
+// split sorts the rows of ids into new contracts and changed ones; the
+// rest (nothing to show, or nothing new) need no write.
+func (b *batch) split(ids []string) (inserts, updates columns, unchanged []string, err error) {
 	for _, id := range ids {
 		r := b.rows[id]
 		prev := b.expected[id]
-		var err error
 		switch {
 		case !r.state.Exists() || r.pos == prev:
-			written[id] = true // nothing to show, or nothing new
+			unchanged = append(unchanged, id)
 		case prev == 0:
 			err = inserts.add(id, r, prev)
 		default:
 			err = updates.add(id, r, prev)
 		}
 		if err != nil {
-			return nil, err
+			return columns{}, columns{}, nil, err
 		}
 	}
-	q := &pgx.Batch{}
+	return inserts, updates, unchanged, nil
+}
+
+// A new contract is written only if it has no row yet, a known one only if
+// its row still holds the expected position.
+const (
+	insertNew = `
+		INSERT INTO contracts.contracts
+			(contract_id, customer_org_id, provider_org_id, title, status, phase, view, position, created_at, updated_at)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::smallint[], $6::smallint[], $7::bytea[], $8::bigint[], $9::timestamptz[], $10::timestamptz[])
+		ON CONFLICT (contract_id) DO NOTHING
+		RETURNING contract_id`
+	updateKnown = `
+		UPDATE contracts.contracts AS c SET
+			title = u.title, status = u.status, phase = u.phase,
+			view = u.view, position = u.position, updated_at = u.updated
+		FROM unnest($1::text[], $2::text[], $3::smallint[], $4::smallint[], $5::bytea[], $6::bigint[], $7::timestamptz[], $8::bigint[])
+			AS u(id, title, status, phase, view, position, updated, prev)
+		WHERE c.contract_id = u.id AND c.position = u.prev
+		RETURNING c.contract_id`
+)
+
+func (c *columns) insertArgs() []any {
+	return []any{c.ids, c.customers, c.providers, c.titles, c.statuses, c.phases, c.views, c.positions, c.created, c.updated}
+}
+
+func (c *columns) updateArgs() []any {
+	return []any{c.ids, c.titles, c.statuses, c.phases, c.views, c.positions, c.updated, c.prev}
+}
+
+// Queue writes the batch in the projector's one round trip when every row
+// it touches was cached or is new; each statement fails the transaction if
+// it wrote fewer rows than expected.
+func (b *batch) Queue(q *pgx.Batch) bool {
+	for _, r := range b.rows {
+		if r.pos == unknown {
+			return false
+		}
+	}
+	inserts, updates, _, err := b.split(b.ids)
+	if err != nil {
+		return false // Apply reports it
+	}
+	expect := func(sql, what string, args []any, n int) {
+		args = append(args, n)
+		q.Queue(fmt.Sprintf(`WITH w AS (%s) SELECT contracts.projection_expect('%s', (SELECT count(*) FROM w), $%d)`, sql, what, len(args)), args...)
+	}
+	if n := len(inserts.ids); n > 0 {
+		expect(insertNew, "new contracts", inserts.insertArgs(), n)
+	}
+	if n := len(updates.ids); n > 0 {
+		expect(updateKnown, "changed contracts", updates.updateArgs(), n)
+	}
+	return true
+}
+
+// write stores the rows of ids and reports which it wrote (or had nothing
+// to write for); both statements go in one round trip.
+func (b *batch) write(ctx context.Context, tx pgx.Tx, ids []string) (map[string]bool, error) {
+	inserts, updates, unchanged, err := b.split(ids)
+	if err != nil {
+		return nil, err
+	}
+	written := make(map[string]bool, len(ids))
+	for _, id := range unchanged {
+		written[id] = true
+	}
 	collect := func(rows pgx.Rows) error {
 		for rows.Next() {
 			var id string
@@ -321,29 +382,12 @@ func (b *batch) write(ctx context.Context, tx pgx.Tx, ids []string) (map[string]
 		}
 		return rows.Err()
 	}
+	q := &pgx.Batch{}
 	if len(inserts.ids) > 0 {
-		q.Queue(`
-			INSERT INTO contracts.contracts
-				(contract_id, customer_org_id, provider_org_id, title, status, phase, view, position, created_at, updated_at)
-			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::smallint[], $6::smallint[], $7::bytea[], $8::bigint[], $9::timestamptz[], $10::timestamptz[])
-			ON CONFLICT (contract_id) DO NOTHING
-			RETURNING contract_id`,
-			inserts.ids, inserts.customers, inserts.providers, inserts.titles, inserts.statuses, inserts.phases,
-			inserts.views, inserts.positions, inserts.created, inserts.updated,
-		).Query(collect)
+		q.Queue(insertNew, inserts.insertArgs()...).Query(collect)
 	}
 	if len(updates.ids) > 0 {
-		q.Queue(`
-			UPDATE contracts.contracts AS c SET
-				title = u.title, status = u.status, phase = u.phase,
-				view = u.view, position = u.position, updated_at = u.updated
-			FROM unnest($1::text[], $2::text[], $3::smallint[], $4::smallint[], $5::bytea[], $6::bigint[], $7::timestamptz[], $8::bigint[])
-				AS u(id, title, status, phase, view, position, updated, prev)
-			WHERE c.contract_id = u.id AND c.position = u.prev
-			RETURNING c.contract_id`,
-			updates.ids, updates.titles, updates.statuses, updates.phases,
-			updates.views, updates.positions, updates.updated, updates.prev,
-		).Query(collect)
+		q.Queue(updateKnown, updates.updateArgs()...).Query(collect)
 	}
 	if q.Len() == 0 {
 		return written, nil
