@@ -76,17 +76,24 @@ func up(tb testing.TB, dataDir string) *platform {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { p.stop(tb) })
-	deadline := time.Now().Add(60 * time.Second)
+	waitReady(tb, p.url, p.log, 60*time.Second)
+	return p
+}
+
+// waitReady polls url's /readyz until it answers 200, at most for max.
+func waitReady(tb testing.TB, url string, log *bytes.Buffer, max time.Duration) {
+	tb.Helper()
+	deadline := time.Now().Add(max)
 	for {
-		resp, err := http.Get(p.url + "/readyz")
+		resp, err := http.Get(url + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return p
+				return
 			}
 		}
 		if time.Now().After(deadline) {
-			tb.Fatalf("jsm up not ready after 60s; output:\n%s", p.log)
+			tb.Fatalf("%s not ready after %v; output:\n%s", url, max, log)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
