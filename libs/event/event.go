@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -112,7 +113,7 @@ func New(env Envelope, msg proto.Message) (Event, error) {
 	}
 	env.Type = string(msg.ProtoReflect().Descriptor().FullName())
 	if env.SchemaVersion == 0 {
-		env.SchemaVersion = 1
+		env.SchemaVersion = CurrentVersion(env.Type)
 	}
 	return Event{Envelope: env, Data: data}, nil
 }
@@ -198,15 +199,71 @@ func FromMsg(m *nats.Msg, position uint64) (Event, error) {
 }
 
 // Decode unmarshals the body into a new message of the registered type named
-// by the envelope. The generated package of the type must be linked in.
+// by the envelope, first upcasting a body stored at an older schema version.
+// The generated package of the type must be linked in.
 func (e Event) Decode() (proto.Message, error) {
 	mt, err := protoregistry.GlobalTypes.FindMessageByName(protoreflect.FullName(e.Type))
 	if err != nil {
 		return nil, fmt.Errorf("event %s: unknown type %q: %w", e.ID, e.Type, err)
 	}
+	data, err := upcast(e.Type, e.SchemaVersion, e.Data)
+	if err != nil {
+		return nil, fmt.Errorf("event %s: %w", e.ID, err)
+	}
 	msg := mt.New().Interface()
-	if err := proto.Unmarshal(e.Data, msg); err != nil {
+	if err := proto.Unmarshal(data, msg); err != nil {
 		return nil, fmt.Errorf("event %s: decode %s: %w", e.ID, e.Type, err)
 	}
 	return msg, nil
+}
+
+// An Upcaster turns the body of an event stored at one schema version into
+// the body of the next version of the same type. Most changes need none:
+// protobuf reads old bodies as they are, and `buf breaking` keeps it so. An
+// upcaster is for a change of meaning (a field's unit, a split value); a
+// renamed or reshaped event is a new event type.
+type Upcaster func(body []byte) ([]byte, error)
+
+var (
+	upcastersMu sync.RWMutex
+	upcasters   = map[string][]Upcaster{} // type -> upcaster from version i+1 to i+2
+)
+
+// RegisterUpcaster adds the step from version from to from+1 of the event
+// type typ (its protobuf full name). Steps are registered in order, from 1,
+// at init time; the type's current version is then from+1.
+func RegisterUpcaster(typ string, from int, up Upcaster) {
+	upcastersMu.Lock()
+	defer upcastersMu.Unlock()
+	if from != len(upcasters[typ])+1 {
+		panic(fmt.Sprintf("event: upcaster of %s from version %d registered after %d steps", typ, from, len(upcasters[typ])))
+	}
+	upcasters[typ] = append(upcasters[typ], up)
+}
+
+// CurrentVersion is the schema version New stamps on events of typ.
+func CurrentVersion(typ string) int {
+	upcastersMu.RLock()
+	defer upcastersMu.RUnlock()
+	return len(upcasters[typ]) + 1
+}
+
+// ErrNewerSchema marks an event written by a newer version of the code than
+// this one: reading it as an older version could misread it.
+var ErrNewerSchema = errors.New("event schema newer than this code knows")
+
+func upcast(typ string, version int, data []byte) ([]byte, error) {
+	upcastersMu.RLock()
+	steps := upcasters[typ]
+	upcastersMu.RUnlock()
+	if version > len(steps)+1 {
+		return nil, fmt.Errorf("%w: %s version %d, this code knows up to %d", ErrNewerSchema, typ, version, len(steps)+1)
+	}
+	for v := max(version, 1); v <= len(steps); v++ {
+		var err error
+		if data, err = steps[v-1](data); err != nil {
+			return nil, fmt.Errorf("upcast %s from version %d: %w", typ, v, err)
+		}
+	}
+	return data, nil
 }

@@ -87,3 +87,56 @@ func FuzzFromMsg(f *testing.F) {
 		}
 	})
 }
+
+// Events stored before a change of meaning are upcast on the way out; new
+// ones carry the new version; events of a version this code does not know
+// yet are refused rather than misread.
+func TestUpcastersTurnOldBodiesIntoCurrentOnes(t *testing.T) {
+	typ := "google.protobuf.UInt32Value" // used by no other test of this package
+	// Version 2 counts minutes where version 1 counted hours.
+	event.RegisterUpcaster(typ, 1, func(body []byte) ([]byte, error) {
+		var v wrapperspb.UInt32Value
+		if err := proto.Unmarshal(body, &v); err != nil {
+			return nil, err
+		}
+		return proto.Marshal(wrapperspb.UInt32(v.Value * 60))
+	})
+	if got := event.CurrentVersion(typ); got != 2 {
+		t.Fatalf("current version %d, want 2", got)
+	}
+	decode := func(e event.Event) uint32 {
+		t.Helper()
+		m, err := e.Decode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.(*wrapperspb.UInt32Value).Value
+	}
+	old, err := event.New(event.Envelope{ID: "e1", SchemaVersion: 1}, wrapperspb.UInt32(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := decode(old); got != 180 {
+		t.Fatalf("old event decodes to %d, want 180 minutes", got)
+	}
+	current, err := event.New(event.Envelope{ID: "e2"}, wrapperspb.UInt32(90))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if current.SchemaVersion != 2 || decode(current) != 90 {
+		t.Fatalf("new event at version %d decodes to %d, want 90 at version 2", current.SchemaVersion, decode(current))
+	}
+	// Through NATS headers and back, the version travels with the event.
+	back, err := event.FromMsg(old.Msg(), 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.SchemaVersion != 1 || decode(back) != 180 {
+		t.Fatalf("old event read back at version %d", back.SchemaVersion)
+	}
+	future := current
+	future.SchemaVersion = 3
+	if _, err := future.Decode(); !errors.Is(err, event.ErrNewerSchema) {
+		t.Fatalf("version 3 decoded with %v, want ErrNewerSchema", err)
+	}
+}
