@@ -3,12 +3,12 @@ package app
 import (
 	"context"
 	"encoding/base64"
-	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/jsmplatform/jsm/libs/pgdb"
 	contractsv1 "github.com/jsmplatform/jsm/proto/gen/jsm/contracts/v1"
 	"github.com/jsmplatform/jsm/services/contracts/domain"
 )
@@ -19,25 +19,38 @@ func (q *Queries) Get(ctx context.Context, org domain.OrgID, id domain.ContractI
 	if err := q.wait(ctx, minPosition); err != nil {
 		return nil, err
 	}
-	var view []byte
-	err := q.pool.QueryRow(ctx, `
+	found, err := q.views(ctx, org, `
 		SELECT view FROM contracts.contracts
-		WHERE contract_id = $1 AND (customer_org_id = $2 OR provider_org_id = $2)`, string(id), string(org)).Scan(&view)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, domain.NotFoundError{ID: id}
-	}
+		WHERE contract_id = $1 AND (customer_org_id = $2 OR provider_org_id = $2)`, string(id), string(org))
 	if err != nil {
 		return nil, fmt.Errorf("get contract %s: %w", id, err)
 	}
-	return decodeView(view)
+	if len(found) == 0 {
+		return nil, domain.NotFoundError{ID: id}
+	}
+	return found[0], nil
 }
 
-func decodeView(view []byte) (*contractsv1.Contract, error) {
-	c := &contractsv1.Contract{}
-	if err := proto.Unmarshal(view, c); err != nil {
-		return nil, fmt.Errorf("stored contract: %w", err)
-	}
-	return c, nil
+// views runs a query of stored contract views on behalf of org. The query
+// names the org itself (which the indexes need); row-level security backs
+// it up.
+func (q *Queries) views(ctx context.Context, org domain.OrgID, sql string, args ...any) ([]*contractsv1.Contract, error) {
+	var out []*contractsv1.Contract
+	err := pgdb.ReadAs(ctx, q.pool, string(org), sql, args, func(rows pgx.Rows) error {
+		for rows.Next() {
+			var view []byte
+			if err := rows.Scan(&view); err != nil {
+				return err
+			}
+			c := &contractsv1.Contract{}
+			if err := proto.Unmarshal(view, c); err != nil {
+				return fmt.Errorf("stored contract: %w", err)
+			}
+			out = append(out, c)
+		}
+		return rows.Err()
+	})
+	return out, err
 }
 
 // ListFilter narrows a list; zero values mean any.
@@ -74,7 +87,7 @@ func (q *Queries) List(ctx context.Context, org domain.OrgID, f ListFilter) ([]*
 	if size <= 0 {
 		size = DefaultPageSize
 	}
-	rows, err := q.pool.Query(ctx, `
+	out, err := q.views(ctx, org, `
 		SELECT view FROM contracts.contracts
 		WHERE (customer_org_id = $1 OR provider_org_id = $1)
 		  AND ($2 = 0 OR status = $2)
@@ -84,22 +97,6 @@ func (q *Queries) List(ctx context.Context, org domain.OrgID, f ListFilter) ([]*
 		ORDER BY contract_id
 		LIMIT $6`, string(org), int16(f.Status), int16(f.Phase), string(f.Counterparty), after, size+1)
 	if err != nil {
-		return nil, "", fmt.Errorf("list contracts: %w", err)
-	}
-	defer rows.Close()
-	var out []*contractsv1.Contract
-	for rows.Next() {
-		var view []byte
-		if err := rows.Scan(&view); err != nil {
-			return nil, "", err
-		}
-		c, err := decodeView(view)
-		if err != nil {
-			return nil, "", err
-		}
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, "", fmt.Errorf("list contracts: %w", err)
 	}
 	next := ""

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/jsmplatform/jsm/libs/es"
@@ -108,7 +109,7 @@ func dump(t *testing.T, pool *pgxpool.Pool) string {
 
 // reference is the read model one projector with an empty cache builds in a
 // database of its own.
-func reference(t *testing.T, store *eventstore.Store, last uint64) string {
+func reference(t *testing.T, store *eventstore.Store, last uint64) (string, *pgxpool.Pool) {
 	t.Helper()
 	pool := testkit.PostgresPool(t)
 	p := newProjector(t, store, pool, readmodel.NewContracts(0), projection.Hooks{})
@@ -116,7 +117,7 @@ func reference(t *testing.T, store *eventstore.Store, last uint64) string {
 	if err := p.WaitFor(ctx, last, 20*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	return dump(t, pool)
+	return dump(t, pool), pool
 }
 
 // The read model is the same whatever the cache knew: with a cache too small
@@ -126,7 +127,7 @@ func TestReadModelDoesNotDependOnTheCache(t *testing.T) {
 	nats := testkit.StartNATS(t)
 	store := nats.Store()
 	last := history(t, store, 40)
-	want := reference(t, store, last)
+	want, _ := reference(t, store, last)
 	if want == "" {
 		t.Fatal("the reference read model is empty")
 	}
@@ -196,4 +197,34 @@ func TestReadModelDoesNotDependOnTheCache(t *testing.T) {
 			t.Fatalf("read model differs:\n%s\nwant\n%s", got, want)
 		}
 	})
+}
+
+// Row-level security backs up the queries' own org filter: a query on
+// behalf of an org that names no org sees only that org's contracts.
+func TestRowLevelSecurityShowsOnlyTheOrgsContracts(t *testing.T) {
+	nats := testkit.StartNATS(t)
+	store := nats.Store()
+	last := history(t, store, 12) // customers cust-0..2 (i%3), providers prov-0..1 (i%2)
+	_, pool := reference(t, store, last)
+	for org, want := range map[string]int{"cust-0": 4, "cust-2": 4, "prov-1": 6, "nobody": 0} {
+		var n int
+		err := pgdb.ReadAs(ctx, pool, org, `SELECT count(*) FROM contracts.contracts`, nil, func(rows pgx.Rows) error {
+			for rows.Next() {
+				if err := rows.Scan(&n); err != nil {
+					return err
+				}
+			}
+			return rows.Err()
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != want {
+			t.Errorf("%s sees %d contracts, want %d", org, n, want)
+		}
+	}
+	var all int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM contracts.contracts`).Scan(&all); err != nil || all != 12 {
+		t.Fatalf("the owner sees %d contracts (%v), want 12", all, err)
+	}
 }
