@@ -220,8 +220,9 @@ func (r *Runner[S, C]) Handle(ctx context.Context, cmd Command[C]) (Result[S], e
 	}
 	defer r.lock(r.key(cmd.AggregateID))()
 	var lastErr error
+	fresh := false
 	for attempt := 0; attempt <= r.retries; attempt++ {
-		snap, err := r.load(ctx, cmd.AggregateID, attempt > 0)
+		snap, cached, err := r.loadFrom(ctx, cmd.AggregateID, fresh)
 		if err != nil {
 			return Result[S]{}, err
 		}
@@ -231,6 +232,14 @@ func (r *Runner[S, C]) Handle(ctx context.Context, cmd Command[C]) (Result[S], e
 			}
 		}
 		msgs, err := r.dec.Decide(snap.State, cmd.Body)
+		if (err != nil || len(msgs) == 0) && cached {
+			// A refusal or a no-op appends nothing, so no version check would
+			// catch a cached state another instance has moved on from: decide
+			// again on the stream's latest before answering.
+			fresh = true
+			attempt--
+			continue
+		}
 		if err != nil {
 			return Result[S]{}, err
 		}
@@ -243,7 +252,7 @@ func (r *Runner[S, C]) Handle(ctx context.Context, cmd Command[C]) (Result[S], e
 		}
 		pos, err := r.store.Append(ctx, snap.Version, events...)
 		if errors.Is(err, eventstore.ErrConflict) {
-			lastErr = err
+			lastErr, fresh = err, true
 			continue
 		}
 		if err != nil {
@@ -322,10 +331,17 @@ func (r *Runner[S, C]) State(ctx context.Context, id string) (S, uint64, error) 
 // load returns the newest state it can: from the cache (unless fresh is
 // asked for), else from the KV snapshot, then the events after it.
 func (r *Runner[S, C]) load(ctx context.Context, id string, fresh bool) (snapshot[S], error) {
+	snap, _, err := r.loadFrom(ctx, id, fresh)
+	return snap, err
+}
+
+// loadFrom is load that also tells whether the state came from the cache
+// alone, unchecked against the stream.
+func (r *Runner[S, C]) loadFrom(ctx context.Context, id string, fresh bool) (snapshot[S], bool, error) {
 	key := r.key(id)
 	if !fresh {
 		if s, ok := r.cache.Get(key); ok {
-			return s, nil
+			return s, true, nil
 		}
 	}
 	snap := snapshot[S]{StateVersion: r.dec.StateVersion, State: r.dec.Initial()}
@@ -340,17 +356,17 @@ func (r *Runner[S, C]) load(ctx context.Context, id string, fresh bool) (snapsho
 				r.log.Warn("ignoring unreadable snapshot", "key", key, "err", err)
 			}
 		} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
-			return snap, fmt.Errorf("load snapshot %s: %w", key, err)
+			return snap, false, fmt.Errorf("load snapshot %s: %w", key, err)
 		}
 	}
 	events, err := r.store.Load(ctx, r.dec.AggregateType, id, snap.Version)
 	if err != nil {
-		return snap, err
+		return snap, false, err
 	}
 	for _, e := range events {
 		m, err := e.Decode()
 		if err != nil {
-			return snap, fmt.Errorf("load %s: %w", key, err)
+			return snap, false, fmt.Errorf("load %s: %w", key, err)
 		}
 		snap.State = r.dec.Evolve(snap.State, e, m)
 		snap.Version = e.Position
@@ -360,7 +376,7 @@ func (r *Runner[S, C]) load(ctx context.Context, id string, fresh bool) (snapsho
 	if len(events) > 0 {
 		r.changed(key)
 	}
-	return snap, nil
+	return snap, false, nil
 }
 
 // changed marks a cached snapshot as newer than the stored one and makes

@@ -26,7 +26,10 @@ type counter struct {
 
 type add struct{ By int64 }
 
-var errLimit = errors.New("over the limit")
+var (
+	errLimit    = errors.New("over the limit")
+	errNegative = errors.New("below zero")
+)
 
 func counterDecider() es.Decider[counter, add] {
 	return es.Decider[counter, add]{
@@ -35,6 +38,9 @@ func counterDecider() es.Decider[counter, add] {
 		Decide: func(s counter, c add) ([]proto.Message, error) {
 			if s.N+c.By > s.Limit {
 				return nil, errLimit
+			}
+			if s.N+c.By < 0 {
+				return nil, errNegative
 			}
 			if c.By == 0 {
 				return nil, nil
@@ -266,5 +272,46 @@ func TestSnapshotsAreWrittenWithinTheInterval(t *testing.T) {
 			t.Fatalf("snapshot at %d after 5 s, want 3", storedVersion(t, store, "c1"))
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A refusal or a no-op appends nothing, so no version check guards it: the
+// runner decides it again on the stream's latest state before answering
+// from a cache another instance has moved on from.
+func TestStaleCacheNeverDecidesARefusalOrANoOp(t *testing.T) {
+	ctx := context.Background()
+	n := testkit.StartNATS(t)
+	a, b := newRunner(t, n.Store()), newRunner(t, n.Store())
+	handle := func(r *es.Runner[counter, add], by int64) (es.Result[counter], error) {
+		return r.Handle(ctx, es.Command[add]{AggregateID: "c1", Body: add{By: by}})
+	}
+	if _, err := handle(a, 1); err != nil { // a caches n=1
+		t.Fatal(err)
+	}
+	moved, err := handle(b, 5) // n=6, a does not know
+	if err != nil {
+		t.Fatal(err)
+	}
+	// On a's cache (n=1) taking 3 would go below zero; on the stream (n=6) it is fine.
+	res, err := handle(a, -3)
+	if err != nil {
+		t.Fatalf("refused on a stale cache: %v", err)
+	}
+	if res.State.N != 3 {
+		t.Fatalf("n = %d, want 3", res.State.N)
+	}
+	if _, err := handle(b, 1); err != nil { // n=4 at a new version, a's cache behind again
+		t.Fatal(err)
+	}
+	noop, err := handle(a, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if noop.State.N != 4 || noop.Position <= moved.Position+1 {
+		t.Fatalf("no-op answered n=%d at %d, want the latest state n=4", noop.State.N, noop.Position)
+	}
+	// A refusal that holds on the latest state is still a refusal.
+	if _, err := handle(a, -10); !errors.Is(err, errNegative) {
+		t.Fatalf("got %v, want the domain error", err)
 	}
 }

@@ -221,7 +221,8 @@ func (e Event) Decode() (proto.Message, error) {
 // the body of the next version of the same type. Most changes need none:
 // protobuf reads old bodies as they are, and `buf breaking` keeps it so. An
 // upcaster is for a change of meaning (a field's unit, a split value); a
-// renamed or reshaped event is a new event type.
+// renamed or reshaped event is a new event type. An upcaster returns a new
+// slice and leaves body alone: it is the stored event's own bytes.
 type Upcaster func(body []byte) ([]byte, error)
 
 var (

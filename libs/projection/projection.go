@@ -515,6 +515,14 @@ func (p *Projector) applyInTx(ctx context.Context, j job, last uint64) error {
 		p.cfg.Name, int64(last)).Scan(&done, nil); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
+	// The checkpoint went back (a rebuild elsewhere): applying this batch
+	// would leave a hole before it. Start again from the checkpoint.
+	if uint64(done) < j.after {
+		if pr, ok := p.h.(Preparer); ok {
+			pr.Forget()
+		}
+		return errRestart
+	}
 	// Another instance may have applied part of this batch already.
 	for len(batch) > 0 && batch[0].Position <= uint64(done) {
 		batch = batch[1:]

@@ -68,7 +68,9 @@ func Decider() es.Decider[domain.State, domain.Command] {
 		Scope: func(s domain.State) (string, event.Parties) {
 			return string(s.ID), event.Parties{Customer: string(s.Customer), Provider: string(s.Provider)}
 		},
-		StateVersion: 1,
+		// 2: the terms in force are stored once when they are the current
+		// ones; a version-1 reader would take such a contract for a draft.
+		StateVersion: 2,
 	}
 }
 

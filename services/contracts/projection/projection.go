@@ -70,10 +70,12 @@ type row struct {
 	view  []byte // the encoded contract message, when prepared (never cached)
 }
 
-// Apply folds a batch and writes each contract it touched once.
+// Apply folds a batch onto the rows as stored and writes each contract it
+// touched once. It trusts nothing it remembers: the projector calls it when
+// what was prepared turned out to be wrong.
 func (c *Contracts) Apply(ctx context.Context, tx pgx.Tx, events []event.Event) error {
-	b, err := c.Prepare(events)
-	if err != nil {
+	b := c.prepare(events, false)
+	if _, err := b.foldKnown(); err != nil {
 		return err
 	}
 	return b.Apply(ctx, tx)
@@ -86,30 +88,9 @@ func (c *Contracts) Forget() { c.cache.Purge() }
 // Contracts neither cached nor created in the batch are left for Apply to
 // read.
 func (c *Contracts) Prepare(events []event.Event) (projection.Prepared, error) {
-	b := &batch{c: c, events: events, rows: map[string]*row{}, expected: map[string]uint64{}}
-	for _, e := range events {
-		if e.AggregateType != AggregateType {
-			continue
-		}
-		if _, ok := b.rows[e.AggregateID]; ok {
-			continue
-		}
-		r := &row{}
-		if cached, ok := c.cache.Get(e.AggregateID); ok {
-			*r = cached
-		} else if e.Type != draftedType {
-			r.pos = unknown
-		}
-		b.rows[e.AggregateID] = r
-		b.ids = append(b.ids, e.AggregateID)
-	}
-	known := make(map[string]*row, len(b.rows))
-	for id, r := range b.rows {
-		if r.pos != unknown {
-			known[id] = r
-		}
-	}
-	if err := b.fold(known); err != nil {
+	b := c.prepare(events, true)
+	known, err := b.foldKnown()
+	if err != nil {
 		return nil, err
 	}
 	for id, r := range known {
@@ -134,6 +115,46 @@ func (b *batch) remember(rows map[string]*row) {
 			b.c.cache.Add(id, row{state: r.state, pos: r.pos})
 		}
 	}
+}
+
+// prepare collects the contracts of a batch in order of appearance, each
+// from the cache when useCache and the cache holds it from before the batch,
+// as new when the batch creates it, else to be read.
+func (c *Contracts) prepare(events []event.Event, useCache bool) *batch {
+	b := &batch{c: c, events: events, rows: map[string]*row{}, expected: map[string]uint64{}}
+	for _, e := range events {
+		if e.AggregateType != AggregateType {
+			continue
+		}
+		if _, ok := b.rows[e.AggregateID]; ok {
+			continue
+		}
+		r := &row{}
+		cached, ok := c.cache.Get(e.AggregateID)
+		switch {
+		case useCache && ok && cached.pos < e.Position:
+			*r = cached
+		case e.Type == draftedType:
+		default:
+			// Not cached, or cached from beyond this batch (prepared ahead
+			// of a batch that was then applied otherwise): read it.
+			r.pos = unknown
+		}
+		b.rows[e.AggregateID] = r
+		b.ids = append(b.ids, e.AggregateID)
+	}
+	return b
+}
+
+// foldKnown folds the batch onto the rows that need no reading and returns them.
+func (b *batch) foldKnown() (map[string]*row, error) {
+	known := make(map[string]*row, len(b.rows))
+	for id, r := range b.rows {
+		if r.pos != unknown {
+			known[id] = r
+		}
+	}
+	return known, b.fold(known)
 }
 
 // batch is a prepared batch: rows folded up to the batch's end, with the
@@ -196,8 +217,14 @@ func (b *batch) Apply(ctx context.Context, tx pgx.Tx) error {
 		if err := b.reread(ctx, tx, stale); err != nil {
 			return err
 		}
-		if _, err := b.write(ctx, tx, again); err != nil {
+		// The transaction holds the checkpoint's lock, so no one else
+		// writes these rows now: a miss here is a bug, not a race.
+		rewritten, err := b.write(ctx, tx, again)
+		if err != nil {
 			return err
+		}
+		if len(rewritten) < len(again) {
+			return fmt.Errorf("%d of %d contracts not written after reading them again", len(again)-len(rewritten), len(again))
 		}
 	}
 	return nil

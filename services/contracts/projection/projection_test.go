@@ -228,3 +228,93 @@ func TestRowLevelSecurityShowsOnlyTheOrgsContracts(t *testing.T) {
 		t.Fatalf("the owner sees %d contracts (%v), want 12", all, err)
 	}
 }
+
+// The projector prepares the next batch while one commits, so the cache can
+// hold a contract from beyond the batch being applied, e.g. when that batch
+// was trimmed because another instance applied part of it. Neither Prepare
+// nor Apply may take such a cached state for the batch's starting point.
+func TestCacheAheadOfTheBatchIsNotTrusted(t *testing.T) {
+	store := testkit.StartNATS(t).Store()
+	last := history(t, store, 1)
+	want, _ := reference(t, store, last)
+	events, err := store.Load(ctx, readmodel.AggregateType, event.DeriveID("projection-test", 0), 0)
+	if err != nil || len(events) != 7 {
+		t.Fatalf("%d events, %v; want 7", len(events), err)
+	}
+	pool := testkit.PostgresPool(t)
+	if err := pgdb.Migrate(ctx, pool, readmodel.Schema, readmodel.Migrations(), nil); err != nil {
+		t.Fatal(err)
+	}
+	apply := func(h *readmodel.Contracts, batch []event.Event) {
+		t.Helper()
+		if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return h.Apply(ctx, tx, batch) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := readmodel.NewContracts(0)
+	apply(h, events[:3])
+	// Batches n (events 4, 5) and n+1 (6, 7) are prepared: the cache is at 7.
+	for _, batch := range [][]event.Event{events[3:5], events[5:7]} {
+		if _, err := h.Prepare(batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply(readmodel.NewContracts(0), events[3:4]) // another instance applies 4
+	apply(h, events[4:5])                         // the rest of batch n
+	// Batch n+1 prepared again, as after a restart, and applied prepared.
+	prepared, err := h.Prepare(events[5:7])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return prepared.Apply(ctx, tx) }); err != nil {
+		t.Fatal(err)
+	}
+	if got := dump(t, pool); got != want {
+		t.Fatalf("read model differs:\n%s\nwant\n%s", got, want)
+	}
+}
+
+// A rebuild started by one instance moves the checkpoint back under another
+// instance's feet; the other must start again from there, not leave a hole.
+func TestRebuildByAnotherInstanceLeavesNoHole(t *testing.T) {
+	store := testkit.StartNATS(t).Store()
+	last := history(t, store, 40)
+	pool := testkit.PostgresPool(t)
+	a := newProjector(t, store, pool, readmodel.NewContracts(0), projection.Hooks{})
+	slow := projection.Hooks{BeforeCommit: func(uint64) error { time.Sleep(10 * time.Millisecond); return nil }}
+	b := newProjector(t, store, pool, readmodel.NewContracts(0), slow)
+	run(t, a)
+	run(t, b)
+	for _, p := range []*projection.Projector{a, b} {
+		if err := p.WaitFor(ctx, last, 20*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Rebuild(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(30 * time.Millisecond) // b replays slowly; a gets new events meanwhile
+	r, err := es.NewRunner(ctx, store, contracts.Source, contracts.Decider(), es.WithoutSnapshots())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		id := event.DeriveID("after-rebuild", i)
+		draft := domain.DraftContract{Actor: domain.Actor{Org: "cust-0", User: "u"}, ContractID: domain.ContractID(id), Customer: "cust-0", Provider: "prov-0", Title: fmt.Sprint("new ", i)}
+		if _, err := r.Handle(ctx, es.Command[domain.Command]{AggregateID: id, Body: draft, Actor: event.Actor{Org: "cust-0", User: "u"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if last, err = store.LastPosition(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*projection.Projector{a, b} {
+		if err := p.WaitFor(ctx, last, 20*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, _ := reference(t, store, last)
+	if got := dump(t, pool); got != want {
+		t.Fatalf("read model differs after a rebuild on another instance:\n%s\nwant\n%s", got, want)
+	}
+}
