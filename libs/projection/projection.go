@@ -401,6 +401,10 @@ func (p *Projector) round(ctx context.Context) error {
 		if j.pending > uint64(p.cfg.BatchSize) {
 			limit = p.cfg.CatchUpBatchSize
 		}
+		// Take what has arrived; while the stream holds more, wait a moment
+		// for it rather than commit a short batch (catching up, the fewer
+		// the transactions the fewer times each row is written).
+		var fill <-chan time.Time
 	drain:
 		for len(batch) < limit {
 			select {
@@ -409,7 +413,22 @@ func (p *Projector) round(ctx context.Context) error {
 					break drain
 				}
 				batch, j.pending = append(batch, e.Event), e.pending
+				continue
 			default:
+			}
+			if j.pending == 0 {
+				break
+			}
+			if fill == nil {
+				fill = time.After(fillWait)
+			}
+			select {
+			case e, ok := <-events:
+				if !ok {
+					break drain
+				}
+				batch, j.pending = append(batch, e.Event), e.pending
+			case <-fill:
 				break drain
 			}
 		}
@@ -431,6 +450,9 @@ func (p *Projector) round(ctx context.Context) error {
 		}
 	}
 }
+
+// fillWait bounds how long a batch waits for events the stream already holds.
+const fillWait = 5 * time.Millisecond
 
 // job is one batch for the committer.
 type job struct {
