@@ -270,3 +270,28 @@ func dump(t *testing.T, pool *pgxpool.Pool) string {
 	}
 	return s
 }
+
+// Catching up, batches grow to CatchUpBatchSize (4 x 64 here) so that each
+// row is written fewer times; caught up, a single new event is committed
+// at once.
+func TestBatchesGrowWhileBehind(t *testing.T) {
+	kinds(t, func(t *testing.T, prepared bool) {
+		ctx := context.Background()
+		f := setup(t, 2048, prepared)
+		var commits atomic.Int64
+		p := f.projector(t, projection.Hooks{AfterCommit: func(uint64) error { commits.Add(1); return nil }})
+		start(t, p)
+		if err := p.WaitFor(ctx, 2048, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		// 2048 events in batches of 64 would take 32 commits.
+		if n := commits.Load(); n > 16 {
+			t.Fatalf("%d commits for 2048 events, want batches of up to 256", n)
+		}
+		f.exactlyOnce(t, 2048)
+		f.append(t, 1)
+		if err := p.WaitFor(ctx, 2049, 2*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
