@@ -197,6 +197,7 @@ func NewRunner[S, C any](ctx context.Context, store *eventstore.Store, source st
 			Description: "latest state of each aggregate and the position it covers",
 			History:     1,
 			Storage:     jetstream.FileStorage,
+			Replicas:    store.Replicas(), // as available as the stream it speeds up
 		})
 		if err != nil {
 			return nil, fmt.Errorf("snapshot bucket: %w", err)
@@ -254,6 +255,17 @@ func (r *Runner[S, C]) Handle(ctx context.Context, cmd Command[C]) (Result[S], e
 		if errors.Is(err, eventstore.ErrConflict) {
 			lastErr, fresh = err, true
 			continue
+		}
+		if errors.Is(err, eventstore.ErrAlreadyStored) {
+			// A resent command the stream already holds (its id is older than
+			// the ids the snapshot remembers, or its first send timed out
+			// after landing): answer with what the stream says.
+			r.cache.Remove(r.key(cmd.AggregateID))
+			latest, err := r.load(ctx, cmd.AggregateID, true)
+			if err != nil {
+				return Result[S]{}, err
+			}
+			return Result[S]{Position: pos, State: latest.State, Duplicate: true}, nil
 		}
 		if err != nil {
 			return Result[S]{}, err
@@ -356,7 +368,8 @@ func (r *Runner[S, C]) loadFrom(ctx context.Context, id string, fresh bool) (sna
 				r.log.Warn("ignoring unreadable snapshot", "key", key, "err", err)
 			}
 		} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
-			return snap, false, fmt.Errorf("load snapshot %s: %w", key, err)
+			// Snapshots only save time: without one, read the whole subject.
+			r.log.Warn("snapshot unavailable, loading from the stream", "key", key, "err", err)
 		}
 	}
 	events, err := r.store.Load(ctx, r.dec.AggregateType, id, snap.Version)

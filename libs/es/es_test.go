@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -313,5 +314,65 @@ func TestStaleCacheNeverDecidesARefusalOrANoOp(t *testing.T) {
 	// A refusal that holds on the latest state is still a refusal.
 	if _, err := handle(a, -10); !errors.Is(err, errNegative) {
 		t.Fatalf("got %v, want the domain error", err)
+	}
+}
+
+// A client retries a command after more than the snapshot remembers, inside
+// the stream's dedupe window: nothing is appended, the answer is a
+// duplicate, and no instance's state counts the command twice.
+func TestLateRetryIsADuplicateAndLeavesStateAlone(t *testing.T) {
+	ctx := context.Background()
+	n := testkit.StartNATS(t)
+	r := newRunner(t, n.Store())
+	cmd := func(id string) es.Command[add] {
+		return es.Command[add]{ID: id, AggregateID: "c1", Body: add{By: 1}, Actor: event.Actor{Org: "cust"}}
+	}
+	first, err := r.Handle(ctx, cmd("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		if _, err := r.Handle(ctx, cmd(fmt.Sprint("other-", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	again, err := r.Handle(ctx, cmd("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.Duplicate || again.Position != first.Position || again.State.N != 21 {
+		t.Fatalf("late retry = duplicate %v at %d with n=%d; want a duplicate at %d, n=21", again.Duplicate, again.Position, again.State.N, first.Position)
+	}
+	next, err := r.Handle(ctx, cmd("y"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	truth, _, _ := newRunner(t, n.Store(), es.WithoutSnapshots()).State(ctx, "c1")
+	cold, _, _ := newRunner(t, n.Store()).State(ctx, "c1")
+	if next.State.N != 22 || truth.N != 22 || cold.N != 22 {
+		t.Fatalf("n = %d here, %d in the stream, %d from the snapshot; want 22", next.State.N, truth.N, cold.N)
+	}
+}
+
+// Snapshots only save time: with the bucket gone, commands still work.
+func TestCommandsWorkWithoutTheSnapshotBucket(t *testing.T) {
+	ctx := context.Background()
+	n := testkit.StartNATS(t)
+	if _, err := newRunner(t, n.Store()).Handle(ctx, es.Command[add]{AggregateID: "c1", Body: add{By: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	cold := newRunner(t, n.Store())
+	if err := n.Store().JetStream().DeleteKeyValue(ctx, es.SnapshotBucket); err != nil {
+		t.Fatal(err)
+	}
+	res, err := cold.Handle(ctx, es.Command[add]{AggregateID: "c1", Body: add{By: 1}})
+	if err != nil {
+		t.Fatalf("command failed although the stream is fine: %v", err)
+	}
+	if res.State.N != 2 {
+		t.Fatalf("n = %d, want 2", res.State.N)
 	}
 }

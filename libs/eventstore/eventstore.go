@@ -49,6 +49,24 @@ func (e *ConflictError) Error() string {
 
 func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
 
+// ErrAlreadyStored matches an append whose events the stream holds already
+// (errors.Is): a resent command. The events stored are those of the first
+// send, which need not equal the resent ones in every field.
+var ErrAlreadyStored = errors.New("events already stored")
+
+// StoredError says where the events of a resent append were stored.
+type StoredError struct {
+	Subject  string
+	Position uint64 // of the last event
+}
+
+func (e *StoredError) Error() string {
+	return fmt.Sprintf("%s: events already stored, the last at %d", e.Subject, e.Position)
+}
+
+// Is makes errors.Is(err, ErrAlreadyStored) true.
+func (e *StoredError) Is(target error) bool { return target == ErrAlreadyStored }
+
 // Config describes the stream. The zero value is a development stream.
 type Config struct {
 	Stream string
@@ -116,6 +134,9 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 // Name is the stream's name.
 func (s *Store) Name() string { return s.name }
 
+// Replicas is the stream's replica count.
+func (s *Store) Replicas() int { return s.stream.CachedInfo().Config.Replicas }
+
 // JetStream is the JetStream context the store uses.
 func (s *Store) JetStream() jetstream.JetStream { return s.js }
 
@@ -125,7 +146,8 @@ func (s *Store) Conn() *nats.Conn { return s.nc }
 // Append stores events of one aggregate after version expected (0: the
 // aggregate must not exist yet) and returns the position of the last one.
 // Several events are appended atomically. A resent append whose events are
-// already stored returns their position instead of failing.
+// stored already (same event ids) stores nothing and returns a *StoredError
+// with their position; a different version fails with a *ConflictError.
 func (s *Store) Append(ctx context.Context, expected uint64, events ...event.Event) (uint64, error) {
 	switch len(events) {
 	case 0:
@@ -147,6 +169,10 @@ func (s *Store) appendOne(ctx context.Context, expected uint64, e event.Event) (
 	m.Header[jetstream.ExpectedStreamHeader] = []string{s.name}
 	m.Header[jetstream.ExpectedLastSubjSeqHeader] = []string{strconv.FormatUint(expected, 10)}
 	ack, err := s.js.PublishMsg(ctx, m)
+	if err == nil && ack.Duplicate {
+		// The dedupe window dropped it: stored before, at ack.Sequence.
+		return ack.Sequence, &StoredError{Subject: m.Subject, Position: ack.Sequence}
+	}
 	if err == nil {
 		return ack.Sequence, nil
 	}
@@ -155,7 +181,7 @@ func (s *Store) appendOne(ctx context.Context, expected uint64, e event.Event) (
 		// JetStream checks the expected version before the dedupe window, so
 		// a resent event that was stored the first time looks like a conflict.
 		if pos, ok := s.stored(ctx, m.Subject, expected, e.ID); ok {
-			return pos, nil
+			return pos, &StoredError{Subject: m.Subject, Position: pos}
 		}
 	}
 	return 0, err
@@ -226,25 +252,25 @@ func (s *Store) appendBatch(ctx context.Context, subject string, expected uint64
 		switch ack.Error.ErrCode {
 		case codeWrongLastSequence, codeWrongLastSequenceConstant:
 			if pos, ok := s.stored(ctx, subject, expected, events[len(events)-1].ID); ok {
-				return pos, nil
+				return pos, &StoredError{Subject: subject, Position: pos}
 			}
 			return 0, &ConflictError{Subject: subject, Expected: expected, Code: ack.Error.ErrCode}
 		case codeBatchDuplicateMsgID:
-			// A resent batch: it was committed before. Confirm and answer
-			// with the position its last event got.
-			return s.confirmCommitted(ctx, subject, expected, events)
+			// A resent batch: it was committed before, maybe long before the
+			// version it now follows. Find where its last event went.
+			return s.confirmCommitted(ctx, subject, events)
 		}
 		return 0, fmt.Errorf("append batch %s: %s (code %d)", subject, ack.Error.Description, ack.Error.ErrCode)
 	}
 	panic("unreachable")
 }
 
-func (s *Store) confirmCommitted(ctx context.Context, subject string, expected uint64, events []event.Event) (uint64, error) {
+func (s *Store) confirmCommitted(ctx context.Context, subject string, events []event.Event) (uint64, error) {
 	last := events[len(events)-1].ID
-	if pos, ok := s.stored(ctx, subject, expected, last); ok {
-		return pos, nil
+	if pos, ok := s.stored(ctx, subject, 0, last); ok {
+		return pos, &StoredError{Subject: subject, Position: pos}
 	}
-	return 0, fmt.Errorf("resent batch %s: its event ids are known but its last event %s is not stored after %d", subject, last, expected)
+	return 0, fmt.Errorf("resent batch %s: its event ids are known but its last event %s is not stored", subject, last)
 }
 
 func (s *Store) appendError(subject string, expected uint64, err error) error {
