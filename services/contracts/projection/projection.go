@@ -8,9 +8,10 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"sync"
 	"time"
 
-	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/proto"
 
@@ -40,26 +41,26 @@ func Migrations() fs.FS {
 
 // Contracts projects contract events into contracts.contracts.
 //
-// It keeps the states it wrote in memory, so a batch usually costs one
-// statement: each row is written only if it still holds the position the
-// cached state was folded to. A row that does not (another instance wrote
-// it, or a transaction that wrote the cache rolled back) is read back and
-// folded again in the same transaction.
+// It remembers the states it folded, so a batch usually costs one statement:
+// each row is written only if it still holds the position the remembered
+// state was folded to. A row that does not (another instance wrote it, or a
+// transaction rolled back) is read back and folded again in the same
+// transaction.
 type Contracts struct {
-	cache *lru.Cache[string, row]
+	states *states
 }
 
-// NewContracts returns the read model's handler, caching up to size states
-// (default 10k).
+// NewContracts returns the read model's handler, remembering up to size
+// contracts (default 10k; it should exceed two catch-up batches' worth).
 func NewContracts(size int) *Contracts {
 	if size <= 0 {
 		size = 10_000
 	}
-	cache, err := lru.New[string, row](size)
+	lru, err := simplelru.NewLRU[string, memory](size, nil)
 	if err != nil {
 		panic(err) // only for a size <= 0
 	}
-	return &Contracts{cache: cache}
+	return &Contracts{states: &states{lru: lru}}
 }
 
 // row is a contract's folded state and the position it covers; pos 0 means
@@ -67,7 +68,66 @@ func NewContracts(size int) *Contracts {
 type row struct {
 	state domain.State
 	pos   uint64
-	view  []byte // the encoded contract message, when prepared (never cached)
+	view  []byte // the encoded contract message, when prepared
+}
+
+// states remembers contracts between batches. Batches are prepared in
+// stream order while earlier ones are still being written, and a batch that
+// must read a row learns its state only when it is written, after later
+// batches may have been prepared: so each memory says through which stream
+// position it has seen every event of its contract, and what a read learns
+// is kept only if no later batch has touched the contract since.
+type states struct {
+	mu  sync.Mutex
+	lru *simplelru.LRU[string, memory]
+}
+
+type memory struct {
+	state   domain.State
+	pos     uint64 // the contract's last event folded in
+	through uint64 // every event of the contract up to here is folded in
+	known   bool   // false: touched by a batch up to through, state not known
+}
+
+// base is the remembered state of id if a batch whose first event of id is
+// at first can fold onto it.
+func (s *states) base(id string, first uint64) (row, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.lru.Get(id)
+	if !ok || !m.known || m.pos >= first {
+		return row{}, false
+	}
+	return row{state: m.state, pos: m.pos}, true
+}
+
+// prepared records what a batch ending at through made of id: its state
+// when known, else that its state is unknown from there.
+func (s *states) prepared(id string, r *row, known bool, through uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := memory{through: through, known: known}
+	if known {
+		m.state, m.pos = r.state, r.pos
+	}
+	s.lru.Add(id, m)
+}
+
+// read records a state read and folded by a batch ending at through, unless
+// a later batch touched the contract meanwhile (or its memory was dropped,
+// which may have hidden such a touch).
+func (s *states) read(id string, r *row, through uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m, ok := s.lru.Peek(id); ok && m.through <= through {
+		s.lru.Add(id, memory{state: r.state, pos: r.pos, through: through, known: true})
+	}
+}
+
+func (s *states) forget() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lru.Purge()
 }
 
 // Apply folds a batch onto the rows as stored and writes each contract it
@@ -81,8 +141,8 @@ func (c *Contracts) Apply(ctx context.Context, tx pgx.Tx, events []event.Event) 
 	return b.Apply(ctx, tx)
 }
 
-// Forget empties the cache.
-func (c *Contracts) Forget() { c.cache.Purge() }
+// Forget drops everything remembered.
+func (c *Contracts) Forget() { c.states.forget() }
 
 // Prepare folds the batch onto the cached states, outside the transaction.
 // Contracts neither cached nor created in the batch are left for Apply to
@@ -102,20 +162,19 @@ func (c *Contracts) Prepare(events []event.Event) (projection.Prepared, error) {
 			r.view = view
 		}
 	}
-	b.remember(known)
+	// Remembered ahead of the commit: the next batch is prepared while this
+	// one is written. Should the write fail, the position check of the next
+	// write catches the difference.
+	through := b.through()
+	for id, r := range b.rows {
+		_, isKnown := known[id]
+		b.c.states.prepared(id, r, isKnown, through)
+	}
 	return b, nil
 }
 
-// remember caches rows as folded, ahead of the commit: the next batch is
-// prepared while this one commits. Should the transaction roll back, the
-// position check of the next write catches the difference.
-func (b *batch) remember(rows map[string]*row) {
-	for id, r := range rows {
-		if r.pos > 0 {
-			b.c.cache.Add(id, row{state: r.state, pos: r.pos})
-		}
-	}
-}
+// through is the position of the batch's last event.
+func (b *batch) through() uint64 { return b.events[len(b.events)-1].Position }
 
 // prepare collects the contracts of a batch in order of appearance, each
 // from the cache when useCache and the cache holds it from before the batch,
@@ -130,15 +189,12 @@ func (c *Contracts) prepare(events []event.Event, useCache bool) *batch {
 			continue
 		}
 		r := &row{}
-		cached, ok := c.cache.Get(e.AggregateID)
-		switch {
-		case useCache && ok && cached.pos < e.Position:
-			*r = cached
-		case e.Type == draftedType:
-		default:
-			// Not cached, or cached from beyond this batch (prepared ahead
-			// of a batch that was then applied otherwise): read it.
-			r.pos = unknown
+		var ok bool
+		if useCache {
+			*r, ok = c.states.base(e.AggregateID, e.Position)
+		}
+		if !ok && e.Type != draftedType {
+			r.pos = unknown // read it
 		}
 		b.rows[e.AggregateID] = r
 		b.ids = append(b.ids, e.AggregateID)
@@ -265,7 +321,9 @@ func (b *batch) reread(ctx context.Context, tx pgx.Tx, rows map[string]*row) err
 	if err := b.fold(rows); err != nil {
 		return err
 	}
-	b.remember(rows)
+	for id, r := range rows {
+		b.c.states.read(id, r, b.through())
+	}
 	return nil
 }
 

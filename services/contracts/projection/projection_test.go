@@ -5,12 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/protobuf/encoding/prototext"
+	"google.golang.org/protobuf/proto"
+
+	contractsv1 "github.com/jsmplatform/jsm/proto/gen/jsm/contracts/v1"
 
 	"github.com/jsmplatform/jsm/libs/es"
 	"github.com/jsmplatform/jsm/libs/event"
@@ -317,4 +322,75 @@ func TestRebuildByAnotherInstanceLeavesNoHole(t *testing.T) {
 	if got := dump(t, pool); got != want {
 		t.Fatalf("read model differs after a rebuild on another instance:\n%s\nwant\n%s", got, want)
 	}
+}
+
+// Two instances projecting while commands arrive, in bursts, on few
+// contracts: every row ends as a single projector would have it.
+func TestTwoInstancesWhileCommandsArrive(t *testing.T) {
+	for _, size := range []int{0, 2} {
+		t.Run(fmt.Sprintf("remembering %d", size), func(t *testing.T) { twoInstancesWhileCommandsArrive(t, size) })
+	}
+}
+
+func twoInstancesWhileCommandsArrive(t *testing.T, size int) {
+	store := testkit.StartNATS(t).Store()
+	pool := testkit.PostgresPool(t)
+	a := newProjector(t, store, pool, readmodel.NewContracts(size), projection.Hooks{})
+	b := newProjector(t, store, pool, readmodel.NewContracts(size), projection.Hooks{})
+	run(t, a)
+	run(t, b)
+	last := history(t, store, 3)
+	r, err := es.NewRunner(ctx, store, contracts.Source, contracts.Decider())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 3 {
+		id := event.DeriveID("projection-test", i)
+		cust := "cust-" + strconv.Itoa(i%3)
+		for k := range 40 {
+			wg.Go(func() {
+				req := domain.AddRequirement{Actor: domain.Actor{Org: domain.OrgID(cust), User: "u"}, Requirement: domain.Requirement{ID: fmt.Sprintf("L-%d", k), Text: "live"}}
+				if _, err := r.Handle(ctx, es.Command[domain.Command]{AggregateID: id, Body: req, Actor: event.Actor{Org: cust, User: "u"}}); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if last, err = store.LastPosition(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*projection.Projector{a, b} {
+		if err := p.WaitFor(ctx, last, 20*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, refPool := reference(t, store, last)
+	if got := dump(t, pool); got != want {
+		t.Fatalf("read model differs:\n%s\nwant\n%s", views(t, pool), views(t, refPool))
+	}
+}
+
+// views prints every stored contract, for a failure's diff.
+func views(t *testing.T, pool *pgxpool.Pool) string {
+	t.Helper()
+	rows, err := pool.Query(ctx, `SELECT view FROM contracts.contracts ORDER BY contract_id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out strings.Builder
+	for rows.Next() {
+		var v []byte
+		if err := rows.Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		var m contractsv1.Contract
+		if err := proto.Unmarshal(v, &m); err != nil {
+			t.Fatal(err)
+		}
+		out.WriteString(prototext.Format(&m) + "----\n")
+	}
+	return out.String()
 }
