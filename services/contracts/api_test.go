@@ -443,6 +443,11 @@ func TestRetriedRequestsApplyOnce(t *testing.T) {
 	if last := lastPosition(t, p.store); last != s1.Position {
 		t.Fatalf("stream at %d, want %d: a retry appended", last, s1.Position)
 	}
+	// The same key from the other party is its own request.
+	s3 := must[contractsv1.SignContractResponse](t)(p.client("itsec", "org-admin").SignContract(ctx, connect.NewRequest(sign)))
+	if s3.Position <= s1.Position || !s3.Activated {
+		t.Fatalf("the provider's sign with the customer's key = %v; want it applied, activating", s3)
+	}
 }
 
 // Two instances of the service with their own caches: without retries the

@@ -63,7 +63,7 @@ type Result struct {
 func (c *Commands) Draft(ctx context.Context, req Request, cmd domain.DraftContract) (Result, error) {
 	id := event.NewID()
 	if req.ID != "" {
-		id = event.DeriveID("contracts.draft/"+req.Actor.Org+"/"+req.ID, 0)
+		id = event.DeriveID("contracts.draft/"+req.Actor.Org+"/"+req.Actor.User+"/"+req.ID, 0)
 	}
 	cmd.ContractID = domain.ContractID(id)
 	cmd.Actor = domain.Actor{Org: domain.OrgID(req.Actor.Org), User: req.Actor.User}
@@ -104,8 +104,14 @@ func withActor(cmd domain.Command, a domain.Actor) domain.Command {
 }
 
 func (c *Commands) handle(ctx context.Context, req Request, id domain.ContractID, cmd domain.Command) (Result, error) {
+	var cmdID string
+	if req.ID != "" {
+		// A client's key names its own requests: the same key from another
+		// org or user, or for another procedure, is another request.
+		cmdID = fmt.Sprintf("%s/%s/%T/%s", req.Actor.Org, req.Actor.User, cmd, req.ID)
+	}
 	res, err := c.runner.Handle(ctx, es.Command[domain.Command]{
-		ID:          req.ID,
+		ID:          cmdID,
 		AggregateID: string(id),
 		Body:        cmd,
 		Actor:       req.Actor,
