@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -108,7 +109,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	if cfg.MemoryStorage {
 		storage = jetstream.MemoryStorage
 	}
-	stream, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	want := jetstream.StreamConfig{
 		Name:               cfg.Stream,
 		Description:        "JSM events: the source of truth of every area",
 		Subjects:           []string{event.SubjectPrefix + ".>"},
@@ -124,11 +125,43 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 		DenyPurge:          true,
 		AllowDirect:        true,
 		AllowAtomicPublish: true,
-	})
+	}
+	stream, err := js.Stream(ctx, cfg.Stream)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		stream, err = js.CreateStream(ctx, want)
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) { // another instance was quicker
+			stream, err = js.Stream(ctx, cfg.Stream)
+		}
+	case err == nil:
+		stream, err = ensure(ctx, js, stream, want)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("create stream %s: %w", cfg.Stream, err)
+		return nil, fmt.Errorf("stream %s: %w", cfg.Stream, err)
 	}
 	return &Store{nc: nc, js: js, stream: stream, name: cfg.Stream}, nil
+}
+
+// ensure makes an existing stream fit what the store relies on, and no more:
+// every instance opens the one shared stream, so an instance started with
+// other settings must not change its replicas (except up), limits or
+// duplicate window, which are the operator's.
+func ensure(ctx context.Context, js jetstream.JetStream, stream jetstream.Stream, want jetstream.StreamConfig) (jetstream.Stream, error) {
+	have := stream.CachedInfo().Config
+	next := have
+	next.Replicas = max(have.Replicas, want.Replicas)
+	next.Discard = jetstream.DiscardNew // never drop old events to make room
+	next.DenyDelete, next.DenyPurge = true, true
+	next.AllowDirect, next.AllowAtomicPublish = true, true
+	if !slices.Contains(next.Subjects, want.Subjects[0]) {
+		next.Subjects = append(slices.Clip(next.Subjects), want.Subjects[0])
+	}
+	if next.Replicas == have.Replicas && next.Discard == have.Discard && next.DenyDelete == have.DenyDelete &&
+		next.DenyPurge == have.DenyPurge && next.AllowDirect == have.AllowDirect &&
+		next.AllowAtomicPublish == have.AllowAtomicPublish && len(next.Subjects) == len(have.Subjects) {
+		return stream, nil
+	}
+	return js.UpdateStream(ctx, next)
 }
 
 // Name is the stream's name.
@@ -235,7 +268,9 @@ func (s *Store) appendBatch(ctx context.Context, subject string, expected uint64
 			continue
 		}
 		m.Header["Nats-Batch-Commit"] = []string{"1"}
-		resp, err := s.nc.RequestMsgWithContext(ctx, m)
+		reqCtx, cancel := bounded(ctx)
+		resp, err := s.nc.RequestMsgWithContext(reqCtx, m)
+		cancel()
 		if err != nil {
 			return 0, fmt.Errorf("append batch %s: %w", subject, err)
 		}
@@ -323,6 +358,8 @@ type directGetRequest struct {
 // fraction of a millisecond, where a consumer filtered on the subject would
 // scan the stream.
 func (s *Store) loadSubject(ctx context.Context, subject string, after uint64) ([]event.Event, error) {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	inbox := s.nc.NewInbox()
 	sub, err := s.nc.SubscribeSync(inbox)
 	if err != nil {
@@ -337,7 +374,7 @@ func (s *Store) loadSubject(ctx context.Context, subject string, after uint64) (
 		if err := s.nc.PublishRequest(api, inbox, req); err != nil {
 			return nil, fmt.Errorf("load %s: %w", subject, err)
 		}
-		got := 0
+		got, pending := 0, -1 // pending: matching messages after the last one, when the server says
 	batch:
 		for {
 			m, err := sub.NextMsgWithContext(ctx)
@@ -363,11 +400,27 @@ func (s *Store) loadSubject(ctx context.Context, subject string, after uint64) (
 			out = append(out, e)
 			got++
 			from = seq + 1
+			if n, err := strconv.Atoi(m.Header.Get("Nats-Num-Pending")); err == nil {
+				pending = n
+			}
 		}
-		if got < directBatch {
+		// The server may end a batch early (its byte limit): go on until it
+		// says nothing matching is left.
+		if got == 0 || pending == 0 || (pending < 0 && got < directBatch) {
 			return out, nil
 		}
 	}
+}
+
+// requestTimeout bounds a request to JetStream whose caller set no deadline:
+// a lost reply must not hold the aggregate's lock forever.
+const requestTimeout = 10 * time.Second
+
+func bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, requestTimeout)
 }
 
 // OrderedConsumer returns an ordered consumer starting at position from

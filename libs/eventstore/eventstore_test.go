@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/jsmplatform/jsm/libs/event"
@@ -189,6 +190,16 @@ func TestLoadAfterRestartAndManyEvents(t *testing.T) {
 	if e.Contract != "c1" || e.Parties.Provider != "prov" || e.Actor.Role != "org-admin" || e.Causation != "cmd" || !e.Time.Equal(time.Date(2026, 11, 22, 8, 0, 0, 0, time.UTC)) {
 		t.Fatalf("envelope not preserved: %+v", e.Envelope)
 	}
+	// From within the history, and exactly at its end.
+	for _, after := range []int{255, 256, 599} {
+		from, err := store.Load(ctx, "test.thing", "a", got[after-1].Position)
+		if err != nil || !equal(texts(t, from), want[after:]) {
+			t.Fatalf("load after event %d: %d events, %v; want %d", after, len(from), err, len(want)-after)
+		}
+	}
+	if rest, err := store.Load(ctx, "test.thing", "a", got[599].Position); err != nil || len(rest) != 0 {
+		t.Fatalf("load after the last event = %d events, %v", len(rest), err)
+	}
 	none, err := store.Load(ctx, "test.thing", "missing", 0)
 	if err != nil || len(none) != 0 {
 		t.Fatalf("load of a missing aggregate = %v, %v", none, err)
@@ -205,4 +216,35 @@ func equal(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// Every instance opens the one shared stream: one started with fewer
+// replicas or another duplicate window must not change the operator's
+// settings, while what the store relies on is restored.
+func TestOpenKeepsTheOperatorsSettings(t *testing.T) {
+	ctx := context.Background()
+	n := testkit.StartNATS(t)
+	store := n.Store()
+	js := store.JetStream()
+	s, err := js.Stream(ctx, store.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	cfg.Duplicates = time.Hour
+	cfg.AllowDirect = false
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eventstore.Open(ctx, store.Conn(), eventstore.Config{Duplicates: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	s, err = js.Stream(ctx, store.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := s.CachedInfo().Config
+	if got.Duplicates != time.Hour || !got.AllowDirect || !got.DenyDelete || got.Discard != jetstream.DiscardNew {
+		t.Fatalf("after a second Open: duplicates %v, direct %v, deny delete %v, discard %v; want the operator's hour and the store's needs", got.Duplicates, got.AllowDirect, got.DenyDelete, got.Discard)
+	}
 }
