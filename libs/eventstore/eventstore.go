@@ -442,12 +442,14 @@ func (s *Store) OrderedConsumer(ctx context.Context, from uint64, subjects ...st
 }
 
 // FromJetStream turns a consumed message into an event with its position and
-// the number of messages still pending after it.
+// the number of messages still pending after it. For a message that is not
+// an event (event.ErrMalformed) the event holds only the position.
 func FromJetStream(m jetstream.Msg) (event.Event, uint64, error) {
 	md, err := m.Metadata()
 	if err != nil {
 		return event.Event{}, 0, fmt.Errorf("message metadata: %w", err)
 	}
 	e, err := event.FromMsg(&nats.Msg{Subject: m.Subject(), Header: nats.Header(m.Headers()), Data: m.Data()}, md.Sequence.Stream)
+	e.Position = md.Sequence.Stream // also for a message that is not an event
 	return e, md.NumPending, err
 }

@@ -90,6 +90,9 @@ type Hooks struct {
 // ErrNotCaughtUp is returned by WaitFor when the position was not reached in time.
 var ErrNotCaughtUp = errors.New("projection has not caught up yet")
 
+// ErrBeyondStream is returned by WaitFor for a position the stream has not reached.
+var ErrBeyondStream = errors.New("position beyond the end of the stream")
+
 // Projector runs one projection.
 type Projector struct {
 	cfg   Config
@@ -211,13 +214,19 @@ func (p *Projector) advance(pos uint64) {
 }
 
 // WaitFor blocks until the read model has applied position pos, at most
-// for max (or until ctx ends). It is how a query reads its own writes.
+// for max (or until ctx ends). It is how a query reads its own writes. A
+// position the stream has not reached yet fails at once with
+// ErrBeyondStream rather than after max.
 func (p *Projector) WaitFor(ctx context.Context, pos uint64, max time.Duration) error {
 	if pos == 0 || p.position.Load() >= pos {
 		return nil
 	}
 	timer := time.NewTimer(max)
 	defer timer.Stop()
+	// Most waits end within milliseconds; only a longer one asks the stream
+	// whether pos exists at all.
+	check := time.NewTimer(min(20*time.Millisecond, max))
+	defer check.Stop()
 	for {
 		p.mu.Lock()
 		ch := p.changed
@@ -227,6 +236,11 @@ func (p *Projector) WaitFor(ctx context.Context, pos uint64, max time.Duration) 
 		}
 		select {
 		case <-ch:
+		case <-check.C:
+			last, err := p.store.LastPosition(ctx)
+			if err == nil && pos > last {
+				return fmt.Errorf("%w: %d, the stream ends at %d", ErrBeyondStream, pos, last)
+			}
 		case <-timer.C:
 			return fmt.Errorf("%w: %s at %d, waiting for %d", ErrNotCaughtUp, p.cfg.Name, p.position.Load(), pos)
 		case <-ctx.Done():
@@ -334,6 +348,13 @@ func (p *Projector) round(ctx context.Context) error {
 				return
 			}
 			e, n, err := eventstore.FromJetStream(m)
+			if errors.Is(err, event.ErrMalformed) {
+				// Not an event of any aggregate: nothing to project, and
+				// stopping here would stop the projection for good. The
+				// batch still covers its position.
+				p.cfg.Logger.Warn("skipping a message that is not an event", "projection", p.cfg.Name, "position", e.Position, "subject", m.Subject(), "err", err)
+				e, err = event.Event{Position: e.Position}, nil
+			}
 			if err != nil {
 				readErr <- err
 				return

@@ -295,3 +295,22 @@ func TestBatchesGrowWhileBehind(t *testing.T) {
 		}
 	})
 }
+
+// A message in the stream that is not an event (no id, no type) cannot
+// belong to any projection: it is passed over, not retried for ever.
+func TestMessagesThatAreNotEventsArePassedOver(t *testing.T) {
+	kinds(t, func(t *testing.T, prepared bool) {
+		ctx := context.Background()
+		f := setup(t, 10, prepared)
+		if _, err := f.store.JetStream().Publish(ctx, "jsm.evt.test.thing.stray", []byte("not an event")); err != nil {
+			t.Fatal(err)
+		}
+		f.append(t, 10)
+		p := f.projector(t, projection.Hooks{})
+		start(t, p)
+		if err := p.WaitFor(ctx, 21, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		f.exactlyOnce(t, 21)
+	})
+}

@@ -346,7 +346,7 @@ func TestErrorCodes(t *testing.T) {
 			_, err := customer.SignContract(ctx, connect.NewRequest(&contractsv1.SignContractRequest{ContractId: d.ContractId, TermsVersion: 7}))
 			return err
 		}},
-		{"read model not caught up", connect.CodeUnavailable, func() error {
+		{"min position beyond the stream", connect.CodeInvalidArgument, func() error {
 			_, err := customer.GetContract(ctx, connect.NewRequest(&contractsv1.GetContractRequest{ContractId: d.ContractId, MinPosition: 1 << 40}))
 			return err
 		}},

@@ -36,6 +36,8 @@ func toConnect(ctx context.Context, log *slog.Logger, err error) error {
 		code = connect.CodeAborted
 	case errors.Is(err, projection.ErrNotCaughtUp):
 		code = connect.CodeUnavailable
+	case errors.Is(err, projection.ErrBeyondStream):
+		code = connect.CodeInvalidArgument
 	case errors.Is(err, context.Canceled):
 		code = connect.CodeCanceled
 	case errors.Is(err, context.DeadlineExceeded):
