@@ -161,8 +161,20 @@ func testProjectsEveryEventOnce(t *testing.T, prepared bool) {
 	if p.Lag() != 0 {
 		t.Fatalf("lag %d after catching up", p.Lag())
 	}
-	// A position not yet written: the wait is bounded.
-	if err := p.WaitFor(ctx, 501, 50*time.Millisecond); !errors.Is(err, projection.ErrNotCaughtUp) {
+	// A position the stream has not reached is refused at once.
+	began := time.Now()
+	if err := p.WaitFor(ctx, 501, 10*time.Second); !errors.Is(err, projection.ErrBeyondStream) || time.Since(began) > 5*time.Second {
+		t.Fatalf("got %v after %v, want ErrBeyondStream at once", err, time.Since(began))
+	}
+	// A projector that does not run: the wait is bounded.
+	idle, err := projection.New(projection.Config{Name: "idle", Schema: "t"}, seen{}, f.store, f.pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := idle.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := idle.WaitFor(ctx, 500, 50*time.Millisecond); !errors.Is(err, projection.ErrNotCaughtUp) {
 		t.Fatalf("got %v, want ErrNotCaughtUp", err)
 	}
 	f.append(t, 1)
