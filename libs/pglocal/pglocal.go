@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -260,6 +261,8 @@ func (c *Cluster) prepareDir() error {
 			if err := os.Chmod(p, fi.Mode().Perm()|0o001); err != nil {
 				return fmt.Errorf("pglocal: make %s traversable for %s: %w", p, osUser, err)
 			}
+			// Traverse only (o+x), not list or read; said aloud all the same.
+			slog.Warn("pglocal: made a folder traversable for the database user", "folder", p, "user", osUser)
 		}
 		if p == filepath.Dir(p) {
 			return nil

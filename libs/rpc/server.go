@@ -38,6 +38,10 @@ type HostConfig struct {
 	// ShutdownTimeout bounds how long in-flight requests may finish once
 	// Run's context ends (default 10 s).
 	ShutdownTimeout time.Duration
+	// DrainDelay is how long /readyz answers 503 before the listener closes
+	// on shutdown, so load balancers stop sending requests first (default 0;
+	// a few seconds behind a load balancer).
+	DrainDelay time.Duration
 	// NoReflection leaves out the gRPC reflection endpoints.
 	NoReflection bool
 	// OnReady, if set, is called once every service is migrated and running.
@@ -144,6 +148,7 @@ func NewHost(cfg HostConfig, services ...Service) (*Host, error) {
 		Handler:           mux,
 		Protocols:         &protocols,
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute, // a request trickled in slowly holds no connection for ever
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
@@ -242,6 +247,10 @@ func (h *Host) Serve(ctx context.Context) error {
 		}
 	}
 	h.ready.Store(false)
+	if h.cfg.DrainDelay > 0 && err == nil {
+		h.log.Info("draining", "for", h.cfg.DrainDelay)
+		time.Sleep(h.cfg.DrainDelay)
+	}
 
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.ShutdownTimeout)
 	defer cancel()

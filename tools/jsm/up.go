@@ -74,6 +74,12 @@ func runUpCommand(args []string, stdout, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		<-ctx.Done()
+		// From the first signal on, a second one ends the process at once.
+		stop()
+		log.Info("stopping; press Ctrl-C again to stop at once")
+	}()
 	err = runUp(ctx, cfg, func(e endpoints) { printBanner(stdout, e) })
 	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		err = nil // stopped during start-up

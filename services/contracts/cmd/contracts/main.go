@@ -17,6 +17,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/jsmplatform/jsm/libs/auth"
 	"github.com/jsmplatform/jsm/libs/eventstore"
@@ -31,6 +32,7 @@ type config struct {
 	issuer, audience, publicKeyFile string
 	jwksURL                         string
 	replicas                        int
+	drainDelay                      time.Duration
 }
 
 func main() {
@@ -52,6 +54,7 @@ func run(log *slog.Logger, args []string) error {
 	fs.StringVar(&cfg.publicKeyFile, "jwt-public-key", "", "PEM file with the token signing public key")
 	fs.StringVar(&cfg.jwksURL, "jwks-url", "", "JWKS URL of the identity provider")
 	fs.IntVar(&cfg.replicas, "replicas", 1, "replicas of the JSM_EVENTS stream (3 in production)")
+	fs.DurationVar(&cfg.drainDelay, "drain-delay", 0, "how long /readyz fails before shutdown closes the listener (a few seconds behind a load balancer)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -94,7 +97,7 @@ func run(log *slog.Logger, args []string) error {
 	if err != nil {
 		return err
 	}
-	host, err := rpc.NewHost(rpc.HostConfig{Listen: cfg.listen, Verifier: verifier, Logger: log}, svc)
+	host, err := rpc.NewHost(rpc.HostConfig{Listen: cfg.listen, Verifier: verifier, Logger: log, DrainDelay: cfg.drainDelay}, svc)
 	if err != nil {
 		return err
 	}
