@@ -112,6 +112,24 @@ func dump(t *testing.T, pool *pgxpool.Pool) string {
 	return s
 }
 
+// caughtUp waits until every projector has applied position last.
+func caughtUp(t *testing.T, last uint64, ps ...*projection.Projector) {
+	t.Helper()
+	for _, p := range ps {
+		if err := p.WaitFor(ctx, last, 20*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// sameRows fails the test when pool's read model is not want.
+func sameRows(t *testing.T, pool *pgxpool.Pool, want string) {
+	t.Helper()
+	if got := dump(t, pool); got != want {
+		t.Fatalf("read model differs:\n%s\nwant\n%s", got, want)
+	}
+}
+
 // reference is the read model one projector with an empty cache builds in a
 // database of its own.
 func reference(t *testing.T, store *eventstore.Store, last uint64) (string, *pgxpool.Pool) {
@@ -119,9 +137,7 @@ func reference(t *testing.T, store *eventstore.Store, last uint64) (string, *pgx
 	pool := testkit.PostgresPool(t)
 	p := newProjector(t, store, pool, readmodel.NewContracts(0), projection.Hooks{})
 	run(t, p)
-	if err := p.WaitFor(ctx, last, 20*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	caughtUp(t, last, p)
 	return dump(t, pool), pool
 }
 
@@ -141,12 +157,8 @@ func TestReadModelDoesNotDependOnTheCache(t *testing.T) {
 		pool := testkit.PostgresPool(t)
 		p := newProjector(t, store, pool, readmodel.NewContracts(1), projection.Hooks{})
 		run(t, p)
-		if err := p.WaitFor(ctx, last, 20*time.Second); err != nil {
-			t.Fatal(err)
-		}
-		if got := dump(t, pool); got != want {
-			t.Fatalf("read model differs:\n%s\nwant\n%s", got, want)
-		}
+		caughtUp(t, last, p)
+		sameRows(t, pool, want)
 	})
 
 	t.Run("two instances", func(t *testing.T) {
@@ -155,14 +167,8 @@ func TestReadModelDoesNotDependOnTheCache(t *testing.T) {
 		b := newProjector(t, store, pool, readmodel.NewContracts(0), projection.Hooks{})
 		run(t, a)
 		run(t, b)
-		for _, p := range []*projection.Projector{a, b} {
-			if err := p.WaitFor(ctx, last, 20*time.Second); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if got := dump(t, pool); got != want {
-			t.Fatalf("read model differs:\n%s\nwant\n%s", got, want)
-		}
+		caughtUp(t, last, a, b)
+		sameRows(t, pool, want)
 	})
 
 	t.Run("rolled back batches", func(t *testing.T) {
@@ -194,13 +200,9 @@ func TestReadModelDoesNotDependOnTheCache(t *testing.T) {
 		}
 		p := newProjector(t, store, pool, h, projection.Hooks{})
 		run(t, p)
-		if err := p.WaitFor(ctx, last, 20*time.Second); err != nil {
-			t.Fatal(err)
-		}
+		caughtUp(t, last, p)
 		t.Logf("%d runs ended by a failed commit", runs)
-		if got := dump(t, pool); got != want {
-			t.Fatalf("read model differs:\n%s\nwant\n%s", got, want)
-		}
+		sameRows(t, pool, want)
 	})
 }
 
@@ -274,9 +276,7 @@ func TestCacheAheadOfTheBatchIsNotTrusted(t *testing.T) {
 	if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return prepared.Apply(ctx, tx) }); err != nil {
 		t.Fatal(err)
 	}
-	if got := dump(t, pool); got != want {
-		t.Fatalf("read model differs:\n%s\nwant\n%s", got, want)
-	}
+	sameRows(t, pool, want)
 }
 
 // A rebuild started by one instance moves the checkpoint back under another
@@ -290,11 +290,7 @@ func TestRebuildByAnotherInstanceLeavesNoHole(t *testing.T) {
 	b := newProjector(t, store, pool, readmodel.NewContracts(0), slow)
 	run(t, a)
 	run(t, b)
-	for _, p := range []*projection.Projector{a, b} {
-		if err := p.WaitFor(ctx, last, 20*time.Second); err != nil {
-			t.Fatal(err)
-		}
-	}
+	caughtUp(t, last, a, b)
 	if err := b.Rebuild(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -313,11 +309,7 @@ func TestRebuildByAnotherInstanceLeavesNoHole(t *testing.T) {
 	if last, err = store.LastPosition(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []*projection.Projector{a, b} {
-		if err := p.WaitFor(ctx, last, 20*time.Second); err != nil {
-			t.Fatal(err)
-		}
-	}
+	caughtUp(t, last, a, b)
 	want, _ := reference(t, store, last)
 	if got := dump(t, pool); got != want {
 		t.Fatalf("read model differs after a rebuild on another instance:\n%s\nwant\n%s", got, want)
@@ -361,11 +353,7 @@ func twoInstancesWhileCommandsArrive(t *testing.T, size int) {
 	if last, err = store.LastPosition(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []*projection.Projector{a, b} {
-		if err := p.WaitFor(ctx, last, 20*time.Second); err != nil {
-			t.Fatal(err)
-		}
-	}
+	caughtUp(t, last, a, b)
 	want, refPool := reference(t, store, last)
 	if got := dump(t, pool); got != want {
 		t.Fatalf("read model differs:\n%s\nwant\n%s", views(t, pool), views(t, refPool))
