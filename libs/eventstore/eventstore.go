@@ -361,7 +361,10 @@ func (s *Store) loadSubject(ctx context.Context, subject string, after uint64) (
 	ctx, cancel := bounded(ctx)
 	defer cancel()
 	inbox := s.nc.NewInbox()
-	sub, err := s.nc.SubscribeSync(inbox)
+	// A channel the size of one batch and its end: SubscribeSync would
+	// allocate room for 64k messages on every load.
+	replies := make(chan *nats.Msg, directBatch+1)
+	sub, err := s.nc.ChanSubscribe(inbox, replies)
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", subject, err)
 	}
@@ -377,9 +380,11 @@ func (s *Store) loadSubject(ctx context.Context, subject string, after uint64) (
 		got, pending := 0, -1 // pending: matching messages after the last one, when the server says
 	batch:
 		for {
-			m, err := sub.NextMsgWithContext(ctx)
-			if err != nil {
-				return nil, fmt.Errorf("load %s: %w", subject, err)
+			var m *nats.Msg
+			select {
+			case m = <-replies:
+			case <-ctx.Done():
+				return nil, fmt.Errorf("load %s: %w", subject, ctx.Err())
 			}
 			if status := m.Header.Get("Status"); status != "" {
 				switch status {
