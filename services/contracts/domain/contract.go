@@ -31,8 +31,9 @@ type Actor struct {
 }
 
 // State is the contract as the events have made it. It is stored as a JSON
-// snapshot and serves as the read model, so it holds plain Go values only and
-// round-trips through encoding/json unchanged.
+// snapshot for the command side and as the API message (ContractToProto) in
+// the read model, so it holds plain Go values only and round-trips through
+// both unchanged.
 type State struct {
 	ID       ContractID        `json:"id,omitzero"`
 	Customer OrgID             `json:"customer,omitzero"`
