@@ -398,16 +398,22 @@ func (s *Store) loadSubject(ctx context.Context, subject string, after uint64) (
 			if err != nil {
 				return nil, fmt.Errorf("load %s: bad sequence header: %w", subject, err)
 			}
-			e, err := event.FromMsg(m, seq)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, e)
 			got++
 			from = seq + 1
 			if n, err := strconv.Atoi(m.Header.Get("Nats-Num-Pending")); err == nil {
 				pending = n
 			}
+			e, err := event.FromMsg(m, seq)
+			if errors.Is(err, event.ErrMalformed) {
+				// Not an event (published there by hand): it cannot be part
+				// of the aggregate, and refusing the load would block every
+				// command on it. Projectors pass over it too.
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, e)
 		}
 		// The server may end a batch early (its byte limit): go on until it
 		// says nothing matching is left.

@@ -248,3 +248,31 @@ func TestOpenKeepsTheOperatorsSettings(t *testing.T) {
 		t.Fatalf("after a second Open: duplicates %v, direct %v, deny delete %v, discard %v; want the operator's hour and the store's needs", got.Duplicates, got.AllowDirect, got.DenyDelete, got.Discard)
 	}
 }
+
+// A message on an aggregate's subject that is not an event is no part of
+// the aggregate: loads pass over it instead of failing every command.
+func TestLoadPassesOverMessagesThatAreNotEvents(t *testing.T) {
+	ctx := context.Background()
+	store := testkit.StartNATS(t).Store()
+	p1, err := store.Append(ctx, 0, ev(t, "a", event.NewID(), "one"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.JetStream().Publish(ctx, event.Subject("test.thing", "a"), []byte("stray")); err != nil {
+		t.Fatal(err)
+	}
+	v, err := store.Version(ctx, "test.thing", "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Append(ctx, v, ev(t, "a", event.NewID(), "two")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := store.Load(ctx, "test.thing", "a", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"one", "two"}; !equal(texts(t, got), want) || got[0].Position != p1 {
+		t.Fatalf("loaded %v, want %v", texts(t, got), want)
+	}
+}

@@ -362,6 +362,7 @@ func (p *Projector) round(ctx context.Context) error {
 			select {
 			case events <- pendingEvent{e, n}:
 			case <-roundCtx.Done():
+				readErr <- roundCtx.Err() // the loop may be waiting for a reason
 				return
 			}
 		}
@@ -415,7 +416,7 @@ func (p *Projector) round(ctx context.Context) error {
 			return errRestart
 		case e, ok := <-events:
 			if !ok {
-				return <-readErr
+				return readFailure(ctx, readErr)
 			}
 			batch, j.pending = append(batch, e.Event), e.pending
 		}
@@ -474,6 +475,16 @@ func (p *Projector) round(ctx context.Context) error {
 
 // fillWait bounds how long a batch waits for events the stream already holds.
 const fillWait = 5 * time.Millisecond
+
+// readFailure is why the reader stopped.
+func readFailure(ctx context.Context, readErr <-chan error) error {
+	select {
+	case err := <-readErr:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
 
 // job is one batch for the committer.
 type job struct {

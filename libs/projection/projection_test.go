@@ -326,3 +326,28 @@ func TestMessagesThatAreNotEventsArePassedOver(t *testing.T) {
 		f.exactlyOnce(t, 21)
 	})
 }
+
+// Run returns once its context ends, also while the reader is still
+// delivering (catching up), so that a service can shut down.
+func TestRunReturnsWhenCancelledWhileCatchingUp(t *testing.T) {
+	f := setup(t, 3000, false)
+	for i := range 30 {
+		p := f.projector(t, projection.Hooks{})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- p.Run(ctx) }()
+		time.Sleep(time.Duration(5+i%10) * time.Millisecond)
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("round %d: Run ended with %v, want nil on a clean stop", i, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("round %d: Run did not return 5 s after its context ended (at %d)", i, p.Position())
+		}
+		if _, err := f.pool.Exec(context.Background(), `TRUNCATE t.seen; UPDATE t.checkpoints SET position = 0`); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

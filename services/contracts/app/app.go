@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -108,7 +109,7 @@ func (c *Commands) handle(ctx context.Context, req Request, id domain.ContractID
 	if req.ID != "" {
 		// A client's key names its own requests: the same key from another
 		// org or user, or for another procedure, is another request.
-		cmdID = fmt.Sprintf("%s/%s/%T/%s", req.Actor.Org, req.Actor.User, cmd, req.ID)
+		cmdID = fmt.Sprintf("%s/%s/%T/%s", url.PathEscape(req.Actor.Org), url.PathEscape(req.Actor.User), cmd, url.PathEscape(req.ID))
 	}
 	res, err := c.runner.Handle(ctx, es.Command[domain.Command]{
 		ID:          cmdID,
