@@ -377,6 +377,10 @@ func (r *Runner[S, C]) loadFrom(ctx context.Context, id string, fresh bool) (sna
 		return snap, false, err
 	}
 	for _, e := range events {
+		if e.Type == "" { // not an event: only the version moves
+			snap.Version = e.Position
+			continue
+		}
 		m, err := e.Decode()
 		if err != nil {
 			return snap, false, fmt.Errorf("load %s: %w", key, err)

@@ -376,3 +376,26 @@ func TestCommandsWorkWithoutTheSnapshotBucket(t *testing.T) {
 		t.Fatalf("n = %d, want 2", res.State.N)
 	}
 }
+
+// A message on the aggregate's subject that is not an event moves its
+// version: commands go on after it instead of conflicting for ever.
+func TestAStrayMessageDoesNotBlockTheAggregate(t *testing.T) {
+	ctx := context.Background()
+	n := testkit.StartNATS(t)
+	r := newRunner(t, n.Store())
+	if _, err := r.Handle(ctx, es.Command[add]{AggregateID: "c1", Body: add{By: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Store().JetStream().Publish(ctx, event.Subject("test.counter", "c1"), []byte("stray")); err != nil {
+		t.Fatal(err)
+	}
+	for _, runner := range []*es.Runner[counter, add]{r, newRunner(t, n.Store(), es.WithoutSnapshots())} {
+		res, err := runner.Handle(ctx, es.Command[add]{AggregateID: "c1", Body: add{By: 1}})
+		if err != nil {
+			t.Fatalf("command after a stray message: %v", err)
+		}
+		if res.State.N < 2 {
+			t.Fatalf("n = %d", res.State.N)
+		}
+	}
+}

@@ -319,7 +319,10 @@ func (s *Store) appendError(subject string, expected uint64, err error) error {
 	return fmt.Errorf("append %s: %w", subject, err)
 }
 
-// Load reads the events of one aggregate stored after position after, in order.
+// Load reads the events of one aggregate stored after position after, in
+// order. A message on the subject that is not an event comes back as an
+// Event holding only its position (no Type): no part of the aggregate, but
+// the aggregate's version moves past it.
 func (s *Store) Load(ctx context.Context, aggregateType, aggregateID string, after uint64) ([]event.Event, error) {
 	return s.loadSubject(ctx, event.Subject(aggregateType, aggregateID), after)
 }
@@ -405,10 +408,10 @@ func (s *Store) loadSubject(ctx context.Context, subject string, after uint64) (
 			}
 			e, err := event.FromMsg(m, seq)
 			if errors.Is(err, event.ErrMalformed) {
-				// Not an event (published there by hand): it cannot be part
-				// of the aggregate, and refusing the load would block every
-				// command on it. Projectors pass over it too.
-				continue
+				// Not an event (published there by hand): no part of the
+				// aggregate, but its position is the subject's version now.
+				// Refusing the load would block every command on it.
+				e, err = event.Event{Position: seq}, nil
 			}
 			if err != nil {
 				return nil, err

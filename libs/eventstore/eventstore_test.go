@@ -272,7 +272,10 @@ func TestLoadPassesOverMessagesThatAreNotEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"one", "two"}; !equal(texts(t, got), want) || got[0].Position != p1 {
+	if len(got) != 3 || got[1].Type != "" || got[1].Position != v || got[0].Position != p1 {
+		t.Fatalf("loaded %+v; want one, a position-only entry at %d, two", got, v)
+	}
+	if want := []string{"one", "two"}; !equal(texts(t, []event.Event{got[0], got[2]}), want) {
 		t.Fatalf("loaded %v, want %v", texts(t, got), want)
 	}
 }
