@@ -32,6 +32,9 @@ const (
 	codeWrongLastSequence         = 10071
 	codeWrongLastSequenceConstant = 10164
 	codeBatchDuplicateMsgID       = 10201
+	// A copy of the same event is being stored right now (replicated
+	// streams): the sender learns the outcome by trying again.
+	codeDuplicateInProcess = 10158
 )
 
 // ErrConflict matches every concurrency conflict (errors.Is).
@@ -285,7 +288,7 @@ func (s *Store) appendBatch(ctx context.Context, subject string, expected uint64
 			return ack.Seq, nil
 		}
 		switch ack.Error.ErrCode {
-		case codeWrongLastSequence, codeWrongLastSequenceConstant:
+		case codeWrongLastSequence, codeWrongLastSequenceConstant, codeDuplicateInProcess:
 			if pos, ok := s.stored(ctx, subject, expected, events[len(events)-1].ID); ok {
 				return pos, &StoredError{Subject: subject, Position: pos}
 			}
@@ -312,7 +315,7 @@ func (s *Store) appendError(subject string, expected uint64, err error) error {
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) {
 		switch apiErr.ErrorCode {
-		case codeWrongLastSequence, codeWrongLastSequenceConstant:
+		case codeWrongLastSequence, codeWrongLastSequenceConstant, codeDuplicateInProcess:
 			return &ConflictError{Subject: subject, Expected: expected, Code: int(apiErr.ErrorCode)}
 		}
 	}
