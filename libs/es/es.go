@@ -223,7 +223,7 @@ func (r *Runner[S, C]) Handle(ctx context.Context, cmd Command[C]) (Result[S], e
 	var lastErr error
 	fresh := false
 	for attempt := 0; attempt <= r.retries; attempt++ {
-		snap, cached, err := r.loadFrom(ctx, cmd.AggregateID, fresh)
+		snap, cached, err := r.load(ctx, cmd.AggregateID, fresh)
 		if err != nil {
 			return Result[S]{}, err
 		}
@@ -261,7 +261,7 @@ func (r *Runner[S, C]) Handle(ctx context.Context, cmd Command[C]) (Result[S], e
 			// the ids the snapshot remembers, or its first send timed out
 			// after landing): answer with what the stream says.
 			r.cache.Remove(r.key(cmd.AggregateID))
-			latest, err := r.load(ctx, cmd.AggregateID, true)
+			latest, _, err := r.load(ctx, cmd.AggregateID, true)
 			if err != nil {
 				return Result[S]{}, err
 			}
@@ -336,20 +336,15 @@ func (r *Runner[S, C]) State(ctx context.Context, id string) (S, uint64, error) 
 		var zero S
 		return zero, 0, fmt.Errorf("%w: %q", ErrInvalidID, id)
 	}
-	snap, err := r.load(ctx, id, true)
+	snap, _, err := r.load(ctx, id, true)
 	return snap.State, snap.Version, err
 }
 
 // load returns the newest state it can: from the cache (unless fresh is
-// asked for), else from the KV snapshot, then the events after it.
-func (r *Runner[S, C]) load(ctx context.Context, id string, fresh bool) (snapshot[S], error) {
-	snap, _, err := r.loadFrom(ctx, id, fresh)
-	return snap, err
-}
-
-// loadFrom is load that also tells whether the state came from the cache
-// alone, unchecked against the stream.
-func (r *Runner[S, C]) loadFrom(ctx context.Context, id string, fresh bool) (snapshot[S], bool, error) {
+// asked for), else from the KV snapshot, then the events after it. It also
+// tells whether the state came from the cache alone, unchecked against the
+// stream.
+func (r *Runner[S, C]) load(ctx context.Context, id string, fresh bool) (snapshot[S], bool, error) {
 	key := r.key(id)
 	if !fresh {
 		if s, ok := r.cache.Get(key); ok {

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strconv"
 	"time"
@@ -159,9 +160,7 @@ func ensure(ctx context.Context, js jetstream.JetStream, stream jetstream.Stream
 	if !slices.Contains(next.Subjects, want.Subjects[0]) {
 		next.Subjects = append(slices.Clip(next.Subjects), want.Subjects[0])
 	}
-	if next.Replicas == have.Replicas && next.Discard == have.Discard && next.DenyDelete == have.DenyDelete &&
-		next.DenyPurge == have.DenyPurge && next.AllowDirect == have.AllowDirect &&
-		next.AllowAtomicPublish == have.AllowAtomicPublish && len(next.Subjects) == len(have.Subjects) {
+	if reflect.DeepEqual(next, have) {
 		return stream, nil
 	}
 	return js.UpdateStream(ctx, next)

@@ -97,6 +97,7 @@ var ErrBeyondStream = errors.New("position beyond the end of the stream")
 type Projector struct {
 	cfg   Config
 	h     Handler
+	prep  Preparer // h, when it is one
 	store *eventstore.Store
 	pool  *pgxpool.Pool
 	table string
@@ -123,8 +124,9 @@ func New(cfg Config, h Handler, store *eventstore.Store, pool *pgxpool.Pool) (*P
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	prep, _ := h.(Preparer)
 	return &Projector{
-		cfg: cfg, h: h, store: store, pool: pool,
+		cfg: cfg, h: h, prep: prep, store: store, pool: pool,
 		table:   pgx.Identifier{cfg.Schema, "checkpoints"}.Sanitize(),
 		changed: make(chan struct{}),
 		rebuild: make(chan chan error),
@@ -323,9 +325,7 @@ func (p *Projector) round(ctx context.Context) error {
 		return err
 	}
 	p.advance(start)
-	if pr, ok := p.h.(Preparer); ok {
-		pr.Forget()
-	}
+	p.forget()
 	cons, err := p.store.OrderedConsumer(ctx, start+1)
 	if err != nil {
 		return err
@@ -353,7 +353,7 @@ func (p *Projector) round(ctx context.Context) error {
 				// stopping here would stop the projection for good. The
 				// batch still covers its position.
 				p.cfg.Logger.Warn("skipping a message that is not an event", "projection", p.cfg.Name, "position", e.Position, "subject", m.Subject(), "err", err)
-				e, err = event.Event{Position: e.Position}, nil
+				err = nil // e holds only the position
 			}
 			if err != nil {
 				readErr <- err
@@ -456,8 +456,8 @@ func (p *Projector) round(ctx context.Context) error {
 		}
 		j.batch, j.after = batch, after
 		after = batch[len(batch)-1].Position
-		if pr, ok := p.h.(Preparer); ok {
-			prepared, err := pr.Prepare(batch)
+		if p.prep != nil {
+			prepared, err := p.prep.Prepare(batch)
 			if err != nil {
 				return fmt.Errorf("prepare up to %d: %w", batch[len(batch)-1].Position, err)
 			}
@@ -532,16 +532,14 @@ func (p *Projector) applyPrepared(ctx context.Context, j job, last uint64) (bool
 		return false, nil
 	}
 	// Failing here is failing before the commit: nothing was sent.
-	if h := p.cfg.Hooks.BeforeCommit; h != nil {
-		if err := h(last); err != nil {
-			return false, &hookError{err}
-		}
+	if err := p.beforeCommit(last); err != nil {
+		return false, err
 	}
 	err := p.pool.SendBatch(ctx, b).Close()
 	if IsStale(err) {
 		// Another instance moved the checkpoint or wrote the rows: what the
 		// handler remembered may be wrong.
-		p.h.(Preparer).Forget()
+		p.forget()
 		return false, nil
 	}
 	if err != nil {
@@ -572,18 +570,18 @@ func (p *Projector) applyInTx(ctx context.Context, j job, last uint64) error {
 	// The checkpoint went back (a rebuild elsewhere): applying this batch
 	// would leave a hole before it. Start again from the checkpoint.
 	if uint64(done) < j.after {
-		if pr, ok := p.h.(Preparer); ok {
-			pr.Forget()
-		}
+		p.forget()
 		return errRestart
 	}
-	// Another instance may have applied part of this batch already.
-	for len(batch) > 0 && batch[0].Position <= uint64(done) {
-		batch = batch[1:]
-		if j.prepared != nil {
-			j.prepared = nil
-			p.h.(Preparer).Forget()
-		}
+	// Another instance may have applied part of this batch already: what
+	// was prepared for all of it no longer fits.
+	applied := 0
+	for applied < len(batch) && batch[applied].Position <= uint64(done) {
+		applied++
+	}
+	if batch = batch[applied:]; applied > 0 && j.prepared != nil {
+		j.prepared = nil
+		p.forget()
 	}
 	switch {
 	case len(batch) == 0:
@@ -595,15 +593,30 @@ func (p *Projector) applyInTx(ctx context.Context, j job, last uint64) error {
 	if err != nil {
 		return fmt.Errorf("apply up to %d: %w", last, err)
 	}
-	if h := p.cfg.Hooks.BeforeCommit; h != nil {
-		if err := h(last); err != nil {
-			return &hookError{err}
-		}
+	if err := p.beforeCommit(last); err != nil {
+		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit up to %d: %w", last, err)
 	}
 	return p.committed(max(last, uint64(done)))
+}
+
+// forget tells a Preparer that what it remembers may be wrong.
+func (p *Projector) forget() {
+	if p.prep != nil {
+		p.prep.Forget()
+	}
+}
+
+// beforeCommit runs the BeforeCommit hook; its error ends Run.
+func (p *Projector) beforeCommit(last uint64) error {
+	if h := p.cfg.Hooks.BeforeCommit; h != nil {
+		if err := h(last); err != nil {
+			return &hookError{err}
+		}
+	}
+	return nil
 }
 
 // committed moves Position after a commit and runs the AfterCommit hook.

@@ -50,10 +50,9 @@ type State struct {
 	UpdatedAt time.Time `json:"updated_at,omitzero"`
 }
 
-// stateJSON is State's stored form. While the version in force is the
-// current one, as for most active contracts, it is stored once: the terms
-// are most of a contract's bytes, and the read model writes them on every
-// change.
+// stateJSON is State's stored form (the command side's snapshots). While
+// the version in force is the current one, as for most active contracts, it
+// is stored once: the terms are most of a contract's bytes.
 type stateJSON struct {
 	stateFields
 	InForceIsCurrent bool `json:"in_force_is_current,omitzero"`

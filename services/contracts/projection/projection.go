@@ -144,9 +144,9 @@ func (c *Contracts) Apply(ctx context.Context, tx pgx.Tx, events []event.Event) 
 // Forget drops everything remembered.
 func (c *Contracts) Forget() { c.states.forget() }
 
-// Prepare folds the batch onto the cached states, outside the transaction.
-// Contracts neither cached nor created in the batch are left for Apply to
-// read.
+// Prepare folds the batch onto the remembered states, outside the
+// transaction. Contracts neither remembered nor created in the batch are
+// left for Apply to read.
 func (c *Contracts) Prepare(events []event.Event) (projection.Prepared, error) {
 	b := c.prepare(events, true)
 	known, err := b.foldKnown()
@@ -154,7 +154,7 @@ func (c *Contracts) Prepare(events []event.Event) (projection.Prepared, error) {
 		return nil, err
 	}
 	for id, r := range known {
-		if r.pos != b.expected[id] && r.state.Exists() {
+		if b.changed(id) {
 			view, err := encode(r)
 			if err != nil {
 				return nil, fmt.Errorf("contract %s: %w", id, err)
@@ -177,9 +177,9 @@ func (c *Contracts) Prepare(events []event.Event) (projection.Prepared, error) {
 func (b *batch) through() uint64 { return b.events[len(b.events)-1].Position }
 
 // prepare collects the contracts of a batch in order of appearance, each
-// from the cache when useCache and the cache holds it from before the batch,
+// from memory when remembered and the memory holds it from before the batch,
 // as new when the batch creates it, else to be read.
-func (c *Contracts) prepare(events []event.Event, useCache bool) *batch {
+func (c *Contracts) prepare(events []event.Event, remembered bool) *batch {
 	b := &batch{c: c, events: events, rows: map[string]*row{}, expected: map[string]uint64{}}
 	for _, e := range events {
 		if e.AggregateType != AggregateType {
@@ -190,7 +190,7 @@ func (c *Contracts) prepare(events []event.Event, useCache bool) *batch {
 		}
 		r := &row{}
 		var ok bool
-		if useCache {
+		if remembered {
 			*r, ok = c.states.base(e.AggregateID, e.Position)
 		}
 		if !ok && e.Type != draftedType {
@@ -244,9 +244,9 @@ func (b *batch) fold(rows map[string]*row) error {
 	return nil
 }
 
-// Apply writes the batch in tx. A row the cache was wrong about (another
-// instance wrote it, or a transaction that filled the cache rolled back) is
-// read back and folded again from what it holds.
+// Apply writes the batch in tx. A row the memory was wrong about (another
+// instance wrote it, or a transaction rolled back) is read back and folded
+// again from what it holds.
 func (b *batch) Apply(ctx context.Context, tx pgx.Tx) error {
 	unknowns := map[string]*row{}
 	for id, r := range b.rows {
@@ -372,6 +372,13 @@ func (c *columns) add(id string, r *row, prev uint64) error {
 	return nil
 }
 
+// changed reports whether a contract's row needs writing: it exists and the
+// batch moved it past where the table should have it.
+func (b *batch) changed(id string) bool {
+	r := b.rows[id]
+	return r.state.Exists() && r.pos != b.expected[id]
+}
+
 // split sorts the rows of ids into new contracts and changed ones; the
 // rest (nothing to show, or nothing new) need no write.
 func (b *batch) split(ids []string) (inserts, updates columns, unchanged []string, err error) {
@@ -379,7 +386,7 @@ func (b *batch) split(ids []string) (inserts, updates columns, unchanged []strin
 		r := b.rows[id]
 		prev := b.expected[id]
 		switch {
-		case !r.state.Exists() || r.pos == prev:
+		case !b.changed(id):
 			unchanged = append(unchanged, id)
 		case prev == 0:
 			err = inserts.add(id, r, prev)
@@ -421,7 +428,7 @@ func (c *columns) updateArgs() []any {
 }
 
 // Queue writes the batch in the projector's one round trip when every row
-// it touches was cached or is new; each statement fails the transaction if
+// it touches was remembered or is new; each statement fails the transaction if
 // it wrote fewer rows than expected.
 func (b *batch) Queue(q *pgx.Batch) bool {
 	for _, r := range b.rows {
@@ -433,18 +440,25 @@ func (b *batch) Queue(q *pgx.Batch) bool {
 	if err != nil {
 		return false // Apply reports it
 	}
-	expect := func(sql, what string, args []any, n int) {
-		args = append(args, n)
-		q.Queue(fmt.Sprintf(`WITH w AS (%s) SELECT contracts.projection_expect('%s', (SELECT count(*) FROM w), $%d)`, sql, what, len(args)), args...)
-	}
 	if n := len(inserts.ids); n > 0 {
-		expect(insertNew, "new contracts", inserts.insertArgs(), n)
+		q.Queue(insertNewExpected, append(inserts.insertArgs(), n)...)
 	}
 	if n := len(updates.ids); n > 0 {
-		expect(updateKnown, "changed contracts", updates.updateArgs(), n)
+		q.Queue(updateKnownExpected, append(updates.updateArgs(), n)...)
 	}
 	return true
 }
+
+// expecting wraps a writing statement with nargs parameters so that it
+// fails its transaction unless it wrote as many rows as its last parameter.
+func expecting(sql, what string, nargs int) string {
+	return fmt.Sprintf(`WITH w AS (%s) SELECT contracts.projection_expect('%s', (SELECT count(*) FROM w), $%d)`, sql, what, nargs+1)
+}
+
+var (
+	insertNewExpected   = expecting(insertNew, "new contracts", 10)
+	updateKnownExpected = expecting(updateKnown, "changed contracts", 8)
+)
 
 // write stores the rows of ids and reports which it wrote (or had nothing
 // to write for); both statements go in one round trip.
