@@ -6,6 +6,7 @@ replace (
 	github.com/jsmplatform/jsm/libs => ../libs
 	github.com/jsmplatform/jsm/proto => ../proto
 	github.com/jsmplatform/jsm/services/contracts => ../services/contracts
+	github.com/jsmplatform/jsm/services/incidents => ../services/incidents
 )
 
 require (

@@ -6,7 +6,9 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -128,6 +130,33 @@ func (p *platform) token(tb testing.TB, org, role string) string {
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	return strings.TrimSpace(lines[len(lines)-1])
+}
+
+// post calls a procedure with the Connect protocol's JSON, as curl would,
+// and decodes the JSON answer into out.
+func (p *platform) post(tb testing.TB, token, procedure string, body string, out any) {
+	tb.Helper()
+	req, err := http.NewRequest(http.MethodPost, p.url+procedure, strings.NewReader(body))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		tb.Fatalf("%s: %s: %s", procedure, resp.Status, data)
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		tb.Fatalf("%s: %v: %s", procedure, err, data)
+	}
 }
 
 func (p *platform) contracts(tb testing.TB, org, role string) contractsv1connect.ContractServiceClient {

@@ -6,6 +6,7 @@ replace (
 	github.com/jsmplatform/jsm/libs => ../libs
 	github.com/jsmplatform/jsm/proto => ../proto
 	github.com/jsmplatform/jsm/services/contracts => ../services/contracts
+	github.com/jsmplatform/jsm/services/incidents => ../services/incidents
 )
 
 require (
@@ -15,6 +16,7 @@ require (
 	github.com/jsmplatform/jsm/libs v0.0.0-00010101000000-000000000000
 	github.com/jsmplatform/jsm/proto v0.0.0-00010101000000-000000000000
 	github.com/jsmplatform/jsm/services/contracts v0.0.0-00010101000000-000000000000
+	github.com/jsmplatform/jsm/services/incidents v0.0.0-00010101000000-000000000000
 )
 
 require (

@@ -9,6 +9,7 @@ import (
 	"github.com/jsmplatform/jsm/libs/eventstore"
 	"github.com/jsmplatform/jsm/libs/rpc"
 	"github.com/jsmplatform/jsm/services/contracts"
+	"github.com/jsmplatform/jsm/services/incidents"
 )
 
 // serviceDeps are what `jsm up` hands every service.
@@ -25,5 +26,9 @@ func platformServices(ctx context.Context, d serviceDeps) ([]rpc.Service, error)
 	if err != nil {
 		return nil, err
 	}
-	return []rpc.Service{c}, nil
+	i, err := incidents.New(ctx, incidents.Deps{Store: d.Store, Pool: d.Pool, Logger: d.Logger})
+	if err != nil {
+		return nil, err
+	}
+	return []rpc.Service{c, i}, nil
 }

@@ -6,133 +6,14 @@ package main
 
 import (
 	"context"
-	"crypto"
-	"crypto/x509"
-	"encoding/pem"
-	"errors"
-	"flag"
-	"fmt"
-	"log/slog"
-	"os"
-	"os/signal"
-	"strings"
-	"syscall"
-	"time"
 
-	"github.com/jsmplatform/jsm/libs/auth"
-	"github.com/jsmplatform/jsm/libs/eventstore"
-	"github.com/jsmplatform/jsm/libs/natsx"
-	"github.com/jsmplatform/jsm/libs/pgdb"
 	"github.com/jsmplatform/jsm/libs/rpc"
+	"github.com/jsmplatform/jsm/libs/svcmain"
 	"github.com/jsmplatform/jsm/services/contracts"
 )
 
-type config struct {
-	listen, natsURL, pgDSN          string
-	issuer, audience, publicKeyFile string
-	jwksURL                         string
-	replicas                        int
-	drainDelay                      time.Duration
-}
-
 func main() {
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	if err := run(log, os.Args[1:]); err != nil {
-		log.Error("contracts stopped", "err", err)
-		os.Exit(1)
-	}
-}
-
-func run(log *slog.Logger, args []string) error {
-	var cfg config
-	fs := flag.NewFlagSet("contracts", flag.ContinueOnError)
-	fs.StringVar(&cfg.listen, "listen", "127.0.0.1:8081", "HTTP listen address of the Connect API")
-	fs.StringVar(&cfg.natsURL, "nats-url", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
-	fs.StringVar(&cfg.pgDSN, "pg-dsn", "", "PostgreSQL DSN (required)")
-	fs.StringVar(&cfg.issuer, "jwt-issuer", auth.DevIssuer, "required JWT issuer")
-	fs.StringVar(&cfg.audience, "jwt-audience", auth.DevAudience, "required JWT audience")
-	fs.StringVar(&cfg.publicKeyFile, "jwt-public-key", "", "PEM file with the token signing public key")
-	fs.StringVar(&cfg.jwksURL, "jwks-url", "", "JWKS URL of the identity provider")
-	fs.IntVar(&cfg.replicas, "replicas", 1, "replicas of the JSM_EVENTS stream (3 in production)")
-	fs.DurationVar(&cfg.drainDelay, "drain-delay", 0, "how long /readyz fails before shutdown closes the listener (a few seconds behind a load balancer)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := fromEnv(fs); err != nil {
-		return err
-	}
-	if cfg.pgDSN == "" {
-		return errors.New("--pg-dsn (JSM_PG_DSN) is required")
-	}
-	verifierCfg := auth.VerifierConfig{Issuer: cfg.issuer, Audience: cfg.audience, JWKSURL: cfg.jwksURL}
-	if cfg.publicKeyFile != "" {
-		key, err := readPublicKey(cfg.publicKeyFile)
-		if err != nil {
-			return err
-		}
-		verifierCfg.Keys = []crypto.PublicKey{key}
-	}
-	verifier, err := auth.NewVerifier(verifierCfg)
-	if err != nil {
-		return err
-	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	nc, err := natsx.Connect(cfg.natsURL, "jsm-contracts", log)
-	if err != nil {
-		return err
-	}
-	defer nc.Drain()
-	store, err := eventstore.Open(ctx, nc, eventstore.Config{Replicas: cfg.replicas})
-	if err != nil {
-		return err
-	}
-	pool, err := pgdb.Open(ctx, cfg.pgDSN)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	svc, err := contracts.New(ctx, contracts.Deps{Store: store, Pool: pool, Logger: log})
-	if err != nil {
-		return err
-	}
-	host, err := rpc.NewHost(rpc.HostConfig{Listen: cfg.listen, Verifier: verifier, Logger: log, DrainDelay: cfg.drainDelay}, svc)
-	if err != nil {
-		return err
-	}
-	log.Info("contracts starting", "listen", cfg.listen, "nats", cfg.natsURL)
-	return host.Run(ctx)
-}
-
-// fromEnv fills every flag not given on the command line from JSM_<NAME>.
-func fromEnv(fs *flag.FlagSet) error {
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		env := "JSM_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v, ok := os.LookupEnv(env); ok && !given[f.Name] && err == nil {
-			if e := f.Value.Set(v); e != nil {
-				err = fmt.Errorf("%s: %w", env, e)
-			}
-		}
+	svcmain.Main("contracts", "127.0.0.1:8081", func(ctx context.Context, d svcmain.Deps) (rpc.Service, error) {
+		return contracts.New(ctx, contracts.Deps{Store: d.Store, Pool: d.Pool, Logger: d.Logger})
 	})
-	return err
-}
-
-func readPublicKey(path string) (crypto.PublicKey, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	block, _ := pem.Decode(data)
-	if block == nil {
-		return nil, fmt.Errorf("%s: no PEM block", path)
-	}
-	key, err := x509.ParsePKIXPublicKey(block.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return key, nil
 }

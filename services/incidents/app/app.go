@@ -1,0 +1,230 @@
+// Package app holds the incidents service's use cases: commands run through
+// the event-sourcing runners, queries read the projection, and the
+// scheduler records deadlines that passed.
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/jsmplatform/jsm/libs/es"
+	"github.com/jsmplatform/jsm/libs/event"
+	"github.com/jsmplatform/jsm/libs/eventstore"
+	"github.com/jsmplatform/jsm/libs/projection"
+	cdomain "github.com/jsmplatform/jsm/services/contracts/domain"
+	"github.com/jsmplatform/jsm/services/incidents/domain"
+)
+
+// Application groups the use cases.
+type Application struct {
+	Commands *Commands
+	Queries  *Queries
+}
+
+// IncidentRunner and ExerciseRunner run the area's two aggregates.
+type (
+	IncidentRunner = es.Runner[domain.State, domain.Command]
+	ExerciseRunner = es.Runner[domain.Exercise, domain.ExerciseCommand]
+)
+
+// Request is what every command needs besides its body.
+type Request struct {
+	Actor event.Actor
+	// ID is the client's idempotency key (request_id); optional.
+	ID          string
+	Correlation string
+	TraceParent string
+}
+
+// Commands changes incidents and exercises.
+type Commands struct {
+	incidents *IncidentRunner
+	exercises *ExerciseRunner
+	contracts *Contracts
+	now       func() time.Time
+}
+
+// NewCommands returns the command handlers.
+func NewCommands(incidents *IncidentRunner, exercises *ExerciseRunner, contracts *Contracts, now func() time.Time) (*Commands, error) {
+	if incidents == nil || exercises == nil || contracts == nil || now == nil {
+		return nil, errors.New("app: runners, contracts and clock are required")
+	}
+	return &Commands{incidents: incidents, exercises: exercises, contracts: contracts, now: now}, nil
+}
+
+// Result of a command.
+type Result struct {
+	ID       string // the incident or exercise
+	Position uint64
+	State    domain.State
+	// Appended counts the events the command appended: none for a no-op
+	// or a retried request.
+	Appended int
+}
+
+// Report opens an incident. With a request id the incident id is derived
+// from it, so a retried report finds the incident it opened the first time.
+func (c *Commands) Report(ctx context.Context, req Request, contractID string, cmd *domain.ReportIncident) (Result, error) {
+	k, err := c.contracts.Lookup(ctx, contractID)
+	if err != nil {
+		return Result{}, err
+	}
+	cmd.Contract = k
+	cmd.IncidentID = newID("incidents.report", req)
+	res, err := c.Change(ctx, req, cmd.IncidentID, cmd)
+	return res, hideContract(err, contractID)
+}
+
+// hideContract answers for a contract the caller is no party to as for one
+// that does not exist, so a caller cannot probe which contracts exist.
+func hideContract(err error, id string) error {
+	if errors.Is(err, domain.ErrNotParty) || errors.Is(err, domain.NotFoundError{What: "contract"}) {
+		return domain.NotFoundError{What: "contract", ID: id}
+	}
+	return err
+}
+
+// Change runs a command on an existing incident; who gives it and when
+// come from the request and the clock.
+func (c *Commands) Change(ctx context.Context, req Request, incidentID string, cmd domain.Command) (Result, error) {
+	domain.Stamp(cmd, actor(req), c.now().UTC())
+	res, err := c.incidents.Handle(ctx, command(req, incidentID, cmd))
+	if errors.Is(err, domain.NotFoundError{What: "incident"}) || errors.Is(err, domain.ErrNotParty) {
+		// Incidents of other orgs' contracts are not found, whether or not they exist.
+		err = domain.NotFoundError{What: "incident", ID: incidentID}
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{ID: incidentID, Position: res.Position, State: res.State, Appended: len(res.Events)}, nil
+}
+
+// ItemID is the id of what a command adds to an incident (a notification,
+// a task, a timeline entry): derived from the request id when there is one,
+// so that a retry names the same item.
+func ItemID(kind string, req Request) string { return newID("incidents."+kind, req) }
+
+// MarkOverdue is the scheduler's command: the platform, not a party, gives it.
+func (c *Commands) MarkOverdue(ctx context.Context, incidentID, clockID string) (Result, error) {
+	req := Request{Actor: SchedulerActor, ID: "overdue/" + clockID}
+	return c.Change(ctx, req, incidentID, &domain.MarkOverdue{ClockID: clockID})
+}
+
+// SchedulerActor is who records overdue deadlines.
+var SchedulerActor = event.Actor{Org: "jsm", User: "scheduler", Role: "system"}
+
+// ScheduleExercise plans an exercise on a contract.
+func (c *Commands) ScheduleExercise(ctx context.Context, req Request, contractID string, cmd *domain.ScheduleExercise) (string, uint64, error) {
+	k, err := c.contracts.Lookup(ctx, contractID)
+	if err != nil {
+		return "", 0, err
+	}
+	cmd.Contract = k
+	cmd.ExerciseID = newID("incidents.exercise", req)
+	id, pos, err := c.exercise(ctx, req, cmd.ExerciseID, cmd)
+	return id, pos, hideContract(err, contractID)
+}
+
+// RecordExerciseResult records an exercise's outcome.
+func (c *Commands) RecordExerciseResult(ctx context.Context, req Request, exerciseID string, cmd *domain.RecordExerciseResult) (uint64, error) {
+	_, pos, err := c.exercise(ctx, req, exerciseID, cmd)
+	if errors.Is(err, domain.NotFoundError{What: "exercise"}) || errors.Is(err, domain.ErrNotParty) {
+		err = domain.NotFoundError{What: "exercise", ID: exerciseID}
+	}
+	return pos, err
+}
+
+func (c *Commands) exercise(ctx context.Context, req Request, id string, cmd domain.ExerciseCommand) (string, uint64, error) {
+	domain.Stamp(cmd, actor(req), c.now().UTC())
+	res, err := c.exercises.Handle(ctx, command(req, id, cmd))
+	if err != nil {
+		return "", 0, err
+	}
+	return id, res.Position, nil
+}
+
+func actor(req Request) domain.Actor {
+	return domain.Actor{Org: domain.OrgID(req.Actor.Org), User: req.Actor.User}
+}
+
+func command[C any](req Request, id string, body C) es.Command[C] {
+	var cmdID string
+	if req.ID != "" {
+		// A client's key names its own requests: the same key from another
+		// org or user, or for another procedure, is another request.
+		cmdID = fmt.Sprintf("%s/%s/%T/%s", url.PathEscape(req.Actor.Org), url.PathEscape(req.Actor.User), body, url.PathEscape(req.ID))
+	}
+	return es.Command[C]{ID: cmdID, AggregateID: id, Body: body, Actor: req.Actor, Correlation: req.Correlation, TraceParent: req.TraceParent}
+}
+
+func newID(kind string, req Request) string {
+	if req.ID == "" {
+		return event.NewID()
+	}
+	return event.DeriveID(kind+"/"+req.Actor.Org+"/"+req.Actor.User+"/"+req.ID, 0)
+}
+
+// Contracts answers what an incident needs to know of its contract from
+// the contracts this service learns from events.
+type Contracts struct {
+	pool      *pgxpool.Pool
+	store     *eventstore.Store
+	projector *projection.Projector
+	maxWait   time.Duration
+}
+
+// NewContracts returns the lookup.
+func NewContracts(pool *pgxpool.Pool, store *eventstore.Store, projector *projection.Projector, maxWait time.Duration) *Contracts {
+	return &Contracts{pool: pool, store: store, projector: projector, maxWait: maxWait}
+}
+
+// Lookup returns the contract as the stream has it now: it waits (bounded)
+// until the projection has read the whole stream, so a client that signs
+// new terms and then reports gets the new terms, not the ones before.
+func (c *Contracts) Lookup(ctx context.Context, id string) (domain.Contract, error) {
+	last, err := c.store.LastPosition(ctx)
+	if err != nil {
+		return domain.Contract{}, err
+	}
+	if err := c.projector.WaitFor(ctx, last, c.maxWait); err != nil {
+		return domain.Contract{}, fmt.Errorf("read model: %w", err)
+	}
+	return c.read(ctx, id)
+}
+
+func (c *Contracts) read(ctx context.Context, id string) (domain.Contract, error) {
+	var raw []byte
+	err := c.pool.QueryRow(ctx, `SELECT state FROM incidents.contracts WHERE contract_id = $1`, id).Scan(&raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return domain.Contract{}, nil
+	}
+	if err != nil {
+		return domain.Contract{}, fmt.Errorf("contract %s: %w", id, err)
+	}
+	var s cdomain.State
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return domain.Contract{}, fmt.Errorf("contract %s: stored state: %w", id, err)
+	}
+	return ContractOf(s), nil
+}
+
+// ContractOf maps a folded contract to what the incident needs of it.
+func ContractOf(s cdomain.State) domain.Contract {
+	k := domain.Contract{ID: string(s.ID), Customer: domain.OrgID(s.Customer), Provider: domain.OrgID(s.Provider), InForce: s.InForce != nil}
+	if s.Termination != nil {
+		k.EndsAt = s.Termination.EffectiveDate
+	}
+	if s.InForce != nil {
+		for _, d := range s.InForce.Terms.Levels.IncidentNotification {
+			k.Deadlines = append(k.Deadlines, domain.Deadline{Severity: d.Severity, Within: d.Within})
+		}
+	}
+	return k
+}
