@@ -6,7 +6,6 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	commonv1 "github.com/jsmplatform/jsm/proto/gen/jsm/common/v1"
 	"github.com/jsmplatform/jsm/services/incidents/domain"
 )
 
@@ -669,5 +668,4 @@ func TestIncidentOverdue(t *testing.T) {
 			t.Errorf("%s: overdue = %t, want %t", c.name, got, c.want)
 		}
 	}
-	_ = commonv1.Severity_SEVERITY_LOW
 }
