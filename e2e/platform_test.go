@@ -5,7 +5,6 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -160,14 +159,7 @@ func (p *platform) post(tb testing.TB, token, procedure string, body string, out
 }
 
 func (p *platform) contracts(tb testing.TB, org, role string) contractsv1connect.ContractServiceClient {
-	token := p.token(tb, org, role)
-	return contractsv1connect.NewContractServiceClient(http.DefaultClient, p.url,
-		connect.WithInterceptors(connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
-			return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-				req.Header().Set("Authorization", "Bearer "+token)
-				return next(ctx, req)
-			}
-		})))
+	return contractsv1connect.NewContractServiceClient(http.DefaultClient, p.url, connect.WithInterceptors(bearer(p.token(tb, org, role))))
 }
 
 func dataDir(tb testing.TB) string {

@@ -18,8 +18,13 @@ import (
 
 	"connectrpc.com/connect"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	commonv1 "github.com/jsmplatform/jsm/proto/gen/jsm/common/v1"
 	contractsv1 "github.com/jsmplatform/jsm/proto/gen/jsm/contracts/v1"
 	"github.com/jsmplatform/jsm/proto/gen/jsm/contracts/v1/contractsv1connect"
+	incidentsv1 "github.com/jsmplatform/jsm/proto/gen/jsm/incidents/v1"
+	"github.com/jsmplatform/jsm/proto/gen/jsm/incidents/v1/incidentsv1connect"
 )
 
 // The contracts service as its own process, as in production: it runs
@@ -30,49 +35,13 @@ func TestContractsServiceRunsAlone(t *testing.T) {
 	ctx := context.Background()
 	dir := dataDir(t)
 	p := up(t, dir)
-
-	bin := filepath.Join(t.TempDir(), "contracts")
-	build := exec.Command("go", "build", "-o", bin, "github.com/jsmplatform/jsm/services/contracts/cmd/contracts")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build contracts: %v\n%s", err, out)
-	}
-	dsn := regexp.MustCompile(`postgres://\S+`).FindString(p.log.String())
-	if dsn == "" {
-		t.Fatalf("jsm up printed no PostgreSQL DSN:\n%s", p.log)
-	}
-	pubKey := filepath.Join(t.TempDir(), "jwt.pub.pem")
-	writePublicKey(t, filepath.Join(dir, "dev-signing-key.pem"), pubKey)
-
-	port := freePort(t)
-	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	var log bytes.Buffer
-	svc := exec.Command(bin, "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--jwt-public-key", pubKey)
-	// Flags and environment variables both configure it.
-	svc.Env = append(os.Environ(), "JSM_NATS_URL="+p.natsURL, "JSM_PG_DSN="+dsn)
-	svc.Stdout, svc.Stderr = &log, &log
-	if err := svc.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- svc.Wait() }()
-	t.Cleanup(func() {
-		if svc.ProcessState == nil {
-			_ = svc.Process.Kill()
-		}
-	})
-	waitReady(t, url, &log, 30*time.Second)
+	svc := runAlone(t, p, dir, "contracts")
 
 	token := p.token(t, "acme", "org-admin")
-	alone := contractsv1connect.NewContractServiceClient(http.DefaultClient, url,
-		connect.WithInterceptors(connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
-			return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-				req.Header().Set("Authorization", "Bearer "+token)
-				return next(ctx, req)
-			}
-		})))
+	alone := contractsv1connect.NewContractServiceClient(http.DefaultClient, svc.url, connect.WithInterceptors(bearer(token)))
 	d, err := alone.DraftContract(ctx, connect.NewRequest(&contractsv1.DraftContractRequest{CustomerOrgId: "acme", ProviderOrgId: "itsec", Title: "Standalone"}))
 	if err != nil {
-		t.Fatalf("draft through the standalone service: %v\n%s", err, log.String())
+		t.Fatalf("draft through the standalone service: %v\n%s", err, svc.log.String())
 	}
 	for name, c := range map[string]contractsv1connect.ContractServiceClient{"standalone": alone, "jsm up": p.contracts(t, "acme", "viewer")} {
 		got, err := c.GetContract(ctx, connect.NewRequest(&contractsv1.GetContractRequest{ContractId: d.Msg.ContractId, MinPosition: d.Msg.Position}))
@@ -84,22 +53,117 @@ func TestContractsServiceRunsAlone(t *testing.T) {
 		}
 	}
 	// Without a token it refuses, as jsm up does.
-	_, err = contractsv1connect.NewContractServiceClient(http.DefaultClient, url).GetContract(ctx, connect.NewRequest(&contractsv1.GetContractRequest{ContractId: d.Msg.ContractId}))
+	_, err = contractsv1connect.NewContractServiceClient(http.DefaultClient, svc.url).GetContract(ctx, connect.NewRequest(&contractsv1.GetContractRequest{ContractId: d.Msg.ContractId}))
 	if connect.CodeOf(err) != connect.CodeUnauthenticated {
 		t.Fatalf("no token: got %v, want unauthenticated", err)
 	}
+	svc.stop(t)
+}
 
-	// SIGTERM stops it cleanly.
-	if err := svc.Process.Signal(syscall.SIGTERM); err != nil {
+// The incidents service as its own process beside jsm up: it learns the
+// contracts from the stream and serves the incidents jsm up's instance
+// opened, and the other way round.
+func TestIncidentsServiceRunsAlone(t *testing.T) {
+	ctx := context.Background()
+	dir := dataDir(t)
+	p := up(t, dir)
+	svc := runAlone(t, p, dir, "incidents")
+
+	acme, itsec := p.token(t, "acme", "org-admin"), p.token(t, "itsec", "org-admin")
+	var draft struct {
+		ContractID string `json:"contractId"`
+	}
+	var out struct {
+		Position string `json:"position"`
+	}
+	p.post(t, acme, "/jsm.contracts.v1.ContractService/DraftContract", `{"customerOrgId":"acme","providerOrgId":"itsec","title":"Standalone"}`, &draft)
+	p.post(t, acme, "/jsm.contracts.v1.ContractService/SignContract", fmt.Sprintf(`{"contractId":%q}`, draft.ContractID), &out)
+	p.post(t, itsec, "/jsm.contracts.v1.ContractService/SignContract", fmt.Sprintf(`{"contractId":%q}`, draft.ContractID), &out)
+
+	alone := incidentsv1connect.NewIncidentServiceClient(http.DefaultClient, svc.url, connect.WithInterceptors(bearer(itsec)))
+	r, err := alone.ReportIncident(ctx, connect.NewRequest(&incidentsv1.ReportIncidentRequest{
+		ContractId: draft.ContractID, Title: "Standalone", Severity: commonv1.Severity_SEVERITY_LOW, AwareAt: timestamppb.Now(),
+	}))
+	if err != nil {
+		t.Fatalf("report through the standalone service: %v\n%s", err, svc.log.String())
+	}
+	var got struct {
+		Incident struct {
+			Title string `json:"title"`
+		} `json:"incident"`
+	}
+	p.post(t, acme, "/jsm.incidents.v1.IncidentService/GetIncident", fmt.Sprintf(`{"incidentId":%q,"minPosition":"%d"}`, r.Msg.IncidentId, r.Msg.Position), &got)
+	if got.Incident.Title != "Standalone" {
+		t.Fatalf("jsm up's instance shows %+v", got.Incident)
+	}
+	svc.stop(t)
+}
+
+// alone is a service's own process, started from its cmd/<name> package
+// against jsm up's NATS and PostgreSQL with jsm up's token key.
+type alone struct {
+	name   string
+	url    string
+	log    *bytes.Buffer
+	cmd    *exec.Cmd
+	exited chan error
+}
+
+func runAlone(t *testing.T, p *platform, dir, name string) *alone {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), name)
+	build := exec.Command("go", "build", "-o", bin, "github.com/jsmplatform/jsm/services/"+name+"/cmd/"+name)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", name, err, out)
+	}
+	dsn := regexp.MustCompile(`postgres://\S+`).FindString(p.log.String())
+	if dsn == "" {
+		t.Fatalf("jsm up printed no PostgreSQL DSN:\n%s", p.log)
+	}
+	pubKey := filepath.Join(t.TempDir(), "jwt.pub.pem")
+	writePublicKey(t, filepath.Join(dir, "dev-signing-key.pem"), pubKey)
+
+	port := freePort(t)
+	a := &alone{name: name, url: fmt.Sprintf("http://127.0.0.1:%d", port), log: &bytes.Buffer{}, exited: make(chan error, 1)}
+	a.cmd = exec.Command(bin, "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--jwt-public-key", pubKey)
+	// Flags and environment variables both configure it.
+	a.cmd.Env = append(os.Environ(), "JSM_NATS_URL="+p.natsURL, "JSM_PG_DSN="+dsn)
+	a.cmd.Stdout, a.cmd.Stderr = a.log, a.log
+	if err := a.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { a.exited <- a.cmd.Wait() }()
+	t.Cleanup(func() {
+		if a.cmd.ProcessState == nil {
+			_ = a.cmd.Process.Kill()
+		}
+	})
+	waitReady(t, a.url, a.log, 30*time.Second)
+	return a
+}
+
+// stop sends SIGTERM and expects a clean exit.
+func (a *alone) stop(t *testing.T) {
+	t.Helper()
+	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case err := <-exited:
+	case err := <-a.exited:
 		if err != nil {
-			t.Fatalf("contracts exited with %v:\n%s", err, log.String())
+			t.Fatalf("%s exited with %v:\n%s", a.name, err, a.log.String())
 		}
 	case <-time.After(30 * time.Second):
-		t.Fatalf("contracts did not stop within 30s of SIGTERM:\n%s", log.String())
+		t.Fatalf("%s did not stop within 30s of SIGTERM:\n%s", a.name, a.log.String())
+	}
+}
+
+func bearer(token string) connect.UnaryInterceptorFunc {
+	return func(next connect.UnaryFunc) connect.UnaryFunc {
+		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+			req.Header().Set("Authorization", "Bearer "+token)
+			return next(ctx, req)
+		}
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"connectrpc.com/connect"
 	"connectrpc.com/validate"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -344,8 +345,17 @@ func TestIncidentWalkthrough(t *testing.T) {
 
 	// Reopened after closing, it is open again.
 	re := must[incidentsv1.ReopenIncidentResponse](t)(cust.ReopenIncident(ctx, connect.NewRequest(&incidentsv1.ReopenIncidentRequest{IncidentId: r.IncidentId, Reason: "Reinfection"})))
-	if st := p.get(provider, r.IncidentId, re.Position).GetStatus(); st != incidentsv1.IncidentStatus_INCIDENT_STATUS_OPEN {
+	live := p.get(provider, r.IncidentId, re.Position)
+	if st := live.GetStatus(); st != incidentsv1.IncidentStatus_INCIDENT_STATUS_OPEN {
 		t.Fatalf("reopened incident is %s", st)
+	}
+
+	// The read model rebuilt from the stream shows the same incident.
+	if err := p.incidents.Projector().Rebuild(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rebuilt := p.get(provider, r.IncidentId, re.Position); !proto.Equal(rebuilt, live) {
+		t.Fatalf("after a rebuild:\n%v\nbefore:\n%v", rebuilt, live)
 	}
 }
 

@@ -640,7 +640,7 @@ func TestLateAnswersRecordTheOverdueFirst(t *testing.T) {
 		},
 		{
 			name: "task one second late", given: assigned, when: complete(provider, at(day+sec), "t-1"),
-			then: []proto.Message{clockOverdue(task1, kindTask, provider, at(day), at(day+sec)), taskCompleted("t-1", at(day+sec))},
+			then:  []proto.Message{clockOverdue(task1, kindTask, provider, at(day), at(day+sec)), taskCompleted("t-1", at(day+sec))},
 			state: clocks(late(met(clock(task1, kindTask, provider, at(hour), at(day)), at(day+sec)))),
 		},
 		{

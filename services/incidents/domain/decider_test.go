@@ -808,9 +808,9 @@ func TestRecordRegulatorySubmission(t *testing.T) {
 		{name: "DORA intermediate before the initial", given: major, when: submit(customer, at(2*hour), dora, intermediate), err: domain.ErrOutOfOrder},
 		{name: "DORA final before an intermediate", given: with(major, submit(customer, at(2*hour), dora, initial)), when: submit(customer, at(3*hour), dora, finalReport), err: domain.ErrOutOfOrder},
 		{
-			name: "the other party's initial does not count",
+			name:  "the other party's initial does not count",
 			given: with(major, classify(provider, at(hour), false, true), submit(provider, at(2*hour), dora, initial)),
-			when: submit(customer, at(3*hour), dora, intermediate), err: domain.ErrOutOfOrder,
+			when:  submit(customer, at(3*hour), dora, intermediate), err: domain.ErrOutOfOrder,
 		},
 	})
 }
