@@ -1176,6 +1176,21 @@ func TestEvolveIgnoresOtherMessages(t *testing.T) {
 	}
 }
 
+// An event folded with an older position (a replay of a snapshot's tail)
+// does not move the state's position back.
+func TestEvolveKeepsTheHighestPosition(t *testing.T) {
+	t.Parallel()
+	s := fold(t, report(), escalate(customer, at(hour)), escalate(customer, at(2*hour)))
+	if s.Position != 3 {
+		t.Fatalf("position = %d", s.Position)
+	}
+	e := &incidentsv1.IncidentEscalated{IncidentId: incidentID, Level: 3, Reason: "x", EscalatedAt: ts(at(3 * hour))}
+	got := domain.Evolve(s, e, domain.Meta{Time: at(3 * hour), Actor: domain.Actor{Org: provider}, Position: 2})
+	if got.Position != 3 || got.EscalationLevel != 3 || got.Timeline[3].Position != 2 || !got.UpdatedAt.Equal(at(3*hour)) {
+		t.Fatalf("position %d, level %d, entry %+v", got.Position, got.EscalationLevel, got.Timeline[3])
+	}
+}
+
 // TestStateJSONRoundTrip: the state is stored as a JSON snapshot; it comes
 // back unchanged.
 func TestStateJSONRoundTrip(t *testing.T) {

@@ -265,7 +265,7 @@ func (s *State) submit(e *incidentsv1.RegulatorySubmissionRecorded) {
 		// The final report is due a month after the last intermediate one.
 		id := clockID(kindDORAFinal, org)
 		if i := slices.IndexFunc(s.Clocks, func(k Clock) bool { return k.ID == id }); i >= 0 {
-			if k := &s.Clocks[i]; false {
+			if k := &s.Clocks[i]; !k.Met() && !k.Overdue {
 				k.StartedAt, k.DueAt = at, monthAfter(at)
 			}
 			return
