@@ -24,6 +24,7 @@ import (
 	"github.com/jsmplatform/jsm/libs/projection"
 	"github.com/jsmplatform/jsm/libs/rpc"
 	"github.com/jsmplatform/jsm/proto/gen/jsm/incidents/v1/incidentsv1connect"
+	"github.com/jsmplatform/jsm/services/contracts/known"
 	"github.com/jsmplatform/jsm/services/incidents/api"
 	"github.com/jsmplatform/jsm/services/incidents/app"
 	"github.com/jsmplatform/jsm/services/incidents/domain"
@@ -126,7 +127,7 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	contracts := app.NewContracts(d.Pool, d.Store, projector, d.ReadWait)
+	contracts := app.NewContracts(known.New(d.Pool, d.Store, projector, readmodel.Schema, d.ReadWait))
 	commands, err := app.NewCommands(incidents, exercises, contracts, d.Now)
 	if err != nil {
 		return nil, err

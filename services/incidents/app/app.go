@@ -5,20 +5,15 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/jsmplatform/jsm/libs/es"
 	"github.com/jsmplatform/jsm/libs/event"
-	"github.com/jsmplatform/jsm/libs/eventstore"
-	"github.com/jsmplatform/jsm/libs/projection"
 	cdomain "github.com/jsmplatform/jsm/services/contracts/domain"
+	"github.com/jsmplatform/jsm/services/contracts/known"
 	"github.com/jsmplatform/jsm/services/incidents/domain"
 )
 
@@ -171,46 +166,18 @@ func newID(kind string, req Request) string {
 	return event.DeriveID(kind+"/"+req.Actor.Org+"/"+req.Actor.User+"/"+req.ID, 0)
 }
 
-// Contracts answers what an incident needs to know of its contract from
-// the contracts this service learns from events.
-type Contracts struct {
-	pool      *pgxpool.Pool
-	store     *eventstore.Store
-	projector *projection.Projector
-	maxWait   time.Duration
-}
+// Contracts answers what an incident needs to know of its contract.
+type Contracts struct{ known *known.Contracts }
 
-// NewContracts returns the lookup.
-func NewContracts(pool *pgxpool.Pool, store *eventstore.Store, projector *projection.Projector, maxWait time.Duration) *Contracts {
-	return &Contracts{pool: pool, store: store, projector: projector, maxWait: maxWait}
-}
+// NewContracts returns the lookup over the contracts the service learns.
+func NewContracts(k *known.Contracts) *Contracts { return &Contracts{known: k} }
 
-// Lookup returns the contract as the stream has it now: it waits (bounded)
-// until the projection has read the whole stream, so a client that signs
-// new terms and then reports gets the new terms, not the ones before.
+// Lookup returns the contract as the stream has it now; an unknown
+// contract is the zero Contract.
 func (c *Contracts) Lookup(ctx context.Context, id string) (domain.Contract, error) {
-	last, err := c.store.LastPosition(ctx)
-	if err != nil {
+	s, ok, err := c.known.Get(ctx, id)
+	if err != nil || !ok {
 		return domain.Contract{}, err
-	}
-	if err := c.projector.WaitFor(ctx, last, c.maxWait); err != nil {
-		return domain.Contract{}, fmt.Errorf("read model: %w", err)
-	}
-	return c.read(ctx, id)
-}
-
-func (c *Contracts) read(ctx context.Context, id string) (domain.Contract, error) {
-	var raw []byte
-	err := c.pool.QueryRow(ctx, `SELECT state FROM incidents.contracts WHERE contract_id = $1`, id).Scan(&raw)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return domain.Contract{}, nil
-	}
-	if err != nil {
-		return domain.Contract{}, fmt.Errorf("contract %s: %w", id, err)
-	}
-	var s cdomain.State
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return domain.Contract{}, fmt.Errorf("contract %s: stored state: %w", id, err)
 	}
 	return ContractOf(s), nil
 }

@@ -15,8 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/jsmplatform/jsm/libs/event"
-	cdomain "github.com/jsmplatform/jsm/services/contracts/domain"
-	cprojection "github.com/jsmplatform/jsm/services/contracts/projection"
+	"github.com/jsmplatform/jsm/services/contracts/known"
 	"github.com/jsmplatform/jsm/services/incidents/domain"
 )
 
@@ -27,9 +26,6 @@ const Schema = "incidents"
 const (
 	IncidentType = "incidents.incident"
 	ExerciseType = "incidents.exercise"
-	// ContractType is the contracts area's aggregate, whose events this
-	// service learns the contracts' parties and service levels from.
-	ContractType = cprojection.AggregateType
 )
 
 //go:embed migrations/*.sql
@@ -44,15 +40,18 @@ func Migrations() fs.FS {
 	return sub
 }
 
-// Handler projects the events of incidents, exercises and contracts. A
+// Handler projects the events of incidents and exercises, and learns the
+// contracts (package known). A
 // batch reads the rows it changes once, folds its events into them with
 // the domain's Evolve and writes each changed row once.
 type Handler struct{}
 
 // Reset empties the read model before a rebuild.
 func (Handler) Reset(ctx context.Context, tx pgx.Tx) error {
-	_, err := tx.Exec(ctx, `TRUNCATE incidents.clocks, incidents.incidents, incidents.exercises, incidents.contracts`)
-	return err
+	if _, err := tx.Exec(ctx, `TRUNCATE incidents.clocks, incidents.incidents, incidents.exercises`); err != nil {
+		return err
+	}
+	return known.Reset(ctx, tx, Schema)
 }
 
 type decoded struct {
@@ -64,10 +63,8 @@ type decoded struct {
 func (Handler) Apply(ctx context.Context, tx pgx.Tx, events []event.Event) error {
 	byType := map[string][]decoded{}
 	for _, e := range events {
-		switch e.AggregateType {
-		case IncidentType, ExerciseType, ContractType:
-		default:
-			continue
+		if e.AggregateType != IncidentType && e.AggregateType != ExerciseType {
+			continue // contract events go to known.Apply
 		}
 		m, err := e.Decode()
 		if err != nil {
@@ -75,7 +72,7 @@ func (Handler) Apply(ctx context.Context, tx pgx.Tx, events []event.Event) error
 		}
 		byType[e.AggregateType] = append(byType[e.AggregateType], decoded{e, m})
 	}
-	if err := applyContracts(ctx, tx, byType[ContractType]); err != nil {
+	if err := known.Apply(ctx, tx, Schema, events); err != nil {
 		return err
 	}
 	if err := applyIncidents(ctx, tx, byType[IncidentType]); err != nil {
@@ -126,28 +123,6 @@ func fold[S any](ctx context.Context, tx pgx.Tx, table, idColumn string, ds []de
 		states[d.e.AggregateID] = evolve(states[d.e.AggregateID], d)
 	}
 	return ids, states, nil
-}
-
-func applyContracts(ctx context.Context, tx pgx.Tx, ds []decoded) error {
-	ids, states, err := fold(ctx, tx, "incidents.contracts", "contract_id", ds, func(s cdomain.State, d decoded) cdomain.State {
-		return cdomain.EvolveAt(s, d.m, d.e.Time)
-	})
-	if err != nil {
-		return err
-	}
-	b := &pgx.Batch{}
-	for _, id := range ids {
-		s := states[id]
-		raw, err := json.Marshal(s)
-		if err != nil {
-			return err
-		}
-		b.Queue(`INSERT INTO incidents.contracts (contract_id, customer_org_id, provider_org_id, state, position)
-			VALUES ($1, $2, $3, $4, $5)
-			ON CONFLICT (contract_id) DO UPDATE SET customer_org_id = $2, provider_org_id = $3, state = $4, position = $5`,
-			id, string(s.Customer), string(s.Provider), raw, lastPosition(ds, id))
-	}
-	return tx.SendBatch(ctx, b).Close()
 }
 
 func applyIncidents(ctx context.Context, tx pgx.Tx, ds []decoded) error {
@@ -208,14 +183,4 @@ func applyExercises(ctx context.Context, tx pgx.Tx, ds []decoded) error {
 			x.ID, x.ContractID, string(x.Customer), string(x.Provider), x.ScheduledFor, raw, x.Position)
 	}
 	return tx.SendBatch(ctx, b).Close()
-}
-
-func lastPosition(ds []decoded, id string) uint64 {
-	var pos uint64
-	for _, d := range ds {
-		if d.e.AggregateID == id {
-			pos = d.e.Position
-		}
-	}
-	return pos
 }
