@@ -1,0 +1,215 @@
+// Package reactor runs cross-area reactions on the Watermill router: a
+// durable JetStream consumer on JSM_EVENTS delivers the events of chosen
+// subjects to one handler, with Watermill's retry, recoverer and poison
+// queue. A message that still fails after the retries goes to the
+// dead-letter subject jsm.dlq.<reactor name> (stream JSM_DEADLETTER) with
+// the reason in its headers, and the stream moves on.
+//
+// Handlers must be idempotent: JetStream delivers at least once, and a
+// crash between a handler's command and the ack delivers the event again.
+// Deriving the command's id from the event's id (CommandID) makes the
+// second delivery a duplicate the es runner answers without appending.
+package reactor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	wmjs "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/jetstream"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/jsmplatform/jsm/libs/event"
+	"github.com/jsmplatform/jsm/libs/eventstore"
+)
+
+// Handler reacts to one event.
+type Handler func(ctx context.Context, e event.Event, m proto.Message) error
+
+// Config names a reactor and what it consumes.
+type Config struct {
+	// Name is the durable consumer's name and the dead-letter subject's last
+	// token, e.g. "patching-reactions".
+	Name string
+	// Subjects filter the stream, e.g. "jsm.evt.changeadvisory.change.>".
+	Subjects []string
+	// MaxRetries bounds the in-process retries of a failing event before it
+	// is dead-lettered (default 5); InitialInterval is the first backoff
+	// (default 100ms, doubling up to 5s).
+	MaxRetries      int
+	InitialInterval time.Duration
+	Logger          *slog.Logger
+}
+
+// DeadLetterStream holds the dead-lettered messages of every reactor.
+const DeadLetterStream = "JSM_DEADLETTER"
+
+// DeadLetterSubject is where a reactor's poison messages go.
+func DeadLetterSubject(name string) string { return "jsm.dlq." + name }
+
+// Headers of the position an event had in JSM_EVENTS, carried in the
+// Watermill message's metadata.
+const metaPosition = "jsm-position"
+
+// Reactor runs one handler on the Watermill router.
+type Reactor struct {
+	router *message.Router
+}
+
+// New prepares a reactor on the store's NATS server. Watermill's
+// subscriber and publisher close the connections they are given, so the
+// reactor opens its own two.
+func New(ctx context.Context, store *eventstore.Store, cfg Config, handle Handler) (*Reactor, error) {
+	if cfg.Name == "" || len(cfg.Subjects) == 0 || handle == nil {
+		return nil, errors.New("reactor: name, subjects and handler are required")
+	}
+	if cfg.MaxRetries == 0 {
+		cfg.MaxRetries = 5
+	}
+	if cfg.InitialInterval == 0 {
+		cfg.InitialInterval = 100 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	log := cfg.Logger.With("reactor", cfg.Name)
+	if _, err := store.JetStream().CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:     DeadLetterStream,
+		Subjects: []string{DeadLetterSubject(">")},
+		Replicas: store.Replicas(),
+	}); err != nil {
+		return nil, fmt.Errorf("reactor: dead-letter stream: %w", err)
+	}
+	url := store.Conn().ConnectedUrl()
+	subConn, err := nats.Connect(url, nats.Name("jsm-"+cfg.Name), nats.MaxReconnects(-1))
+	if err != nil {
+		return nil, fmt.Errorf("reactor: connect: %w", err)
+	}
+	pubConn, err := nats.Connect(url, nats.Name("jsm-"+cfg.Name+"-dlq"), nats.MaxReconnects(-1))
+	if err != nil {
+		subConn.Close()
+		return nil, fmt.Errorf("reactor: connect: %w", err)
+	}
+	// Watermill logs every message at info; that is our debug.
+	wlog := watermill.NewSlogLoggerWithLevelMapping(log, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
+	sub, err := wmjs.NewSubscriber(wmjs.SubscriberConfig{
+		Conn:                subConn,
+		Logger:              wlog,
+		ResourceInitializer: durable(store.Name(), cfg),
+		Unmarshaler:         unmarshaler{},
+	})
+	if err != nil {
+		subConn.Close()
+		pubConn.Close()
+		return nil, err
+	}
+	pub, err := wmjs.NewPublisher(wmjs.PublisherConfig{Conn: pubConn, Logger: wlog})
+	if err != nil {
+		_ = sub.Close()
+		pubConn.Close()
+		return nil, err
+	}
+	poison, err := middleware.PoisonQueue(pub, DeadLetterSubject(cfg.Name))
+	if err != nil {
+		return nil, err
+	}
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, wlog)
+	if err != nil {
+		return nil, err
+	}
+	// Outermost first: a panic becomes an error, which is retried, and what
+	// still fails is dead-lettered (and acked) instead of blocking the stream.
+	router.AddMiddleware(
+		poison,
+		middleware.Retry{MaxRetries: cfg.MaxRetries, InitialInterval: cfg.InitialInterval, MaxInterval: 5 * time.Second, Multiplier: 2, Logger: wlog}.Middleware,
+		middleware.Recoverer,
+	)
+	router.AddConsumerHandler(cfg.Name, cfg.Subjects[0], sub, func(msg *message.Message) error {
+		e, m, err := decode(msg)
+		if err != nil {
+			return err
+		}
+		return handle(msg.Context(), e, m)
+	})
+	return &Reactor{router: router}, nil
+}
+
+// Run consumes until ctx ends.
+func (r *Reactor) Run(ctx context.Context) error {
+	err := r.router.Run(ctx)
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// Running is closed once the reactor consumes.
+func (r *Reactor) Running() <-chan struct{} { return r.router.Running() }
+
+// CommandID is the idempotency key of the command a reactor gives in
+// answer to an event: the same event delivered again gives the same key.
+func CommandID(reactor string, e event.Event) string { return reactor + "/" + e.ID }
+
+// durable creates (or updates) the reactor's durable consumer on JSM_EVENTS.
+// It starts at the beginning of the stream: a reactor deployed later still
+// answers every event it exists for.
+func durable(stream string, cfg Config) wmjs.ResourceInitializer {
+	return func(ctx context.Context, js jetstream.JetStream, _ string) (jetstream.Consumer, func(context.Context, watermill.LoggerAdapter), error) {
+		c, err := js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
+			Durable:        cfg.Name,
+			FilterSubjects: cfg.Subjects,
+			AckPolicy:      jetstream.AckExplicitPolicy,
+			DeliverPolicy:  jetstream.DeliverAllPolicy,
+			AckWait:        time.Minute,
+			MaxAckPending:  1,
+		})
+		return c, nil, err
+	}
+}
+
+// unmarshaler keeps every header of the event and its stream position.
+type unmarshaler struct{}
+
+func (unmarshaler) Unmarshal(m jetstream.Msg) (*message.Message, error) {
+	md, err := m.Metadata()
+	if err != nil {
+		return nil, err
+	}
+	wm := message.NewMessage(m.Headers().Get(nats.MsgIdHdr), m.Data())
+	for k, v := range m.Headers() {
+		// JetStream's own publish headers (expected stream and sequence,
+		// batch markers) would refuse the dead-letter publish; the event id
+		// stays, so dead-lettering an event twice stores it once.
+		if len(v) > 0 && (k == nats.MsgIdHdr || !strings.HasPrefix(k, "Nats-")) {
+			wm.Metadata.Set(k, v[0])
+		}
+	}
+	wm.Metadata.Set(metaPosition, strconv.FormatUint(md.Sequence.Stream, 10))
+	return wm, nil
+}
+
+func decode(msg *message.Message) (event.Event, proto.Message, error) {
+	pos, _ := strconv.ParseUint(msg.Metadata.Get(metaPosition), 10, 64)
+	h := nats.Header{}
+	for k, v := range msg.Metadata {
+		h[k] = []string{v} // as written: event headers are looked up verbatim
+	}
+	e, err := event.FromMsg(&nats.Msg{Header: h, Data: msg.Payload}, pos)
+	if err != nil {
+		return event.Event{}, nil, err
+	}
+	m, err := e.Decode()
+	if err != nil {
+		return event.Event{}, nil, err
+	}
+	return e, m, nil
+}

@@ -1,0 +1,189 @@
+package reactor_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/jsmplatform/jsm/libs/event"
+	"github.com/jsmplatform/jsm/libs/eventstore"
+	"github.com/jsmplatform/jsm/libs/reactor"
+	"github.com/jsmplatform/jsm/libs/testkit"
+)
+
+func appendValues(t *testing.T, store *eventstore.Store, agg string, values ...int64) []event.Event {
+	t.Helper()
+	var out []event.Event
+	for _, v := range values {
+		e, err := event.New(event.Envelope{ID: event.NewID(), AggregateType: "test.thing", AggregateID: agg, Time: time.Now()}, wrapperspb.Int64(v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		version, err := store.Version(context.Background(), "test.thing", agg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.Append(context.Background(), version, e); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+type seen struct {
+	mu     sync.Mutex
+	values []int64
+	ids    []string
+	calls  map[int64]int
+	done   chan struct{}
+	want   int
+}
+
+func (s *seen) handle(fail int64) reactor.Handler {
+	return func(_ context.Context, e event.Event, m proto.Message) error {
+		v := m.(*wrapperspb.Int64Value).GetValue()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.calls[v]++
+		if v == fail {
+			return errors.New("cannot handle this one")
+		}
+		s.values = append(s.values, v)
+		s.ids = append(s.ids, e.ID)
+		if len(s.values) == s.want {
+			close(s.done)
+		}
+		return nil
+	}
+}
+
+func run(t *testing.T, r *reactor.Reactor) context.CancelFunc {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("reactor: %v", err)
+		}
+	})
+	return cancel
+}
+
+func TestEventsReachTheHandlerInOrderAndPoisonGoesToTheDeadLetterSubject(t *testing.T) {
+	n := testkit.StartNATS(t)
+	store := n.Store()
+	evs := appendValues(t, store, "a", 1, 2, 3, 4)
+
+	s := &seen{calls: map[int64]int{}, done: make(chan struct{}), want: 3}
+	r, err := reactor.New(context.Background(), store, reactor.Config{
+		Name: "test-reactions", Subjects: []string{event.Subject("test.thing", ">")}, MaxRetries: 2, InitialInterval: time.Millisecond,
+	}, s.handle(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, r)
+	select {
+	case <-s.done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("handled %v", s.values)
+	}
+	s.mu.Lock()
+	if got := s.values; len(got) != 3 || got[0] != 1 || got[1] != 3 || got[2] != 4 {
+		t.Fatalf("handled %v, want 1 3 4 in order, the poison one left out", got)
+	}
+	if s.calls[2] != 3 {
+		t.Fatalf("the failing event was tried %d times, want 1 + 2 retries", s.calls[2])
+	}
+	if s.ids[0] != evs[0].ID {
+		t.Fatalf("event id %s, want %s", s.ids[0], evs[0].ID)
+	}
+	s.mu.Unlock()
+
+	// The poison event is in the dead-letter stream, whole, with the reason.
+	dlq, err := store.JetStream().Stream(context.Background(), reactor.DeadLetterStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := dlq.GetLastMsgForSubject(context.Background(), reactor.DeadLetterSubject("test-reactions"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg.Header.Get(event.HeaderID) != evs[1].ID && msg.Header.Get("_watermill_message_uuid") != evs[1].ID {
+		t.Fatalf("dead letter headers %v, want the event %s", msg.Header, evs[1].ID)
+	}
+	if reason := msg.Header.Get("reason_poisoned"); reason == "" {
+		t.Fatalf("dead letter carries no reason: %v", msg.Header)
+	}
+	if !proto.Equal(mustDecode(t, msg.Data), wrapperspb.Int64(2)) {
+		t.Fatal("dead letter does not carry the original body")
+	}
+}
+
+func mustDecode(t *testing.T, data []byte) proto.Message {
+	t.Helper()
+	v := &wrapperspb.Int64Value{}
+	if err := proto.Unmarshal(data, v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestARestartedReactorGoesOnWhereItStopped(t *testing.T) {
+	n := testkit.StartNATS(t)
+	store := n.Store()
+	appendValues(t, store, "a", 1, 2)
+	cfg := reactor.Config{Name: "restarting", Subjects: []string{event.Subject("test.thing", ">")}}
+
+	first := &seen{calls: map[int64]int{}, done: make(chan struct{}), want: 2}
+	r, err := reactor.New(context.Background(), store, cfg, first.handle(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := run(t, r)
+	<-first.done
+	stop()
+	// Wait until the consumer has recorded both acks.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := store.JetStream().Consumer(context.Background(), store.Name(), "restarting")
+		if err == nil {
+			info, err := c.Info(context.Background())
+			if err == nil && info.AckFloor.Stream >= 2 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("acks not recorded")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	appendValues(t, store, "b", 3)
+	second := &seen{calls: map[int64]int{}, done: make(chan struct{}), want: 1}
+	r, err = reactor.New(context.Background(), store, cfg, second.handle(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, r)
+	select {
+	case <-second.done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("restarted reactor handled nothing")
+	}
+	second.mu.Lock()
+	defer second.mu.Unlock()
+	if len(second.values) != 1 || second.values[0] != 3 {
+		t.Fatalf("restarted reactor handled %v, want only the new event 3", second.values)
+	}
+}
+
+var _ = jetstream.AckExplicitPolicy
