@@ -7,6 +7,7 @@ replace (
 	github.com/jsmplatform/jsm/proto => ../proto
 	github.com/jsmplatform/jsm/services/contracts => ../services/contracts
 	github.com/jsmplatform/jsm/services/incidents => ../services/incidents
+	github.com/jsmplatform/jsm/services/patching => ../services/patching
 )
 
 require (

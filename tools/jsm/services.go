@@ -10,6 +10,7 @@ import (
 	"github.com/jsmplatform/jsm/libs/rpc"
 	"github.com/jsmplatform/jsm/services/contracts"
 	"github.com/jsmplatform/jsm/services/incidents"
+	"github.com/jsmplatform/jsm/services/patching"
 )
 
 // serviceDeps are what `jsm up` hands every service.
@@ -30,5 +31,9 @@ func platformServices(ctx context.Context, d serviceDeps) ([]rpc.Service, error)
 	if err != nil {
 		return nil, err
 	}
-	return []rpc.Service{c, i}, nil
+	p, err := patching.New(ctx, patching.Deps{Store: d.Store, Pool: d.Pool, Logger: d.Logger})
+	if err != nil {
+		return nil, err
+	}
+	return []rpc.Service{c, i, p}, nil
 }

@@ -29,6 +29,8 @@ type AssetsRegistered struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ContractId    string                 `protobuf:"bytes,1,opt,name=contract_id,json=contractId,proto3" json:"contract_id,omitempty"`
 	Assets        []*Asset               `protobuf:"bytes,2,rep,name=assets,proto3" json:"assets,omitempty"`
+	CustomerOrgId string                 `protobuf:"bytes,3,opt,name=customer_org_id,json=customerOrgId,proto3" json:"customer_org_id,omitempty"`
+	ProviderOrgId string                 `protobuf:"bytes,4,opt,name=provider_org_id,json=providerOrgId,proto3" json:"provider_org_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -77,11 +79,27 @@ func (x *AssetsRegistered) GetAssets() []*Asset {
 	return nil
 }
 
+func (x *AssetsRegistered) GetCustomerOrgId() string {
+	if x != nil {
+		return x.CustomerOrgId
+	}
+	return ""
+}
+
+func (x *AssetsRegistered) GetProviderOrgId() string {
+	if x != nil {
+		return x.ProviderOrgId
+	}
+	return ""
+}
+
 type AssetRetired struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ContractId    string                 `protobuf:"bytes,1,opt,name=contract_id,json=contractId,proto3" json:"contract_id,omitempty"`
 	AssetId       string                 `protobuf:"bytes,2,opt,name=asset_id,json=assetId,proto3" json:"asset_id,omitempty"`
 	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	CustomerOrgId string                 `protobuf:"bytes,4,opt,name=customer_org_id,json=customerOrgId,proto3" json:"customer_org_id,omitempty"`
+	ProviderOrgId string                 `protobuf:"bytes,5,opt,name=provider_org_id,json=providerOrgId,proto3" json:"provider_org_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -133,6 +151,20 @@ func (x *AssetRetired) GetAssetId() string {
 func (x *AssetRetired) GetReason() string {
 	if x != nil {
 		return x.Reason
+	}
+	return ""
+}
+
+func (x *AssetRetired) GetCustomerOrgId() string {
+	if x != nil {
+		return x.CustomerOrgId
+	}
+	return ""
+}
+
+func (x *AssetRetired) GetProviderOrgId() string {
+	if x != nil {
+		return x.ProviderOrgId
 	}
 	return ""
 }
@@ -668,8 +700,11 @@ type PatchApplied struct {
 	// Where the backup taken before applying is, e.g. a snapshot id.
 	BackupReference string                 `protobuf:"bytes,4,opt,name=backup_reference,json=backupReference,proto3" json:"backup_reference,omitempty"`
 	AppliedAt       *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=applied_at,json=appliedAt,proto3" json:"applied_at,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// True when the change's implementation applied it (a reaction), rather
+	// than the provider recording some assets.
+	ChangeImplemented bool `protobuf:"varint,6,opt,name=change_implemented,json=changeImplemented,proto3" json:"change_implemented,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *PatchApplied) Reset() {
@@ -735,6 +770,13 @@ func (x *PatchApplied) GetAppliedAt() *timestamppb.Timestamp {
 		return x.AppliedAt
 	}
 	return nil
+}
+
+func (x *PatchApplied) GetChangeImplemented() bool {
+	if x != nil {
+		return x.ChangeImplemented
+	}
+	return false
 }
 
 // PatchFailed: applying the patch failed on these assets.
@@ -1256,16 +1298,20 @@ var File_jsm_patching_v1_events_proto protoreflect.FileDescriptor
 
 const file_jsm_patching_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"\x1cjsm/patching/v1/events.proto\x12\x0fjsm.patching.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ajsm/common/v1/common.proto\x1a\x1ejsm/patching/v1/patching.proto\"c\n" +
+	"\x1cjsm/patching/v1/events.proto\x12\x0fjsm.patching.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ajsm/common/v1/common.proto\x1a\x1ejsm/patching/v1/patching.proto\"\xb3\x01\n" +
 	"\x10AssetsRegistered\x12\x1f\n" +
 	"\vcontract_id\x18\x01 \x01(\tR\n" +
 	"contractId\x12.\n" +
-	"\x06assets\x18\x02 \x03(\v2\x16.jsm.patching.v1.AssetR\x06assets\"b\n" +
+	"\x06assets\x18\x02 \x03(\v2\x16.jsm.patching.v1.AssetR\x06assets\x12&\n" +
+	"\x0fcustomer_org_id\x18\x03 \x01(\tR\rcustomerOrgId\x12&\n" +
+	"\x0fprovider_org_id\x18\x04 \x01(\tR\rproviderOrgId\"\xb2\x01\n" +
 	"\fAssetRetired\x12\x1f\n" +
 	"\vcontract_id\x18\x01 \x01(\tR\n" +
 	"contractId\x12\x19\n" +
 	"\basset_id\x18\x02 \x01(\tR\aassetId\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"\x81\x05\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12&\n" +
+	"\x0fcustomer_org_id\x18\x04 \x01(\tR\rcustomerOrgId\x12&\n" +
+	"\x0fprovider_org_id\x18\x05 \x01(\tR\rproviderOrgId\"\x81\x05\n" +
 	"\x17VulnerabilityRegistered\x12%\n" +
 	"\x0eremediation_id\x18\x01 \x01(\tR\rremediationId\x12\x1f\n" +
 	"\vcontract_id\x18\x02 \x01(\tR\n" +
@@ -1314,14 +1360,15 @@ const file_jsm_patching_v1_events_proto_rawDesc = "" +
 	"\x0eremediation_id\x18\x01 \x01(\tR\rremediationId\x12\x1b\n" +
 	"\tchange_id\x18\x02 \x01(\tR\bchangeId\x12\x15\n" +
 	"\x06org_id\x18\x03 \x01(\tR\x05orgId\x12\x16\n" +
-	"\x06reason\x18\x04 \x01(\tR\x06reason\"\xd5\x01\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"\x84\x02\n" +
 	"\fPatchApplied\x12%\n" +
 	"\x0eremediation_id\x18\x01 \x01(\tR\rremediationId\x12\x1b\n" +
 	"\tchange_id\x18\x02 \x01(\tR\bchangeId\x12\x1b\n" +
 	"\tasset_ids\x18\x03 \x03(\tR\bassetIds\x12)\n" +
 	"\x10backup_reference\x18\x04 \x01(\tR\x0fbackupReference\x129\n" +
 	"\n" +
-	"applied_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tappliedAt\"\x86\x01\n" +
+	"applied_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tappliedAt\x12-\n" +
+	"\x12change_implemented\x18\x06 \x01(\bR\x11changeImplemented\"\x86\x01\n" +
 	"\vPatchFailed\x12%\n" +
 	"\x0eremediation_id\x18\x01 \x01(\tR\rremediationId\x12\x1b\n" +
 	"\tchange_id\x18\x02 \x01(\tR\bchangeId\x12\x1b\n" +

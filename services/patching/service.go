@@ -1,0 +1,241 @@
+// Package patching is the patching service: a contract's inventory, the
+// vulnerabilities matched against it, and each remediation from the patch
+// released through an approved change to the verified fix, against the
+// contract's patch deadlines, with deferrals both parties agree to. It
+// follows the change advisory area through reactions on the Watermill
+// router. Service wires it from explicit dependencies, so cmd/patching and
+// tools/jsm build it the same way.
+package patching
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/jsmplatform/jsm/libs/auth"
+	"github.com/jsmplatform/jsm/libs/es"
+	"github.com/jsmplatform/jsm/libs/event"
+	"github.com/jsmplatform/jsm/libs/eventstore"
+	"github.com/jsmplatform/jsm/libs/pgdb"
+	"github.com/jsmplatform/jsm/libs/projection"
+	"github.com/jsmplatform/jsm/libs/reactor"
+	"github.com/jsmplatform/jsm/libs/rpc"
+	"github.com/jsmplatform/jsm/proto/gen/jsm/patching/v1/patchingv1connect"
+	"github.com/jsmplatform/jsm/services/contracts/known"
+	"github.com/jsmplatform/jsm/services/patching/api"
+	"github.com/jsmplatform/jsm/services/patching/app"
+	"github.com/jsmplatform/jsm/services/patching/domain"
+	readmodel "github.com/jsmplatform/jsm/services/patching/projection"
+)
+
+// Deps are what the service needs from its host.
+type Deps struct {
+	Store  *eventstore.Store
+	Pool   *pgxpool.Pool
+	Logger *slog.Logger
+	// Now is the clock of commands and of the scheduler; time.Now when nil.
+	Now func() time.Time
+	// ReadWait bounds how long a query waits for its min_position (default 5s).
+	ReadWait time.Duration
+	// SchedulerEvery is how often overdue remediations and expired
+	// deferrals are looked for (default 30s; negative turns it off).
+	SchedulerEvery time.Duration
+}
+
+// Service is the patching service.
+type Service struct {
+	deps         Deps
+	app          app.Application
+	inventory    *app.InventoryRunner
+	remediations *app.RemediationRunner
+	projector    *projection.Projector
+	scheduler    *app.Scheduler
+	reactor      *reactor.Reactor
+}
+
+var _ rpc.Service = (*Service)(nil)
+
+// Source is the CloudEvents source of the service's events.
+const Source = "/jsm/patching"
+
+func meta(e event.Event) domain.Meta {
+	return domain.Meta{Time: e.Time, Actor: domain.Actor{Org: domain.OrgID(e.Actor.Org), User: e.Actor.User}, Position: e.Position}
+}
+
+// InventoryDecider is the inventory aggregate as the es runner sees it.
+func InventoryDecider() es.Decider[domain.Inventory, domain.Command] {
+	return es.Decider[domain.Inventory, domain.Command]{
+		AggregateType: readmodel.InventoryType,
+		Initial:       func() domain.Inventory { return domain.Inventory{} },
+		Decide:        domain.DecideInventory,
+		Evolve: func(s domain.Inventory, e event.Event, m proto.Message) domain.Inventory {
+			return domain.EvolveInventory(s, m, meta(e))
+		},
+		Scope: func(s domain.Inventory) (string, event.Parties) {
+			return s.ContractID, event.Parties{Customer: string(s.Customer), Provider: string(s.Provider)}
+		},
+		StateVersion: 1,
+	}
+}
+
+// RemediationDecider is the remediation aggregate as the es runner sees it.
+func RemediationDecider() es.Decider[domain.Remediation, domain.Command] {
+	return es.Decider[domain.Remediation, domain.Command]{
+		AggregateType: readmodel.RemediationType,
+		Initial:       func() domain.Remediation { return domain.Remediation{} },
+		Decide:        domain.DecideRemediation,
+		Evolve: func(r domain.Remediation, e event.Event, m proto.Message) domain.Remediation {
+			return domain.EvolveRemediation(r, m, meta(e))
+		},
+		Scope: func(r domain.Remediation) (string, event.Parties) {
+			return r.ContractID, event.Parties{Customer: string(r.Customer), Provider: string(r.Provider)}
+		},
+		StateVersion: 1,
+	}
+}
+
+// New builds the service.
+func New(ctx context.Context, d Deps) (*Service, error) {
+	if d.Store == nil || d.Pool == nil {
+		return nil, errors.New("patching: store and pool are required")
+	}
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	d.Logger = d.Logger.With("service", "patching")
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.ReadWait == 0 {
+		d.ReadWait = 5 * time.Second
+	}
+	if d.SchedulerEvery == 0 {
+		d.SchedulerEvery = 30 * time.Second
+	}
+	opts := []es.Option{es.WithClock(d.Now), es.WithLogger(d.Logger)}
+	inventory, err := es.NewRunner(ctx, d.Store, Source, InventoryDecider(), opts...)
+	if err != nil {
+		return nil, err
+	}
+	remediations, err := es.NewRunner(ctx, d.Store, Source, RemediationDecider(), opts...)
+	if err != nil {
+		return nil, err
+	}
+	projector, err := projection.New(projection.Config{Name: "patching", Schema: readmodel.Schema, Logger: d.Logger}, readmodel.Handler{}, d.Store, d.Pool)
+	if err != nil {
+		return nil, err
+	}
+	commands, err := app.NewCommands(inventory, remediations, known.New(d.Pool, d.Store, projector, readmodel.Schema, d.ReadWait), d.Pool, d.Now)
+	if err != nil {
+		return nil, err
+	}
+	queries, err := app.NewQueries(d.Pool, projector, d.ReadWait)
+	if err != nil {
+		return nil, err
+	}
+	react, err := reactor.New(ctx, d.Store, reactor.Config{Name: app.ReactorName, Subjects: app.ChangeSubjects, Logger: d.Logger}, commands.React)
+	if err != nil {
+		return nil, err
+	}
+	return &Service{
+		deps: d, app: app.Application{Commands: commands, Queries: queries},
+		inventory: inventory, remediations: remediations, projector: projector,
+		scheduler: app.NewScheduler(d.Pool, commands, d.Now, d.Logger), reactor: react,
+	}, nil
+}
+
+// Name is "patching".
+func (s *Service) Name() string { return "patching" }
+
+// Projector is the service's read-model projector (status, rebuild).
+func (s *Service) Projector() *projection.Projector { return s.projector }
+
+// Scheduler records overdue remediations and expired deferrals; tests tick it.
+func (s *Service) Scheduler() *app.Scheduler { return s.scheduler }
+
+// Commands are the service's use cases (tests and benchmarks).
+func (s *Service) Commands() *app.Commands { return s.app.Commands }
+
+// Migrate creates the schema and the projector's checkpoint.
+func (s *Service) Migrate(ctx context.Context) error {
+	if err := pgdb.Migrate(ctx, s.deps.Pool, readmodel.Schema, readmodel.Migrations(), nil); err != nil {
+		return err
+	}
+	return s.projector.Migrate(ctx)
+}
+
+// Run keeps the read model up to date, reacts to changes and runs the
+// scheduler until ctx ends, then stores the snapshots not stored yet.
+func (s *Service) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	projected := make(chan error, 1)
+	go func() {
+		err := s.projector.Run(ctx)
+		cancel() // without its read model the service cannot go on
+		projected <- err
+	}()
+	reacted := make(chan error, 1)
+	go func() { reacted <- s.reactor.Run(ctx) }()
+	if s.deps.SchedulerEvery > 0 {
+		_ = s.scheduler.Run(ctx, s.deps.SchedulerEvery)
+	}
+	<-ctx.Done()
+	err := errors.Join(<-projected, <-reacted)
+	flushCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer stop()
+	return errors.Join(err, s.inventory.Flush(flushCtx), s.remediations.Flush(flushCtx))
+}
+
+// Handlers mounts jsm.patching.v1.PatchService.
+func (s *Service) Handlers(opts ...connect.HandlerOption) []rpc.Handler {
+	path, h := patchingv1connect.NewPatchServiceHandler(api.New(s.app, s.deps.Logger), opts...)
+	return []rpc.Handler{{Path: path, Service: patchingv1connect.PatchServiceName, Handler: http.Handler(h)}}
+}
+
+// Permissions of the patching service.
+const (
+	PermRead      auth.Permission = "patching.read"
+	PermInventory auth.Permission = "patching.inventory"
+	PermRemediate auth.Permission = "patching.remediate"
+	PermDefer     auth.Permission = "patching.defer"
+)
+
+// Policy: which role may call which procedure. README.md documents it.
+func (s *Service) Policy() auth.Policy { return Policy() }
+
+// Policy is the service's access policy.
+func Policy() auth.Policy {
+	all := []auth.Permission{PermRead, PermInventory, PermRemediate, PermDefer}
+	return auth.Policy{
+		Procedures: map[string]auth.Permission{
+			patchingv1connect.PatchServiceRegisterAssetsProcedure:        PermInventory,
+			patchingv1connect.PatchServiceRetireAssetProcedure:           PermInventory,
+			patchingv1connect.PatchServiceRegisterVulnerabilityProcedure: PermRemediate,
+			patchingv1connect.PatchServiceReleasePatchProcedure:          PermRemediate,
+			patchingv1connect.PatchServiceRecordPatchAppliedProcedure:    PermRemediate,
+			patchingv1connect.PatchServiceRecordPatchRollbackProcedure:   PermRemediate,
+			patchingv1connect.PatchServiceVerifyPatchProcedure:           PermRemediate,
+			patchingv1connect.PatchServiceRequestDeferralProcedure:       PermDefer,
+			patchingv1connect.PatchServiceDecideDeferralProcedure:        PermDefer,
+			patchingv1connect.PatchServiceGetRemediationProcedure:        PermRead,
+			patchingv1connect.PatchServiceListRemediationsProcedure:      PermRead,
+			patchingv1connect.PatchServiceListAssetsProcedure:            PermRead,
+		},
+		Roles: map[string][]auth.Permission{
+			"org-admin":        all,
+			"security-officer": all,
+			"patch-manager":    {PermRead, PermInventory, PermRemediate},
+			"asset-manager":    {PermRead, PermInventory},
+			"contract-manager": {PermRead, PermDefer},
+			"auditor":          {PermRead},
+			"viewer":           {PermRead},
+		},
+	}
+}
