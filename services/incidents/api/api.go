@@ -6,16 +6,13 @@ package api
 
 import (
 	"context"
-	"errors"
 	"log/slog"
-	"strings"
 	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/jsmplatform/jsm/libs/auth"
-	"github.com/jsmplatform/jsm/libs/event"
+	"github.com/jsmplatform/jsm/libs/rpc"
 	incidentsv1 "github.com/jsmplatform/jsm/proto/gen/jsm/incidents/v1"
 	"github.com/jsmplatform/jsm/proto/gen/jsm/incidents/v1/incidentsv1connect"
 	"github.com/jsmplatform/jsm/services/incidents/app"
@@ -35,30 +32,6 @@ func New(a app.Application, log *slog.Logger) *Server {
 	return &Server{app: a, log: log}
 }
 
-// Correlation ids arrive in this header; traceparent comes from W3C tracing.
-const headerCorrelation = "Jsm-Correlation-Id"
-
-func request[T any](ctx context.Context, r *connect.Request[T], requestID string) (app.Request, error) {
-	p, ok := auth.FromContext(ctx)
-	if !ok {
-		return app.Request{}, connect.NewError(connect.CodeUnauthenticated, errors.New("no caller"))
-	}
-	return app.Request{
-		Actor:       event.Actor{Org: p.Org, User: p.User, Role: strings.Join(p.Roles, ",")},
-		ID:          requestID,
-		Correlation: r.Header().Get(headerCorrelation),
-		TraceParent: r.Header().Get("traceparent"),
-	}, nil
-}
-
-func caller(ctx context.Context) (domain.OrgID, error) {
-	p, ok := auth.FromContext(ctx)
-	if !ok {
-		return "", connect.NewError(connect.CodeUnauthenticated, errors.New("no caller"))
-	}
-	return domain.OrgID(p.Org), nil
-}
-
 // idRequest is what every incident command request has.
 type idRequest interface {
 	GetIncidentId() string
@@ -71,7 +44,7 @@ func change[T any, P interface {
 	idRequest
 }](ctx context.Context, s *Server, r *connect.Request[T], cmd domain.Command) (app.Result, error) {
 	m := P(r.Msg)
-	req, err := request(ctx, r, m.GetRequestId())
+	req, err := rpc.CommandRequest(ctx, r, m.GetRequestId())
 	if err != nil {
 		return app.Result{}, err
 	}
@@ -88,7 +61,7 @@ func item[T any, P interface {
 	idRequest
 }](ctx context.Context, s *Server, r *connect.Request[T], kind string, cmd func(id string) domain.Command) (string, app.Result, error) {
 	m := P(r.Msg)
-	req, err := request(ctx, r, m.GetRequestId())
+	req, err := rpc.CommandRequest(ctx, r, m.GetRequestId())
 	if err != nil {
 		return "", app.Result{}, err
 	}
@@ -100,6 +73,11 @@ func item[T any, P interface {
 	return id, res, nil
 }
 
+func callerOrg(ctx context.Context) (domain.OrgID, error) {
+	org, err := rpc.CallerOrg(ctx)
+	return domain.OrgID(org), err
+}
+
 func timeOf(t *timestamppb.Timestamp) time.Time {
 	if t == nil {
 		return time.Time{}
@@ -109,7 +87,7 @@ func timeOf(t *timestamppb.Timestamp) time.Time {
 
 func (s *Server) ReportIncident(ctx context.Context, r *connect.Request[incidentsv1.ReportIncidentRequest]) (*connect.Response[incidentsv1.ReportIncidentResponse], error) {
 	m := r.Msg
-	req, err := request(ctx, r, m.GetRequestId())
+	req, err := rpc.CommandRequest(ctx, r, m.GetRequestId())
 	if err != nil {
 		return nil, err
 	}
@@ -257,7 +235,7 @@ func (s *Server) CloseIncident(ctx context.Context, r *connect.Request[incidents
 }
 
 func (s *Server) GetIncident(ctx context.Context, r *connect.Request[incidentsv1.GetIncidentRequest]) (*connect.Response[incidentsv1.GetIncidentResponse], error) {
-	org, err := caller(ctx)
+	org, err := callerOrg(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -269,7 +247,7 @@ func (s *Server) GetIncident(ctx context.Context, r *connect.Request[incidentsv1
 }
 
 func (s *Server) ListIncidents(ctx context.Context, r *connect.Request[incidentsv1.ListIncidentsRequest]) (*connect.Response[incidentsv1.ListIncidentsResponse], error) {
-	org, err := caller(ctx)
+	org, err := callerOrg(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -292,7 +270,7 @@ func (s *Server) ListIncidents(ctx context.Context, r *connect.Request[incidents
 
 func (s *Server) ScheduleExercise(ctx context.Context, r *connect.Request[incidentsv1.ScheduleExerciseRequest]) (*connect.Response[incidentsv1.ScheduleExerciseResponse], error) {
 	m := r.Msg
-	req, err := request(ctx, r, m.GetRequestId())
+	req, err := rpc.CommandRequest(ctx, r, m.GetRequestId())
 	if err != nil {
 		return nil, err
 	}
@@ -307,7 +285,7 @@ func (s *Server) ScheduleExercise(ctx context.Context, r *connect.Request[incide
 
 func (s *Server) RecordExerciseResult(ctx context.Context, r *connect.Request[incidentsv1.RecordExerciseResultRequest]) (*connect.Response[incidentsv1.RecordExerciseResultResponse], error) {
 	m := r.Msg
-	req, err := request(ctx, r, m.GetRequestId())
+	req, err := rpc.CommandRequest(ctx, r, m.GetRequestId())
 	if err != nil {
 		return nil, err
 	}
@@ -321,7 +299,7 @@ func (s *Server) RecordExerciseResult(ctx context.Context, r *connect.Request[in
 }
 
 func (s *Server) ListExercises(ctx context.Context, r *connect.Request[incidentsv1.ListExercisesRequest]) (*connect.Response[incidentsv1.ListExercisesResponse], error) {
-	org, err := caller(ctx)
+	org, err := callerOrg(ctx)
 	if err != nil {
 		return nil, err
 	}

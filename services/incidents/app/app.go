@@ -6,8 +6,6 @@ package app
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net/url"
 	"time"
 
 	"github.com/jsmplatform/jsm/libs/es"
@@ -30,13 +28,7 @@ type (
 )
 
 // Request is what every command needs besides its body.
-type Request struct {
-	Actor event.Actor
-	// ID is the client's idempotency key (request_id); optional.
-	ID          string
-	Correlation string
-	TraceParent string
-}
+type Request = es.Request
 
 // Commands changes incidents and exercises.
 type Commands struct {
@@ -72,7 +64,7 @@ func (c *Commands) Report(ctx context.Context, req Request, contractID string, c
 		return Result{}, err
 	}
 	cmd.Contract = k
-	cmd.IncidentID = newID("incidents.report", req)
+	cmd.IncidentID = es.NewID("incidents.report", req)
 	res, err := c.Change(ctx, req, cmd.IncidentID, cmd)
 	return res, hideContract(err, contractID)
 }
@@ -90,7 +82,7 @@ func hideContract(err error, id string) error {
 // come from the request and the clock.
 func (c *Commands) Change(ctx context.Context, req Request, incidentID string, cmd domain.Command) (Result, error) {
 	domain.Stamp(cmd, actor(req), c.now().UTC())
-	res, err := c.incidents.Handle(ctx, command(req, incidentID, cmd))
+	res, err := c.incidents.Handle(ctx, es.CommandFor(req, incidentID, cmd))
 	if errors.Is(err, domain.NotFoundError{What: "incident"}) || errors.Is(err, domain.ErrNotParty) {
 		// Incidents of other orgs' contracts are not found, whether or not they exist.
 		err = domain.NotFoundError{What: "incident", ID: incidentID}
@@ -104,7 +96,7 @@ func (c *Commands) Change(ctx context.Context, req Request, incidentID string, c
 // ItemID is the id of what a command adds to an incident (a notification,
 // a task, a timeline entry): derived from the request id when there is one,
 // so that a retry names the same item.
-func ItemID(kind string, req Request) string { return newID("incidents."+kind, req) }
+func ItemID(kind string, req Request) string { return es.NewID("incidents."+kind, req) }
 
 // MarkOverdue is the scheduler's command: the platform, not a party, gives it.
 func (c *Commands) MarkOverdue(ctx context.Context, incidentID, clockID string) (Result, error) {
@@ -122,7 +114,7 @@ func (c *Commands) ScheduleExercise(ctx context.Context, req Request, contractID
 		return "", 0, err
 	}
 	cmd.Contract = k
-	cmd.ExerciseID = newID("incidents.exercise", req)
+	cmd.ExerciseID = es.NewID("incidents.exercise", req)
 	id, pos, err := c.exercise(ctx, req, cmd.ExerciseID, cmd)
 	return id, pos, hideContract(err, contractID)
 }
@@ -138,7 +130,7 @@ func (c *Commands) RecordExerciseResult(ctx context.Context, req Request, exerci
 
 func (c *Commands) exercise(ctx context.Context, req Request, id string, cmd domain.ExerciseCommand) (string, uint64, error) {
 	domain.Stamp(cmd, actor(req), c.now().UTC())
-	res, err := c.exercises.Handle(ctx, command(req, id, cmd))
+	res, err := c.exercises.Handle(ctx, es.CommandFor(req, id, cmd))
 	if err != nil {
 		return "", 0, err
 	}
@@ -147,23 +139,6 @@ func (c *Commands) exercise(ctx context.Context, req Request, id string, cmd dom
 
 func actor(req Request) domain.Actor {
 	return domain.Actor{Org: domain.OrgID(req.Actor.Org), User: req.Actor.User}
-}
-
-func command[C any](req Request, id string, body C) es.Command[C] {
-	var cmdID string
-	if req.ID != "" {
-		// A client's key names its own requests: the same key from another
-		// org or user, or for another procedure, is another request.
-		cmdID = fmt.Sprintf("%s/%s/%T/%s", url.PathEscape(req.Actor.Org), url.PathEscape(req.Actor.User), body, url.PathEscape(req.ID))
-	}
-	return es.Command[C]{ID: cmdID, AggregateID: id, Body: body, Actor: req.Actor, Correlation: req.Correlation, TraceParent: req.TraceParent}
-}
-
-func newID(kind string, req Request) string {
-	if req.ID == "" {
-		return event.NewID()
-	}
-	return event.DeriveID(kind+"/"+req.Actor.Org+"/"+req.Actor.User+"/"+req.ID, 0)
 }
 
 // Contracts answers what an incident needs to know of its contract.

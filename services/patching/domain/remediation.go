@@ -511,8 +511,8 @@ func decideApplied(r Remediation, c *RecordPatchApplied) ([]proto.Message, error
 
 func decideChangeDone(r Remediation, c *ChangeDone) ([]proto.Message, error) {
 	ch, ok := r.change(c.ChangeID)
-	if !ok || ch.State == ChangeImplemented || ch.State == ChangeFailed {
-		return nil, nil
+	if !ok || ch.State == ChangeImplemented || ch.State == ChangeFailed || ch.State == ChangeRolledBack {
+		return nil, nil // unknown, or done already: a rolled back change was done before
 	}
 	if !c.Success {
 		return one(&patchingv1.PatchFailed{RemediationId: r.ID, ChangeId: ch.ID, AssetIds: r.withStatus(ch.Assets, pending, applied, rolledBack), Reason: c.Notes}), nil
@@ -533,6 +533,7 @@ func (r Remediation) withStatus(ids []string, sts ...patchingv1.AssetPatchStatus
 			out = append(out, id)
 		}
 	}
+	slices.Sort(out)
 	return out
 }
 
