@@ -20,8 +20,8 @@ func (b *By) by() *By { return b }
 // The set is closed: only this package's command types implement it.
 type Command interface{ by() *By }
 
-// missing reports whether cmd is nil or a nil pointer.
-func missing(cmd Command) bool {
+// Missing reports whether cmd is nil or a nil pointer (which Stamp cannot stamp).
+func Missing(cmd Command) bool {
 	if cmd == nil {
 		return true
 	}

@@ -29,7 +29,7 @@ var (
 // error. No events and no error means the command changes nothing (it was
 // given before, or asks for what is already so).
 func Decide(s State, cmd Command) ([]proto.Message, error) {
-	if missing(cmd) {
+	if Missing(cmd) {
 		return nil, invalid("command", "missing")
 	}
 	if c, ok := cmd.(*RequestChange); ok {
