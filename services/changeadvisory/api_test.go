@@ -15,6 +15,7 @@ import (
 	"connectrpc.com/connect"
 	"connectrpc.com/validate"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -334,8 +335,16 @@ func TestChangeWalkthrough(t *testing.T) {
 		t.Fatalf("rolled back change = %v", c)
 	}
 	cl := must[changeadvisoryv1.CloseChangeResponse](t)(cust.CloseChange(ctx, connect.NewRequest(&changeadvisoryv1.CloseChangeRequest{ChangeId: r.ChangeId})))
-	if c := p.get(provider, r.ChangeId, cl.Position); c.GetStatus() != statusClosed || c.GetClosedAt() == nil {
-		t.Fatalf("closed change = %v", c)
+	live := p.get(provider, r.ChangeId, cl.Position)
+	if live.GetStatus() != statusClosed || live.GetClosedAt() == nil {
+		t.Fatalf("closed change = %v", live)
+	}
+	// The read model rebuilt from the stream shows the same change.
+	if err := p.changes.Projector().Rebuild(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rebuilt := p.get(provider, r.ChangeId, cl.Position); !proto.Equal(rebuilt, live) {
+		t.Fatalf("after a rebuild:\n%v\nbefore:\n%v", rebuilt, live)
 	}
 
 	// Lists filter by contract, status, emergency and linked object.

@@ -1,9 +1,6 @@
 package domain
 
-import (
-	"fmt"
-	"time"
-)
+import "time"
 
 // Window is a recurring maintenance window of the contract: every ISO
 // Weekday (1 = Monday ... 7 = Sunday) from the local time Start ("HH:MM")
@@ -28,10 +25,11 @@ func (w Window) Contains(start, end time.Time) bool {
 	if err != nil {
 		return false
 	}
-	var hh, mm int
-	if n, err := fmt.Sscanf(w.Start, "%d:%d", &hh, &mm); err != nil || n != 2 || hh < 0 || hh > 23 || mm < 0 || mm > 59 {
+	start0, err := time.Parse("15:04", w.Start)
+	if err != nil {
 		return false
 	}
+	hh, mm := start0.Hour(), start0.Minute()
 	local := start.In(loc)
 	// An occurrence containing start began on start's local day or up to a
 	// week before it (a window lasts at most a day; a week covers any

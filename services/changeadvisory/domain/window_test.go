@@ -90,3 +90,23 @@ func TestNeedsDowntimeAgreement(t *testing.T) {
 		})
 	}
 }
+
+// FuzzWindowContains: any window the contract may hold (or not), any
+// planned window: no panic, and a window that contains [start, end]
+// contains every part of it.
+func FuzzWindowContains(f *testing.F) {
+	f.Add(int32(7), "22:00", int64(4*time.Hour), "Europe/Berlin", int64(1772920800), int64(3600))
+	f.Add(int32(0), "25:61", int64(-1), "Nowhere/Else", int64(0), int64(-5))
+	f.Fuzz(func(t *testing.T, weekday int32, start string, dur int64, zone string, from, length int64) {
+		w := domain.Window{Weekday: weekday, Start: start, Duration: time.Duration(dur), TimeZone: zone}
+		s := time.Unix(from%(1<<40), 0).UTC()
+		e := s.Add(time.Duration(length%int64(48*time.Hour)) * time.Nanosecond)
+		if !w.Contains(s, e) {
+			return
+		}
+		mid := s.Add(e.Sub(s) / 2)
+		if !w.Contains(s, mid) || !w.Contains(mid, e) {
+			t.Fatalf("%+v contains [%s, %s] but not its halves", w, s, e)
+		}
+	})
+}
