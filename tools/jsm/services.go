@@ -8,6 +8,7 @@ import (
 
 	"github.com/jsmplatform/jsm/libs/eventstore"
 	"github.com/jsmplatform/jsm/libs/rpc"
+	"github.com/jsmplatform/jsm/services/changeadvisory"
 	"github.com/jsmplatform/jsm/services/contracts"
 	"github.com/jsmplatform/jsm/services/incidents"
 	"github.com/jsmplatform/jsm/services/patching"
@@ -35,5 +36,9 @@ func platformServices(ctx context.Context, d serviceDeps) ([]rpc.Service, error)
 	if err != nil {
 		return nil, err
 	}
-	return []rpc.Service{c, i, p}, nil
+	ca, err := changeadvisory.New(ctx, changeadvisory.Deps{Store: d.Store, Pool: d.Pool, Logger: d.Logger})
+	if err != nil {
+		return nil, err
+	}
+	return []rpc.Service{c, i, p, ca}, nil
 }

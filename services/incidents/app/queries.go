@@ -2,17 +2,13 @@ package app
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/jsmplatform/jsm/libs/cursor"
 	"github.com/jsmplatform/jsm/libs/pgdb"
 	"github.com/jsmplatform/jsm/libs/projection"
 	commonv1 "github.com/jsmplatform/jsm/proto/gen/jsm/common/v1"
@@ -110,7 +106,7 @@ func (q *Queries) List(ctx context.Context, org domain.OrgID, f ListFilter) ([]*
 	if len(found) > size {
 		found = found[:size]
 		last := found[size-1]
-		next = encodeToken(last.ReportedAt, last.ID)
+		next = cursor.Encode(last.ReportedAt, last.ID)
 	}
 	out := make([]*incidentsv1.Incident, len(found))
 	for i, s := range found {
@@ -143,7 +139,7 @@ func (q *Queries) ListExercises(ctx context.Context, org domain.OrgID, contractI
 	if len(found) > size {
 		found = found[:size]
 		last := found[size-1]
-		next = encodeToken(last.ScheduledFor, last.ID)
+		next = cursor.Encode(last.ScheduledFor, last.ID)
 	}
 	out := make([]*incidentsv1.Exercise, len(found))
 	for i, x := range found {
@@ -159,45 +155,17 @@ func pageSize(n int) int {
 	return n
 }
 
-// A page token is the sort key of the last row handed out: its time and id.
-func encodeToken(t time.Time, id string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(t.UnixNano(), 10) + "/" + id))
-}
-
+// decodeToken returns the sort key of a page token (package cursor).
 func decodeToken(token string) (*time.Time, string, error) {
-	if token == "" {
-		return nil, "", nil
-	}
-	b, err := base64.RawURLEncoding.DecodeString(token)
+	t, id, err := cursor.Decode(token)
 	if err != nil {
 		return nil, "", ErrBadPageToken
 	}
-	nanos, id, ok := strings.Cut(string(b), "/")
-	n, err := strconv.ParseInt(nanos, 10, 64)
-	if !ok || err != nil || id == "" {
-		return nil, "", ErrBadPageToken
-	}
-	t := time.Unix(0, n).UTC()
-	return &t, id, nil
+	return t, id, nil
 }
 
 // states runs a query of stored states on behalf of org. The query names
 // the org itself (which the indexes need); row-level security backs it up.
 func states[S any](ctx context.Context, pool *pgxpool.Pool, org domain.OrgID, sql string, args ...any) ([]S, error) {
-	var out []S
-	err := pgdb.ReadAs(ctx, pool, string(org), sql, args, func(rows pgx.Rows) error {
-		for rows.Next() {
-			var raw []byte
-			if err := rows.Scan(&raw); err != nil {
-				return err
-			}
-			var s S
-			if err := json.Unmarshal(raw, &s); err != nil {
-				return fmt.Errorf("stored state: %w", err)
-			}
-			out = append(out, s)
-		}
-		return rows.Err()
-	})
-	return out, err
+	return pgdb.ReadJSONAs[S](ctx, pool, string(org), sql, args...)
 }
