@@ -24,6 +24,7 @@ import (
 	"github.com/jsmplatform/jsm/libs/eventstore"
 	"github.com/jsmplatform/jsm/libs/pgdb"
 	"github.com/jsmplatform/jsm/libs/projection"
+	"github.com/jsmplatform/jsm/libs/reactor"
 	"github.com/jsmplatform/jsm/libs/rpc"
 	"github.com/jsmplatform/jsm/proto/gen/jsm/changeadvisory/v1/changeadvisoryv1connect"
 	"github.com/jsmplatform/jsm/services/changeadvisory/api"
@@ -54,6 +55,7 @@ type Service struct {
 	changes   *app.ChangeRunner
 	projector *projection.Projector
 	scheduler *app.Scheduler
+	reactor   *reactor.Reactor
 }
 
 var _ rpc.Service = (*Service)(nil)
@@ -112,12 +114,17 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	react, err := reactor.New(ctx, d.Store, reactor.Config{Name: app.ReactorName, Subjects: app.PatchSubjects, Logger: d.Logger}, commands.React)
+	if err != nil {
+		return nil, err
+	}
 	return &Service{
 		deps:      d,
 		app:       app.Application{Commands: commands, Queries: queries},
 		changes:   changes,
 		projector: projector,
 		scheduler: app.NewScheduler(d.Pool, commands, d.Now, d.Logger),
+		reactor:   react,
 	}, nil
 }
 
@@ -153,10 +160,18 @@ func (s *Service) Run(ctx context.Context) error {
 		cancel() // without its read model the scheduler has nothing to go on
 		done <- err
 	}()
+	reacted := make(chan error, 1)
+	go func() {
+		err := s.reactor.Run(ctx)
+		if err != nil {
+			cancel() // a service that cannot react must not look healthy
+		}
+		reacted <- err
+	}()
 	if s.deps.SchedulerEvery > 0 {
 		_ = s.scheduler.Run(ctx, s.deps.SchedulerEvery)
 	}
-	err := <-done
+	err := errors.Join(<-done, <-reacted)
 	flushCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer stop()
 	return errors.Join(err, s.changes.Flush(flushCtx))

@@ -182,7 +182,13 @@ func (s *Service) Run(ctx context.Context) error {
 		projected <- err
 	}()
 	reacted := make(chan error, 1)
-	go func() { reacted <- s.reactor.Run(ctx) }()
+	go func() {
+		err := s.reactor.Run(ctx)
+		if err != nil {
+			cancel() // a service that cannot react must not look healthy
+		}
+		reacted <- err
+	}()
 	if s.deps.SchedulerEvery > 0 {
 		_ = s.scheduler.Run(ctx, s.deps.SchedulerEvery)
 	}
