@@ -2,27 +2,20 @@ package changeadvisory_test
 
 import (
 	"context"
-	"crypto"
-	"crypto/ed25519"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
-	"connectrpc.com/validate"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/jsmplatform/jsm/libs/auth"
 	"github.com/jsmplatform/jsm/libs/event"
 	"github.com/jsmplatform/jsm/libs/eventstore"
-	"github.com/jsmplatform/jsm/libs/rpc"
 	"github.com/jsmplatform/jsm/libs/testkit"
 	changeadvisoryv1 "github.com/jsmplatform/jsm/proto/gen/jsm/changeadvisory/v1"
 	"github.com/jsmplatform/jsm/proto/gen/jsm/changeadvisory/v1/changeadvisoryv1connect"
@@ -40,33 +33,13 @@ func TestMain(m *testing.M) { testkit.Main(m) }
 
 var ctx = context.Background()
 
-// clock is the change advisory service's clock, moved by the tests.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 type platform struct {
-	t        *testing.T
-	key      ed25519.PrivateKey
-	verifier *auth.Verifier
-	store    *eventstore.Store
-	pool     *pgxpool.Pool
-	clock    *clock
-	changes  *changeadvisory.Service
-	url      string
+	t       *testing.T
+	store   *eventstore.Store
+	pool    *pgxpool.Pool
+	clock   *testkit.Clock
+	changes *changeadvisory.Service
+	srv     *testkit.Services
 }
 
 // start runs the contracts and change advisory services on a real NATS and
@@ -75,21 +48,13 @@ type platform struct {
 func start(t *testing.T) *platform {
 	t.Helper()
 	n := testkit.StartNATS(t)
-	pub, key, err := ed25519.GenerateKey(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := auth.NewVerifier(auth.VerifierConfig{Issuer: auth.DevIssuer, Audience: auth.DevAudience, Keys: []crypto.PublicKey{pub}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &platform{t: t, key: key, verifier: v, store: n.Store(), pool: testkit.PostgresPool(t), clock: &clock{now: time.Now().UTC().Truncate(time.Second)}}
+	p := &platform{t: t, store: n.Store(), pool: testkit.PostgresPool(t), clock: testkit.NewClock(time.Now().UTC().Truncate(time.Second))}
 	c, err := contracts.New(ctx, contracts.Deps{Store: p.store, Pool: p.pool, ReadWait: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	p.changes = p.newService()
-	p.url = p.serve(c, p.changes)
+	p.srv = testkit.Serve(t, c, p.changes)
 	return p
 }
 
@@ -103,67 +68,19 @@ func (p *platform) newService() *changeadvisory.Service {
 	return svc
 }
 
-func (p *platform) serve(svcs ...rpc.Service) string {
-	t := p.t
-	runCtx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	mux := http.NewServeMux()
-	for _, svc := range svcs {
-		if err := svc.Migrate(runCtx); err != nil {
-			t.Fatal(err)
-		}
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = svc.Run(runCtx) }()
-		for _, h := range svc.Handlers(connect.WithInterceptors(auth.NewInterceptor(p.verifier, svc.Policy()), validate.NewInterceptor())) {
-			mux.Handle(h.Path, h.Handler)
-		}
-	}
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	return srv.URL
-}
-
-func (p *platform) token(org string, roles ...string) string {
-	tok, err := auth.Mint(p.key, auth.DevIssuer, auth.DevAudience, auth.Principal{Org: org, User: org + "-user", Roles: roles}, time.Hour)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	return tok
-}
-
 func (p *platform) client(org string) changeadvisoryv1connect.ChangeServiceClient {
-	return changeadvisoryv1connect.NewChangeServiceClient(http.DefaultClient, p.url, connect.WithInterceptors(bearer(p.token(org, "change-manager"))))
+	return changeadvisoryv1connect.NewChangeServiceClient(http.DefaultClient, p.srv.URL, p.srv.As(org, "change-manager"))
 }
 
 func (p *platform) contracts(org string) contractsv1connect.ContractServiceClient {
-	return contractsv1connect.NewContractServiceClient(http.DefaultClient, p.url, connect.WithInterceptors(bearer(p.token(org, "org-admin"))))
+	return contractsv1connect.NewContractServiceClient(http.DefaultClient, p.srv.URL, p.srv.As(org, "org-admin"))
 }
 
-func bearer(token string) connect.UnaryInterceptorFunc {
-	return func(next connect.UnaryFunc) connect.UnaryFunc {
-		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-			req.Header().Set("Authorization", "Bearer "+token)
-			return next(ctx, req)
-		}
-	}
-}
-
-func must[T any](t *testing.T) func(*connect.Response[T], error) *T {
-	return func(r *connect.Response[T], err error) *T {
-		t.Helper()
-		if err != nil {
-			t.Fatalf("unexpected error: %v", err)
-		}
-		return r.Msg
-	}
-}
+func must[T any](t *testing.T) func(*connect.Response[T], error) *T { return testkit.Must[T](t) }
 
 func code(t *testing.T, want connect.Code, err error) {
 	t.Helper()
-	if connect.CodeOf(err) != want {
-		t.Fatalf("got %v (code %v), want %v", err, connect.CodeOf(err), want)
-	}
+	testkit.Code(t, want, err)
 }
 
 const (
