@@ -6,6 +6,7 @@ replace (
 	github.com/jsmplatform/jsm/libs => ../libs
 	github.com/jsmplatform/jsm/proto => ../proto
 	github.com/jsmplatform/jsm/services/contracts => ../services/contracts
+	github.com/jsmplatform/jsm/services/trail => ../services/trail
 )
 
 require (
@@ -15,6 +16,7 @@ require (
 	github.com/jsmplatform/jsm/libs v0.0.0-00010101000000-000000000000
 	github.com/jsmplatform/jsm/proto v0.0.0-00010101000000-000000000000
 	github.com/jsmplatform/jsm/services/contracts v0.0.0-00010101000000-000000000000
+	github.com/jsmplatform/jsm/services/trail v0.0.0-00010101000000-000000000000
 )
 
 require (
@@ -49,6 +51,7 @@ require (
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/exp v0.0.0-20261014143641-f0251eb4aa3e // indirect
+	golang.org/x/mod v0.42.0 // indirect
 	golang.org/x/sync v0.24.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.43.0 // indirect

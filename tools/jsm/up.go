@@ -209,7 +209,7 @@ func runUp(ctx context.Context, cfg upConfig, ready func(endpoints)) (err error)
 	}
 	stops = append(stops, func(context.Context) error { return verifier.Close() })
 
-	services, err := platformServices(ctx, serviceDeps{Store: store, Pool: pool, Logger: log})
+	services, err := platformServices(ctx, serviceDeps{Store: store, Pool: pool, Logger: log, DataDir: dataDir})
 	if err != nil {
 		return err
 	}

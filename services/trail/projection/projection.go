@@ -1,0 +1,198 @@
+// Package projection appends every event of the stream to the trail and
+// grows its Merkle tree in the same transaction as the projector's
+// checkpoint, so the log, the tree and the checkpoint never disagree.
+package projection
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/jsmplatform/jsm/libs/event"
+	"github.com/jsmplatform/jsm/services/trail/ledger"
+)
+
+// Schema is the service's PostgreSQL schema.
+const Schema = "trail"
+
+// Name is the projection's (and its checkpoint row's) name.
+const Name = "trail"
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrations are the trail's goose migrations.
+func Migrations() fs.FS {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		panic(err) // the embedded tree is fixed at build time
+	}
+	return sub
+}
+
+// Log is the projection handler. It keeps nothing between batches: each
+// batch reads the tree's size and frontier in its transaction, which the
+// projector holds after locking its checkpoint, so instances take turns.
+type Log struct{}
+
+// Columns of trail.entries in the order Scan and the copy use them.
+var Columns = []string{
+	"position", "idx", "id", "type", "source", "aggregate_type", "aggregate_id", "contract_id",
+	"customer_org_id", "provider_org_id", "actor_org_id", "actor", "actor_role",
+	"correlation_id", "causation_id", "schema_version", "time", "nanos", "payload",
+}
+
+// EntryOf is the canonical entry of an event.
+func EntryOf(e event.Event) ledger.Entry {
+	return ledger.Entry{
+		ID: e.ID, Position: e.Position, Type: e.Type, Source: e.Source,
+		AggregateType: e.AggregateType, AggregateID: e.AggregateID, Contract: e.Contract,
+		Customer: e.Parties.Customer, Provider: e.Parties.Provider,
+		ActorOrg: e.Actor.Org, Actor: e.Actor.User, ActorRole: e.Actor.Role,
+		Correlation: e.Correlation, Causation: e.Causation, SchemaVersion: int32(e.SchemaVersion),
+		Time:        e.Time.UTC(),
+		PayloadHash: ledger.PayloadHash(e.Data),
+	}
+}
+
+// Apply appends the batch's events to trail.entries and their stored
+// hashes to trail.hashes, and moves the tree's size.
+func (Log) Apply(ctx context.Context, tx pgx.Tx, events []event.Event) error {
+	var size int64
+	if err := tx.QueryRow(ctx, `SELECT size FROM trail.tree FOR UPDATE`).Scan(&size); err != nil {
+		return fmt.Errorf("tree size: %w", err)
+	}
+	hashes, err := ReadFrontier(ctx, tx, size)
+	if err != nil {
+		return err
+	}
+	rows := make([][]any, 0, len(events))
+	var hashRows [][]any
+	n := size
+	for _, e := range events {
+		if e.ID == "" {
+			continue // not an event (the projector passes its position only)
+		}
+		entry := EntryOf(e)
+		stored, err := hashes.Append(n, entry.LeafHash())
+		if err != nil {
+			return fmt.Errorf("tree at %d: %w", n, err)
+		}
+		first := tlog.StoredHashIndex(0, n)
+		for i, h := range stored {
+			hashRows = append(hashRows, []any{first + int64(i), h[:]})
+		}
+		rows = append(rows, []any{
+			int64(e.Position), n, e.ID, e.Type, e.Source, e.AggregateType, e.AggregateID, e.Contract,
+			e.Parties.Customer, e.Parties.Provider, e.Actor.Org, e.Actor.User, e.Actor.Role,
+			e.Correlation, e.Causation, int32(e.SchemaVersion), entry.Time, int16(entry.Time.Nanosecond() % 1000), e.Data,
+		})
+		n++
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{Schema, "entries"}, Columns, pgx.CopyFromRows(rows)); err != nil {
+		return fmt.Errorf("append entries: %w", err)
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{Schema, "hashes"}, []string{"idx", "hash"}, pgx.CopyFromRows(hashRows)); err != nil {
+		return fmt.Errorf("append hashes: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE trail.tree SET size = $1`, n); err != nil {
+		return fmt.Errorf("tree size: %w", err)
+	}
+	return nil
+}
+
+// Reset empties the log and its tree for a rebuild. The signed
+// checkpoints stay: the rebuilt tree must match them.
+func (Log) Reset(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, `TRUNCATE trail.entries, trail.hashes; UPDATE trail.tree SET size = 0`)
+	return err
+}
+
+// Querier is a pool, a connection or a transaction.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// HashReader reads stored hashes from trail.hashes.
+func HashReader(ctx context.Context, q Querier) tlog.HashReader {
+	return tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
+		got, err := readHashes(ctx, q, indexes)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]tlog.Hash, len(indexes))
+		for i, idx := range indexes {
+			h, ok := got[idx]
+			if !ok {
+				return nil, fmt.Errorf("stored hash %d is missing", idx)
+			}
+			out[i] = h
+		}
+		return out, nil
+	})
+}
+
+// ReadFrontier returns the stored hashes appending to a tree of size n needs.
+func ReadFrontier(ctx context.Context, q Querier, n int64) (ledger.Hashes, error) {
+	got, err := readHashes(ctx, q, ledger.Frontier(n))
+	if err != nil {
+		return nil, fmt.Errorf("tree frontier at %d: %w", n, err)
+	}
+	return got, nil
+}
+
+func readHashes(ctx context.Context, q Querier, indexes []int64) (ledger.Hashes, error) {
+	out := make(ledger.Hashes, len(indexes))
+	if len(indexes) == 0 {
+		return out, nil
+	}
+	rows, err := q.Query(ctx, `SELECT idx, hash FROM trail.hashes WHERE idx = ANY($1)`, indexes)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var idx int64
+		var h []byte
+		if err := rows.Scan(&idx, &h); err != nil {
+			return nil, err
+		}
+		if len(h) != tlog.HashSize {
+			return nil, fmt.Errorf("stored hash %d has %d bytes", idx, len(h))
+		}
+		out[idx] = tlog.Hash(h)
+	}
+	return out, rows.Err()
+}
+
+// Row is one stored entry.
+type Row struct {
+	Event event.Event
+	Index int64
+}
+
+// Entry is the row's canonical entry.
+func (r Row) Entry() ledger.Entry { return EntryOf(r.Event) }
+
+// Scan reads a row selected with Columns.
+func Scan(rows interface{ Scan(...any) error }) (Row, error) {
+	var r Row
+	var pos int64
+	var sv int32
+	var nanos int16
+	e := &r.Event
+	err := rows.Scan(&pos, &r.Index, &e.ID, &e.Type, &e.Source, &e.AggregateType, &e.AggregateID, &e.Contract,
+		&e.Parties.Customer, &e.Parties.Provider, &e.Actor.Org, &e.Actor.User, &e.Actor.Role,
+		&e.Correlation, &e.Causation, &sv, &e.Time, &nanos, &e.Data)
+	e.Position, e.SchemaVersion = uint64(pos), int(sv)
+	e.Time = e.Time.UTC().Add(time.Duration(nanos))
+	return r, err
+}
