@@ -2,6 +2,8 @@
 //
 //	jsm up      start NATS JetStream, PostgreSQL and every service in one process
 //	jsm token   print a dev token accepted by `jsm up`
+//	jsm trail   search|replay|export|verify|witness the audit trail
+//	jsm timeline --correlation ID   one interaction across areas, in order
 package main
 
 import (
@@ -20,6 +22,8 @@ type command struct {
 var commands = []command{
 	{"up", "run the whole platform locally (NATS, PostgreSQL, every service)", runUpCommand},
 	{"token", "print a dev token accepted by `jsm up` (last line of output)", runTokenCommand},
+	{"trail", "search, replay, export, verify and witness the audit trail", runTrailCommand},
+	{"timeline", "show one interaction across areas in order (--correlation ID)", runTimelineCommand},
 }
 
 func main() {
