@@ -54,13 +54,22 @@ func (c *client) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.token, "token", "", "bearer token (default $JSM_TOKEN; see `jsm token`)")
 }
 
-func (c *client) trail() (trailv1connect.TrailServiceClient, error) {
+// bearer is the token of --token, else of $JSM_TOKEN.
+func (c *client) bearer() (string, error) {
 	tok := c.token
 	if tok == "" {
 		tok = os.Getenv("JSM_TOKEN")
 	}
 	if tok == "" {
-		return nil, errors.New("no token: pass --token or set JSM_TOKEN (see `jsm token`)")
+		return "", errors.New("no token: pass --token or set JSM_TOKEN (see `jsm token`)")
+	}
+	return tok, nil
+}
+
+func (c *client) trail() (trailv1connect.TrailServiceClient, error) {
+	tok, err := c.bearer()
+	if err != nil {
+		return nil, err
 	}
 	return trailv1connect.NewTrailServiceClient(http.DefaultClient, strings.TrimRight(c.server, "/"), connect.WithInterceptors(tokenHeader(tok))), nil
 }

@@ -213,6 +213,8 @@ func runUp(ctx context.Context, cfg upConfig, ready func(endpoints)) (err error)
 	if err != nil {
 		return err
 	}
+	// The host's own admin API works on the services' projectors.
+	services = append(services, newAdmin(store, services))
 	dsn := cluster.DSN(database)
 	host, err := rpc.NewHost(rpc.HostConfig{
 		Listen:    cfg.Listen,
