@@ -473,10 +473,11 @@ func TestTamperingInTheDatabaseIsDetectedAndLocated(t *testing.T) {
 	}{
 		{"changed byte in a stored entry", `UPDATE trail.entries SET payload = overlay(payload placing '\xff'::bytea from 3 for 1) WHERE idx = 4`, 4, "does not match"},
 		{"changed actor", `UPDATE trail.entries SET actor_org_id = 'itsec' WHERE idx = 2`, 2, "does not match"},
-		{"deleted entry", `DELETE FROM trail.entries WHERE idx = 3`, 3, "missing"},
+		{"deleted entry", `DELETE FROM trail.entries WHERE idx = 3`, 3, "out of place"},
 		{"deleted last entry", `DELETE FROM trail.entries WHERE idx = 6`, 6, "missing"},
 		{"two entries swapped", `UPDATE trail.entries SET idx = -1 WHERE idx = 1; UPDATE trail.entries SET idx = 1 WHERE idx = 5;
-			UPDATE trail.entries SET idx = 5 WHERE idx = -1`, 1, "does not match"},
+			UPDATE trail.entries SET idx = 5 WHERE idx = -1`, 1, "out of place"},
+		{"two payloads swapped", `UPDATE trail.entries e SET payload = o.payload FROM trail.entries o WHERE (e.idx, o.idx) IN ((2, 3), (3, 2))`, 2, "does not match"},
 		{"checkpoint signed by another key", ``, -1, "checkpoint of size"},
 	}
 	for _, tc := range cases {

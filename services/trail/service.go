@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/sync/errgroup"
 
@@ -137,7 +138,43 @@ func (s *Service) Run(ctx context.Context) error {
 	g.Go(func() error {
 		return s.app.SignEvery(ctx, s.deps.CheckpointEvery, s.deps.CheckpointInterval, s.deps.Logger)
 	})
+	g.Go(func() error { return s.indexWhenCaughtUp(ctx) })
 	return g.Wait()
+}
+
+// indexWhenCaughtUp builds the search indexes once the log is within a
+// batch of the stream's end: after a first start or a rebuild, the log is
+// loaded without them and they are built in bulk, far faster than kept up
+// row by row. Queries work meanwhile, only slower.
+func (s *Service) indexWhenCaughtUp(ctx context.Context) error {
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		last, err := s.deps.Store.LastPosition(ctx)
+		if err != nil || last > s.projector.Position()+uint64(s.deps.BatchSize) {
+			continue
+		}
+		err = pgx.BeginFunc(ctx, s.deps.Pool, func(tx pgx.Tx) error {
+			missing, err := readmodel.MissingIndexes(ctx, tx)
+			if err != nil || !missing {
+				return err
+			}
+			start := time.Now()
+			if err := readmodel.BuildIndexes(ctx, tx); err != nil {
+				return err
+			}
+			s.deps.Logger.Info("trail search indexes built", "position", s.projector.Position(), "took", time.Since(start).Round(time.Millisecond))
+			return nil
+		})
+		if err != nil && ctx.Err() == nil {
+			s.deps.Logger.Warn("trail: build search indexes", "err", err)
+		}
+	}
 }
 
 // Handlers mounts jsm.trail.v1.TrailService.

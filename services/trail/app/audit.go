@@ -32,9 +32,12 @@ const auditChunk = 5000
 func (a *App) Audit(ctx context.Context) (*Finding, error) {
 	tree := ledger.Hashes{}
 	var n int64
+	var after int64 // position
 	for {
+		// Leaves are numbered in stream order: reading by position (the
+		// primary key) must meet them one after the other.
 		rows, err := a.Pool.Query(ctx, `SELECT `+strings.Join(projection.Columns, ", ")+` FROM trail.entries
-			WHERE idx >= $1 ORDER BY idx LIMIT $2`, n, auditChunk)
+			WHERE position > $1 ORDER BY position LIMIT $2`, after, auditChunk)
 		if err != nil {
 			return nil, err
 		}
@@ -52,7 +55,7 @@ func (a *App) Audit(ctx context.Context) (*Finding, error) {
 		}
 		for i, r := range page {
 			if r.Index != n {
-				return &Finding{Leaf: n, Reason: fmt.Sprintf("entry of leaf %d is missing (the next stored is leaf %d at position %d)", n, r.Index, r.Event.Position)}, nil
+				return &Finding{Leaf: n, Position: r.Event.Position, Reason: fmt.Sprintf("leaf %d out of place: the entry at position %d claims leaf %d (entries were deleted, inserted or moved)", n, r.Event.Position, r.Index)}, nil
 			}
 			leaf := r.Entry().LeafHash()
 			if leaf != stored[i] {
@@ -62,6 +65,7 @@ func (a *App) Audit(ctx context.Context) (*Finding, error) {
 				return nil, err
 			}
 			n++
+			after = int64(r.Event.Position)
 		}
 		if len(page) < auditChunk {
 			break

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -33,6 +34,7 @@ func latestHead(ctx context.Context, q pgx.Tx) (Head, bool, error) {
 		return Head{}, false, fmt.Errorf("latest checkpoint: %w", err)
 	}
 	h.Root = tlog.Hash(root)
+	h.Origin, _, _ = strings.Cut(h.Note, "\n") // a checkpoint's first line
 	return h, true, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"regexp"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -25,6 +26,9 @@ const Name = "trail"
 
 //go:embed migrations/*.sql
 var migrations embed.FS
+
+//go:embed indexes.sql
+var indexesSQL string
 
 // Migrations are the trail's goose migrations.
 func Migrations() fs.FS {
@@ -109,10 +113,44 @@ func (Log) Apply(ctx context.Context, tx pgx.Tx, events []event.Event) error {
 	return nil
 }
 
-// Reset empties the log and its tree for a rebuild. The signed
+// Reset empties the log and its tree for a rebuild, and drops the search
+// indexes until it has caught up (see BuildIndexes). The signed
 // checkpoints stay: the rebuilt tree must match them.
 func (Log) Reset(ctx context.Context, tx pgx.Tx) error {
 	_, err := tx.Exec(ctx, `TRUNCATE trail.entries, trail.hashes; UPDATE trail.tree SET size = 0`)
+	if err != nil {
+		return err
+	}
+	for _, name := range indexNames() {
+		if _, err := tx.Exec(ctx, `DROP INDEX IF EXISTS `+pgx.Identifier{Schema, name}.Sanitize()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var indexName = regexp.MustCompile(`CREATE INDEX IF NOT EXISTS (\w+) ON`)
+
+// indexNames are the search indexes of indexes.sql.
+func indexNames() []string {
+	var out []string
+	for _, m := range indexName.FindAllStringSubmatch(indexesSQL, -1) {
+		out = append(out, m[1])
+	}
+	return out
+}
+
+// MissingIndexes reports whether any search index is missing.
+func MissingIndexes(ctx context.Context, q pgx.Tx) (bool, error) {
+	var n int
+	err := q.QueryRow(ctx, `SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND indexname = ANY($2)`, Schema, indexNames()).Scan(&n)
+	return n < len(indexNames()), err
+}
+
+// BuildIndexes creates the search indexes that are missing. It holds off
+// appends (not reads) while it runs.
+func BuildIndexes(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, indexesSQL)
 	return err
 }
 

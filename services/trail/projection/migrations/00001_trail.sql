@@ -4,7 +4,7 @@
 -- without gaps even where the stream skips a sequence).
 CREATE TABLE trail.entries (
     position        bigint PRIMARY KEY,
-    idx             bigint      NOT NULL UNIQUE,
+    idx             bigint      NOT NULL, -- grows with position, without gaps
     id              text        NOT NULL,
     type            text        NOT NULL,
     source          text        NOT NULL,
@@ -25,16 +25,8 @@ CREATE TABLE trail.entries (
     nanos           smallint    NOT NULL,
     payload         bytea       NOT NULL
 );
--- One index per filter, each ending in position: a filtered search reads
--- its page in stream order straight from the index.
-CREATE INDEX entries_by_contract ON trail.entries (contract_id, position);
-CREATE INDEX entries_by_customer ON trail.entries (customer_org_id, position);
-CREATE INDEX entries_by_provider ON trail.entries (provider_org_id, position);
-CREATE INDEX entries_by_actor ON trail.entries (actor_org_id, actor, position);
-CREATE INDEX entries_by_type ON trail.entries (type, position);
-CREATE INDEX entries_by_aggregate ON trail.entries (aggregate_type, aggregate_id, position);
-CREATE INDEX entries_by_correlation ON trail.entries (correlation_id, position) WHERE correlation_id <> '';
-CREATE INDEX entries_by_time ON trail.entries (time, position);
+-- The search indexes are not here: see indexes.sql. They are built once
+-- the log has caught up with the stream, after a bulk load.
 
 -- The tlog stored hashes (golang.org/x/mod/sumdb/tlog): for each record,
 -- its leaf hash and the interior nodes it completes, by stored-hash index.
