@@ -272,7 +272,9 @@ func TestReplayOfATimeWindow(t *testing.T) {
 	}
 	var got []uint64
 	for stream.Receive() {
-		got = append(got, stream.Msg().Event.Position)
+		for _, e := range stream.Msg().Events {
+			got = append(got, e.Position)
+		}
 	}
 	if err := stream.Err(); err != nil {
 		t.Fatal(err)
@@ -288,7 +290,9 @@ func TestReplayOfATimeWindow(t *testing.T) {
 	}
 	got = nil
 	for stream.Receive() {
-		got = append(got, stream.Msg().Event.Position)
+		for _, e := range stream.Msg().Events {
+			got = append(got, e.Position)
+		}
 	}
 	if want := []uint64{all[7].Position, all[8].Position}; fmt.Sprint(got) != fmt.Sprint(want) || stream.Err() != nil {
 		t.Fatalf("replay from %d = %v (%v), want %v", all[7].Position, got, stream.Err(), want)

@@ -250,8 +250,10 @@ func runTrailReplay(args []string, stdout, stderr io.Writer) error {
 	}
 	defer stream.Close()
 	for stream.Receive() {
-		if err := o.event(stream.Msg().GetEvent()); err != nil {
-			return err
+		for _, e := range stream.Msg().GetEvents() {
+			if err := o.event(e); err != nil {
+				return err
+			}
 		}
 	}
 	if err := stream.Err(); err != nil {
@@ -460,27 +462,28 @@ func runTimelineCommand(args []string, stdout, stderr io.Writer) error {
 	n := 0
 	var start time.Time
 	for stream.Receive() {
-		e := stream.Msg().GetEvent()
-		if jsonOut {
-			if err := o.event(e); err != nil {
-				return err
+		for _, e := range stream.Msg().GetEvents() {
+			if jsonOut {
+				if err := o.event(e); err != nil {
+					return err
+				}
+				continue
 			}
-			continue
+			if n == 0 {
+				start = e.GetTime().AsTime()
+				fmt.Fprintf(tw, "interaction %s\n", correlation)
+				fmt.Fprintln(tw, "WHEN\t+\tWHO\tROLE\tWHAT\tAREA\tON")
+			}
+			n++
+			area, _, _ := strings.Cut(e.GetAggregateType(), ".")
+			who := e.GetActorOrgId()
+			if e.GetActor() != "" {
+				who += "/" + e.GetActor()
+			}
+			what := e.GetType()[strings.LastIndex(e.GetType(), ".")+1:]
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.GetTime().AsTime().Format(time.RFC3339), e.GetTime().AsTime().Sub(start).Round(time.Millisecond),
+				who, e.GetActorRole(), what, area, e.GetAggregateType()+"/"+e.GetAggregateId())
 		}
-		if n == 0 {
-			start = e.GetTime().AsTime()
-			fmt.Fprintf(tw, "interaction %s\n", correlation)
-			fmt.Fprintln(tw, "WHEN\t+\tWHO\tROLE\tWHAT\tAREA\tON")
-		}
-		n++
-		area, _, _ := strings.Cut(e.GetAggregateType(), ".")
-		who := e.GetActorOrgId()
-		if e.GetActor() != "" {
-			who += "/" + e.GetActor()
-		}
-		what := e.GetType()[strings.LastIndex(e.GetType(), ".")+1:]
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.GetTime().AsTime().Format(time.RFC3339), e.GetTime().AsTime().Sub(start).Round(time.Millisecond),
-			who, e.GetActorRole(), what, area, e.GetAggregateType()+"/"+e.GetAggregateId())
 	}
 	if err := stream.Err(); err != nil {
 		return err

@@ -122,8 +122,12 @@ func (s *Server) ReplayEvents(ctx context.Context, r *connect.Request[trailv1.Re
 	}
 	f := filterOf(r.Msg)
 	f.FromPosition = r.Msg.GetFromPosition()
-	err = s.app.Replay(ctx, org, f, r.Msg.GetMinPosition(), func(row projection.Row) error {
-		return stream.Send(&trailv1.ReplayEventsResponse{Event: Event(row)})
+	err = s.app.Replay(ctx, org, f, r.Msg.GetMinPosition(), func(rows []projection.Row) error {
+		out := &trailv1.ReplayEventsResponse{Events: make([]*trailv1.Event, len(rows))}
+		for i, row := range rows {
+			out.Events[i] = Event(row)
+		}
+		return stream.Send(out)
 	})
 	if err != nil {
 		return toConnect(ctx, s.log, err)

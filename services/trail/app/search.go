@@ -150,9 +150,9 @@ func (a *App) Search(ctx context.Context, org string, f Filter, size int, token 
 // replayPage is how many events a replay reads per query.
 const replayPage = 1000
 
-// Replay calls send with each of org's events matching f in stream order,
-// up to the end of the trail as it grows while the replay runs.
-func (a *App) Replay(ctx context.Context, org string, f Filter, minPosition uint64, send func(projection.Row) error) error {
+// Replay calls send with org's events matching f in stream order, a page
+// at a time, up to the end of the trail as it grows while the replay runs.
+func (a *App) Replay(ctx context.Context, org string, f Filter, minPosition uint64, send func([]projection.Row) error) error {
 	if err := a.wait(ctx, minPosition); err != nil {
 		return err
 	}
@@ -163,8 +163,8 @@ func (a *App) Replay(ctx context.Context, org string, f Filter, minPosition uint
 		if err != nil {
 			return fmt.Errorf("replay events: %w", err)
 		}
-		for _, r := range page {
-			if err := send(r); err != nil {
+		if len(page) > 0 {
+			if err := send(page); err != nil {
 				return err
 			}
 		}

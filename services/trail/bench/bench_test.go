@@ -217,7 +217,7 @@ func BenchmarkTrail(b *testing.B) {
 	b.Run("ours-replay-app", func(b *testing.B) {
 		start := time.Now()
 		var got uint64
-		err := svc.App().Replay(ctx, "itsec", app.Filter{}, 0, func(projection.Row) error { got++; return nil })
+		err := svc.App().Replay(ctx, "itsec", app.Filter{}, 0, func(rows []projection.Row) error { got += uint64(len(rows)); return nil })
 		if err != nil || got != last {
 			b.Fatalf("replayed %d of %d: %v", got, last, err)
 		}
@@ -239,7 +239,7 @@ func BenchmarkTrail(b *testing.B) {
 		}
 		var got uint64
 		for stream.Receive() {
-			got++
+			got += uint64(len(stream.Msg().Events))
 		}
 		if err := stream.Err(); err != nil || got != last {
 			b.Fatalf("replayed %d of %d: %v", got, last, err)

@@ -543,9 +543,11 @@ func (x *ReplayEventsRequest) GetMinPosition() uint64 {
 	return 0
 }
 
+// ReplayEventsResponse carries the next events in stream order, many per
+// message: a message per event would spend most of a replay framing them.
 type ReplayEventsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Event         *Event                 `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
+	Events        []*Event               `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -580,9 +582,9 @@ func (*ReplayEventsResponse) Descriptor() ([]byte, []int) {
 	return file_jsm_trail_v1_api_proto_rawDescGZIP(), []int{4}
 }
 
-func (x *ReplayEventsResponse) GetEvent() *Event {
+func (x *ReplayEventsResponse) GetEvents() []*Event {
 	if x != nil {
-		return x.Event
+		return x.Events
 	}
 	return nil
 }
@@ -1391,9 +1393,9 @@ const file_jsm_trail_v1_api_proto_rawDesc = "" +
 	"\ato_time\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\x06toTime\x12#\n" +
 	"\rfrom_position\x18\v \x01(\x04R\ffromPosition\x12!\n" +
-	"\fmin_position\x18\f \x01(\x04R\vminPosition\"A\n" +
-	"\x14ReplayEventsResponse\x12)\n" +
-	"\x05event\x18\x01 \x01(\v2\x13.jsm.trail.v1.EventR\x05event\"\xe8\x01\n" +
+	"\fmin_position\x18\f \x01(\x04R\vminPosition\"C\n" +
+	"\x14ReplayEventsResponse\x12+\n" +
+	"\x06events\x18\x01 \x03(\v2\x13.jsm.trail.v1.EventR\x06events\"\xe8\x01\n" +
 	"\x15GetAggregateAtRequest\x121\n" +
 	"\x0eaggregate_type\x18\x01 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\raggregateType\x12-\n" +
@@ -1512,7 +1514,7 @@ var file_jsm_trail_v1_api_proto_depIdxs = []int32{
 	0,  // 4: jsm.trail.v1.SearchEventsResponse.events:type_name -> jsm.trail.v1.Event
 	15, // 5: jsm.trail.v1.ReplayEventsRequest.from_time:type_name -> google.protobuf.Timestamp
 	15, // 6: jsm.trail.v1.ReplayEventsRequest.to_time:type_name -> google.protobuf.Timestamp
-	0,  // 7: jsm.trail.v1.ReplayEventsResponse.event:type_name -> jsm.trail.v1.Event
+	0,  // 7: jsm.trail.v1.ReplayEventsResponse.events:type_name -> jsm.trail.v1.Event
 	15, // 8: jsm.trail.v1.GetAggregateAtRequest.time:type_name -> google.protobuf.Timestamp
 	16, // 9: jsm.trail.v1.GetAggregateAtResponse.state:type_name -> google.protobuf.Struct
 	0,  // 10: jsm.trail.v1.GetInclusionProofResponse.event:type_name -> jsm.trail.v1.Event
