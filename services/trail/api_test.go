@@ -560,3 +560,39 @@ func TestRootIsTheSameAfterARebuild(t *testing.T) {
 		t.Fatalf("after rebuild: %v (sizes %d, %d)", err, old.Size, cur.Size)
 	}
 }
+
+func TestTwoInstancesBuildOneLog(t *testing.T) {
+	p := start(t)
+	// A second instance on the same stream and database: the projectors
+	// take turns on the checkpoint, and each finds the tree moved by the
+	// other under what it prepared.
+	second, err := trail.New(trail.Deps{Store: p.store, Pool: p.pool, SigningKey: p.skey, BatchSize: 3, CatchUpBatchSize: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := second.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = second.Run(runCtx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	var last uint64
+	for i := range 4 {
+		_, steps := interaction(t, p, "acme", "itsec", "", 3+i)
+		last = steps[len(steps)-1].pos
+	}
+	for _, s := range []*trail.Service{p.trail, second} {
+		if err := s.Projector().WaitFor(ctx, last, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if f, err := p.trail.App().Audit(ctx); err != nil || f != nil {
+		t.Fatalf("audit: %v, %v", f, err)
+	}
+	var size int64
+	if err := p.pool.QueryRow(ctx, `SELECT size FROM trail.tree`).Scan(&size); err != nil || uint64(size) != last {
+		t.Fatalf("tree of %d entries after %d events: %v", size, last, err)
+	}
+}

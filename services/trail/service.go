@@ -100,7 +100,7 @@ func New(d Deps) (*Service, error) {
 	projector, err := projection.New(projection.Config{
 		Name: readmodel.Name, Schema: readmodel.Schema, Logger: d.Logger,
 		BatchSize: d.BatchSize, CatchUpBatchSize: d.CatchUpBatchSize,
-	}, readmodel.Log{}, d.Store, d.Pool)
+	}, readmodel.NewBuilder(d.Pool), d.Store, d.Pool)
 	if err != nil {
 		return nil, err
 	}

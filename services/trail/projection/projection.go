@@ -39,9 +39,8 @@ func Migrations() fs.FS {
 	return sub
 }
 
-// Log is the projection handler. It keeps nothing between batches: each
-// batch reads the tree's size and frontier in its transaction, which the
-// projector holds after locking its checkpoint, so instances take turns.
+// Log is the plain projection handler: it keeps nothing between batches.
+// Builder, which remembers the tree, is what the service runs.
 type Log struct{}
 
 // Columns of trail.entries in the order Scan and the copy use them.
@@ -64,19 +63,27 @@ func EntryOf(e event.Event) ledger.Entry {
 	}
 }
 
-// Apply appends the batch's events to trail.entries and their stored
-// hashes to trail.hashes, and moves the tree's size.
-func (Log) Apply(ctx context.Context, tx pgx.Tx, events []event.Event) error {
-	var size int64
-	if err := tx.QueryRow(ctx, `SELECT size FROM trail.tree FOR UPDATE`).Scan(&size); err != nil {
-		return fmt.Errorf("tree size: %w", err)
+// columns are a batch's rows, column by column.
+type columns struct {
+	position, idx                                                           []int64
+	id, typ, source, aggType, aggID, contract, customer, provider, actorOrg []string
+	actor, actorRole, correlation, causation                                []string
+	schemaVersion                                                           []int32
+	time                                                                    []time.Time
+	nanos                                                                   []int16
+	payload                                                                 [][]byte
+	hashIdx                                                                 []int64
+	hashes                                                                  [][]byte
+}
+
+// build computes the rows of events appended to a tree of size with the
+// given frontier, and the tree after them. It does not change frontier.
+func build(size int64, frontier ledger.Hashes, events []event.Event) (*columns, *memory, error) {
+	hashes := make(ledger.Hashes, len(frontier)+2*len(events))
+	for k, v := range frontier {
+		hashes[k] = v
 	}
-	hashes, err := ReadFrontier(ctx, tx, size)
-	if err != nil {
-		return err
-	}
-	rows := make([][]any, 0, len(events))
-	var hashRows [][]any
+	c := &columns{}
 	n := size
 	for _, e := range events {
 		if e.ID == "" {
@@ -85,29 +92,93 @@ func (Log) Apply(ctx context.Context, tx pgx.Tx, events []event.Event) error {
 		entry := EntryOf(e)
 		stored, err := hashes.Append(n, entry.LeafHash())
 		if err != nil {
-			return fmt.Errorf("tree at %d: %w", n, err)
+			return nil, nil, fmt.Errorf("tree at %d: %w", n, err)
 		}
 		first := tlog.StoredHashIndex(0, n)
 		for i, h := range stored {
-			hashRows = append(hashRows, []any{first + int64(i), h[:]})
+			c.hashIdx = append(c.hashIdx, first+int64(i))
+			c.hashes = append(c.hashes, h[:])
 		}
-		rows = append(rows, []any{
-			int64(e.Position), n, e.ID, e.Type, e.Source, e.AggregateType, e.AggregateID, e.Contract,
-			e.Parties.Customer, e.Parties.Provider, e.Actor.Org, e.Actor.User, e.Actor.Role,
-			e.Correlation, e.Causation, int32(e.SchemaVersion), entry.Time, int16(entry.Time.Nanosecond() % 1000), e.Data,
-		})
+		c.position = append(c.position, int64(e.Position))
+		c.idx = append(c.idx, n)
+		c.id = append(c.id, e.ID)
+		c.typ = append(c.typ, e.Type)
+		c.source = append(c.source, e.Source)
+		c.aggType = append(c.aggType, e.AggregateType)
+		c.aggID = append(c.aggID, e.AggregateID)
+		c.contract = append(c.contract, e.Contract)
+		c.customer = append(c.customer, e.Parties.Customer)
+		c.provider = append(c.provider, e.Parties.Provider)
+		c.actorOrg = append(c.actorOrg, e.Actor.Org)
+		c.actor = append(c.actor, e.Actor.User)
+		c.actorRole = append(c.actorRole, e.Actor.Role)
+		c.correlation = append(c.correlation, e.Correlation)
+		c.causation = append(c.causation, e.Causation)
+		c.schemaVersion = append(c.schemaVersion, int32(e.SchemaVersion))
+		c.time = append(c.time, entry.Time)
+		c.nanos = append(c.nanos, int16(entry.Time.Nanosecond()%1000))
+		c.payload = append(c.payload, e.Data)
 		n++
 	}
-	if len(rows) == 0 {
+	// Keep only the new tree's frontier: all the next batch reads.
+	next := &memory{size: n, frontier: make(ledger.Hashes)}
+	for _, idx := range ledger.Frontier(n) {
+		h, ok := hashes[idx]
+		if !ok {
+			return nil, nil, fmt.Errorf("tree at %d: frontier hash %d missing", n, idx)
+		}
+		next.frontier[idx] = h
+	}
+	return c, next, nil
+}
+
+// rows are the columns as the copy protocol takes them.
+func (c *columns) rows() [][]any {
+	out := make([][]any, len(c.position))
+	for i := range out {
+		out[i] = []any{c.position[i], c.idx[i], c.id[i], c.typ[i], c.source[i], c.aggType[i], c.aggID[i], c.contract[i],
+			c.customer[i], c.provider[i], c.actorOrg[i], c.actor[i], c.actorRole[i], c.correlation[i], c.causation[i],
+			c.schemaVersion[i], c.time[i], c.nanos[i], c.payload[i]}
+	}
+	return out
+}
+
+// Apply appends the batch's events to trail.entries and their stored
+// hashes to trail.hashes, and moves the tree's size, reading the tree's
+// size and frontier in tx (which the projector holds after locking its
+// checkpoint, so instances take turns).
+func (Log) Apply(ctx context.Context, tx pgx.Tx, events []event.Event) error {
+	var size int64
+	if err := tx.QueryRow(ctx, `SELECT size FROM trail.tree FOR UPDATE`).Scan(&size); err != nil {
+		return fmt.Errorf("tree size: %w", err)
+	}
+	frontier, err := ReadFrontier(ctx, tx, size)
+	if err != nil {
+		return err
+	}
+	c, next, err := build(size, frontier, events)
+	if err != nil {
+		return err
+	}
+	return write(ctx, tx, c, next.size)
+}
+
+// write appends the rows and moves the tree's size to size.
+func write(ctx context.Context, tx pgx.Tx, c *columns, size int64) error {
+	if len(c.position) == 0 {
 		return nil
 	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{Schema, "entries"}, Columns, pgx.CopyFromRows(rows)); err != nil {
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{Schema, "entries"}, Columns, pgx.CopyFromRows(c.rows())); err != nil {
 		return fmt.Errorf("append entries: %w", err)
+	}
+	hashRows := make([][]any, len(c.hashIdx))
+	for i := range hashRows {
+		hashRows[i] = []any{c.hashIdx[i], c.hashes[i]}
 	}
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{Schema, "hashes"}, []string{"idx", "hash"}, pgx.CopyFromRows(hashRows)); err != nil {
 		return fmt.Errorf("append hashes: %w", err)
 	}
-	if _, err := tx.Exec(ctx, `UPDATE trail.tree SET size = $1`, n); err != nil {
+	if _, err := tx.Exec(ctx, `UPDATE trail.tree SET size = $1`, size); err != nil {
 		return fmt.Errorf("tree size: %w", err)
 	}
 	return nil
