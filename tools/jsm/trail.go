@@ -173,27 +173,44 @@ func (o *output) flush() error {
 	return nil
 }
 
+// filtered is what search, replay and export share: the server, the
+// filters, and once parsed the client and the time range.
+type filtered struct {
+	client
+	filter
+	tc       trailv1connect.TrailServiceClient
+	from, to *timestamppb.Timestamp
+}
+
+func newFiltered(name string, stderr io.Writer) (*filtered, *flag.FlagSet) {
+	f := &filtered{}
+	fs := newFlagSet(name, stderr)
+	f.client.flags(fs)
+	f.filter.flags(fs)
+	return f, fs
+}
+
+func (f *filtered) parse(fs *flag.FlagSet, args []string) (err error) {
+	if err = parseNoArgs(fs, args); err != nil {
+		return err
+	}
+	if f.tc, err = f.trail(); err != nil {
+		return err
+	}
+	f.from, f.to, err = f.times()
+	return err
+}
+
 func runTrailSearch(args []string, stdout, stderr io.Writer) error {
-	var c client
-	var f filter
+	f, fs := newFiltered("trail search", stderr)
 	o := output{w: stdout}
-	var limit int
-	fs := newFlagSet("trail search", stderr)
-	c.flags(fs)
-	f.flags(fs)
 	o.flags(fs)
+	var limit int
 	fs.IntVar(&limit, "limit", 0, "stop after this many events (0: all)")
-	if err := parseNoArgs(fs, args); err != nil {
+	if err := f.parse(fs, args); err != nil {
 		return err
 	}
-	tc, err := c.trail()
-	if err != nil {
-		return err
-	}
-	from, to, err := f.times()
-	if err != nil {
-		return err
-	}
+	tc, from, to := f.tc, f.from, f.to
 	req := &trailv1.SearchEventsRequest{
 		ContractId: f.contract, OrgId: f.org, ActorOrgId: f.actorOrg, Actor: f.actor, Type: f.typ,
 		AggregateType: f.aggType, AggregateId: f.aggID, CorrelationId: f.correlation, FromTime: from, ToTime: to, PageSize: 500,
@@ -221,26 +238,15 @@ func runTrailSearch(args []string, stdout, stderr io.Writer) error {
 }
 
 func runTrailReplay(args []string, stdout, stderr io.Writer) error {
-	var c client
-	var f filter
+	f, fs := newFiltered("trail replay", stderr)
 	o := output{w: stdout}
-	var fromPosition uint64
-	fs := newFlagSet("trail replay", stderr)
-	c.flags(fs)
-	f.flags(fs)
 	o.flags(fs)
+	var fromPosition uint64
 	fs.Uint64Var(&fromPosition, "from-position", 0, "replay from this stream position (inclusive)")
-	if err := parseNoArgs(fs, args); err != nil {
+	if err := f.parse(fs, args); err != nil {
 		return err
 	}
-	tc, err := c.trail()
-	if err != nil {
-		return err
-	}
-	from, to, err := f.times()
-	if err != nil {
-		return err
-	}
+	tc, from, to := f.tc, f.from, f.to
 	stream, err := tc.ReplayEvents(context.Background(), connect.NewRequest(&trailv1.ReplayEventsRequest{
 		ContractId: f.contract, OrgId: f.org, ActorOrgId: f.actorOrg, Actor: f.actor, Type: f.typ,
 		AggregateType: f.aggType, AggregateId: f.aggID, CorrelationId: f.correlation, FromTime: from, ToTime: to, FromPosition: fromPosition,
@@ -263,24 +269,13 @@ func runTrailReplay(args []string, stdout, stderr io.Writer) error {
 }
 
 func runTrailExport(args []string, stdout, stderr io.Writer) error {
-	var c client
-	var f filter
+	f, fs := newFiltered("trail export", stderr)
 	var out string
-	fs := newFlagSet("trail export", stderr)
-	c.flags(fs)
-	f.flags(fs)
 	fs.StringVar(&out, "out", "", "write the export to this file (default: standard output)")
-	if err := parseNoArgs(fs, args); err != nil {
+	if err := f.parse(fs, args); err != nil {
 		return err
 	}
-	tc, err := c.trail()
-	if err != nil {
-		return err
-	}
-	from, to, err := f.times()
-	if err != nil {
-		return err
-	}
+	tc, from, to := f.tc, f.from, f.to
 	res, err := tc.ExportInvestigation(context.Background(), connect.NewRequest(&trailv1.ExportInvestigationRequest{
 		ContractId: f.contract, OrgId: f.org, ActorOrgId: f.actorOrg, Actor: f.actor, Type: f.typ,
 		AggregateType: f.aggType, AggregateId: f.aggID, CorrelationId: f.correlation, FromTime: from, ToTime: to,

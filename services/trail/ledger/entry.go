@@ -87,7 +87,7 @@ func (h Hashes) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 	for i, idx := range indexes {
 		v, ok := h[idx]
 		if !ok {
-			return nil, fmt.Errorf("ledger: stored hash %d not at hand", idx)
+			return nil, fmt.Errorf("ledger: stored hash %d is missing", idx)
 		}
 		out[i] = v
 	}

@@ -221,6 +221,10 @@ func MissingIndexes(ctx context.Context, q pgx.Tx) (bool, error) {
 // BuildIndexes creates the search indexes that are missing. It holds off
 // appends (not reads) while it runs.
 func BuildIndexes(ctx context.Context, tx pgx.Tx) error {
+	// Sorting in memory rather than in temporary files.
+	if _, err := tx.Exec(ctx, `SET LOCAL maintenance_work_mem = '256MB'`); err != nil {
+		return err
+	}
 	_, err := tx.Exec(ctx, indexesSQL)
 	return err
 }
@@ -237,15 +241,7 @@ func HashReader(ctx context.Context, q Querier) tlog.HashReader {
 		if err != nil {
 			return nil, err
 		}
-		out := make([]tlog.Hash, len(indexes))
-		for i, idx := range indexes {
-			h, ok := got[idx]
-			if !ok {
-				return nil, fmt.Errorf("stored hash %d is missing", idx)
-			}
-			out[i] = h
-		}
-		return out, nil
+		return got.ReadHashes(indexes)
 	})
 }
 
