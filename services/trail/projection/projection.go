@@ -72,8 +72,7 @@ type columns struct {
 	time                                                                    []time.Time
 	nanos                                                                   []int16
 	payload                                                                 [][]byte
-	hashIdx                                                                 []int64
-	hashes                                                                  [][]byte
+	hashes                                                                  [][]byte // per record, its stored hashes
 }
 
 // build computes the rows of events appended to a tree of size with the
@@ -94,11 +93,11 @@ func build(size int64, frontier ledger.Hashes, events []event.Event) (*columns, 
 		if err != nil {
 			return nil, nil, fmt.Errorf("tree at %d: %w", n, err)
 		}
-		first := tlog.StoredHashIndex(0, n)
-		for i, h := range stored {
-			c.hashIdx = append(c.hashIdx, first+int64(i))
-			c.hashes = append(c.hashes, h[:])
+		flat := make([]byte, 0, len(stored)*tlog.HashSize)
+		for _, h := range stored {
+			flat = append(flat, h[:]...)
 		}
+		c.hashes = append(c.hashes, flat)
 		c.position = append(c.position, int64(e.Position))
 		c.idx = append(c.idx, n)
 		c.id = append(c.id, e.ID)
@@ -171,11 +170,11 @@ func write(ctx context.Context, tx pgx.Tx, c *columns, size int64) error {
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{Schema, "entries"}, Columns, pgx.CopyFromRows(c.rows())); err != nil {
 		return fmt.Errorf("append entries: %w", err)
 	}
-	hashRows := make([][]any, len(c.hashIdx))
+	hashRows := make([][]any, len(c.hashes))
 	for i := range hashRows {
-		hashRows[i] = []any{c.hashIdx[i], c.hashes[i]}
+		hashRows[i] = []any{c.idx[i], c.hashes[i]}
 	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{Schema, "hashes"}, []string{"idx", "hash"}, pgx.CopyFromRows(hashRows)); err != nil {
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{Schema, "hashes"}, []string{"record", "hashes"}, pgx.CopyFromRows(hashRows)); err != nil {
 		return fmt.Errorf("append hashes: %w", err)
 	}
 	if _, err := tx.Exec(ctx, `UPDATE trail.tree SET size = $1`, size); err != nil {
@@ -225,7 +224,12 @@ func BuildIndexes(ctx context.Context, tx pgx.Tx) error {
 	if _, err := tx.Exec(ctx, `SET LOCAL maintenance_work_mem = '256MB'`); err != nil {
 		return err
 	}
-	_, err := tx.Exec(ctx, indexesSQL)
+	if _, err := tx.Exec(ctx, indexesSQL); err != nil {
+		return err
+	}
+	// A bulk-loaded table has no statistics yet: without them the planner
+	// may walk the primary key for a contract's few events.
+	_, err := tx.Exec(ctx, `ANALYZE trail.entries`)
 	return err
 }
 
@@ -254,28 +258,48 @@ func ReadFrontier(ctx context.Context, q Querier, n int64) (ledger.Hashes, error
 	return got, nil
 }
 
+// readHashes reads stored hashes by stored-hash index. The node at level L
+// and index k is stored by the record that completes it, (k+1)<<L - 1, at
+// offset L of that record's hashes.
 func readHashes(ctx context.Context, q Querier, indexes []int64) (ledger.Hashes, error) {
 	out := make(ledger.Hashes, len(indexes))
 	if len(indexes) == 0 {
 		return out, nil
 	}
-	rows, err := q.Query(ctx, `SELECT idx, hash FROM trail.hashes WHERE idx = ANY($1)`, indexes)
+	records := make([]int64, len(indexes))
+	for i, idx := range indexes {
+		level, k := tlog.SplitStoredHashIndex(idx)
+		records[i] = (k+1)<<level - 1
+	}
+	rows, err := q.Query(ctx, `SELECT record, hashes FROM trail.hashes WHERE record = ANY($1)`, records)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
+	stored := make(map[int64][]byte, len(records))
 	for rows.Next() {
-		var idx int64
-		var h []byte
-		if err := rows.Scan(&idx, &h); err != nil {
+		var record int64
+		var hs []byte
+		if err := rows.Scan(&record, &hs); err != nil {
+			rows.Close()
 			return nil, err
 		}
-		if len(h) != tlog.HashSize {
-			return nil, fmt.Errorf("stored hash %d has %d bytes", idx, len(h))
-		}
-		out[idx] = tlog.Hash(h)
+		stored[record] = hs
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for i, idx := range indexes {
+		level, _ := tlog.SplitStoredHashIndex(idx)
+		hs, ok := stored[records[i]]
+		if !ok {
+			continue // missing: ReadHashes says which
+		}
+		if len(hs) < (level+1)*tlog.HashSize {
+			return nil, fmt.Errorf("stored hashes of record %d: %d bytes, level %d wanted", records[i], len(hs), level)
+		}
+		out[idx] = tlog.Hash(hs[level*tlog.HashSize : (level+1)*tlog.HashSize])
+	}
+	return out, nil
 }
 
 // Row is one stored entry.

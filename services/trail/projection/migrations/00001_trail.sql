@@ -28,11 +28,13 @@ CREATE TABLE trail.entries (
 -- The search indexes are not here: see indexes.sql. They are built once
 -- the log has caught up with the stream, after a bulk load.
 
--- The tlog stored hashes (golang.org/x/mod/sumdb/tlog): for each record,
--- its leaf hash and the interior nodes it completes, by stored-hash index.
+-- The tlog stored hashes (golang.org/x/mod/sumdb/tlog), one row per
+-- record (leaf index): its leaf hash and the interior nodes it completes,
+-- level by level, 32 bytes each. One row per record rather than per hash
+-- halves the rows a batch writes.
 CREATE TABLE trail.hashes (
-    idx  bigint PRIMARY KEY,
-    hash bytea NOT NULL
+    record bigint PRIMARY KEY,
+    hashes bytea NOT NULL
 );
 
 -- The tree's size, moved with every batch in the projector's transaction.
