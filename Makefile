@@ -11,7 +11,7 @@ GOTESTSUM := go run gotest.tools/gotestsum@v1.13.0
 DATA_DIR ?= .jsm
 LISTEN   ?= 127.0.0.1:8080
 # Every module of the workspace, for tools that do not understand `work`.
-MODULES  := libs proto services/changeadvisory services/contracts services/incidents services/patching tools e2e
+MODULES  := libs proto services/changeadvisory services/contracts services/incidents services/patching services/trail tools e2e
 
 .PHONY: help
 help: ## list the targets
@@ -28,7 +28,7 @@ test: postgres generate-check lint ## run every test (real NATS, real PostgreSQL
 
 .PHONY: bench
 bench: postgres ## run the benchmarks with the raw baselines side by side
-	go test -run '^$$' -bench . -benchtime 1x -timeout 30m ./services/contracts/bench/ ./services/patching/bench/ ./e2e/
+	go test -run '^$$' -bench . -benchtime 1x -timeout 30m ./services/contracts/bench/ ./services/patching/bench/ ./services/trail/bench/ ./e2e/
 
 .PHONY: e2e
 e2e: postgres ## run the black-box scenarios against jsm up processes

@@ -9,6 +9,7 @@ replace (
 	github.com/jsmplatform/jsm/services/contracts => ../services/contracts
 	github.com/jsmplatform/jsm/services/incidents => ../services/incidents
 	github.com/jsmplatform/jsm/services/patching => ../services/patching
+	github.com/jsmplatform/jsm/services/trail => ../services/trail
 )
 
 require (
@@ -21,6 +22,9 @@ require (
 	github.com/jsmplatform/jsm/services/contracts v0.0.0-00010101000000-000000000000
 	github.com/jsmplatform/jsm/services/incidents v0.0.0-00010101000000-000000000000
 	github.com/jsmplatform/jsm/services/patching v0.0.0-00010101000000-000000000000
+	github.com/jsmplatform/jsm/services/trail v0.0.0-00010101000000-000000000000
+	golang.org/x/mod v0.42.0
+	google.golang.org/protobuf v1.36.12
 )
 
 require (
@@ -69,5 +73,4 @@ require (
 	golang.org/x/time v0.16.0 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20261005182115-fad411399dd8 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20261005182115-fad411399dd8 // indirect
-	google.golang.org/protobuf v1.36.12 // indirect
 )

@@ -2,6 +2,9 @@
 //
 //	jsm up      start NATS JetStream, PostgreSQL and every service in one process
 //	jsm token   print a dev token accepted by `jsm up`
+//	jsm trail   search|replay|export|verify|witness the audit trail
+//	jsm timeline --correlation ID   one interaction across areas, in order
+//	jsm rebuild PROJECTION|--all    rebuild read models from the stream
 package main
 
 import (
@@ -20,6 +23,9 @@ type command struct {
 var commands = []command{
 	{"up", "run the whole platform locally (NATS, PostgreSQL, every service)", runUpCommand},
 	{"token", "print a dev token accepted by `jsm up` (last line of output)", runTokenCommand},
+	{"trail", "search, replay, export, verify and witness the audit trail", runTrailCommand},
+	{"rebuild", "rebuild a projection (or --all) from the stream while the platform serves", runRebuildCommand},
+	{"timeline", "show one interaction across areas in order (--correlation ID)", runTimelineCommand},
 }
 
 func main() {

@@ -12,6 +12,7 @@ import (
 	"github.com/jsmplatform/jsm/services/contracts"
 	"github.com/jsmplatform/jsm/services/incidents"
 	"github.com/jsmplatform/jsm/services/patching"
+	"github.com/jsmplatform/jsm/services/trail"
 )
 
 // serviceDeps are what `jsm up` hands every service.
@@ -19,6 +20,9 @@ type serviceDeps struct {
 	Store  *eventstore.Store
 	Pool   *pgxpool.Pool
 	Logger *slog.Logger
+	// DataDir keeps what a service must find again on the next start (the
+	// trail's signing key).
+	DataDir string
 }
 
 // platformServices builds every service of the platform; a new area is
@@ -40,5 +44,13 @@ func platformServices(ctx context.Context, d serviceDeps) ([]rpc.Service, error)
 	if err != nil {
 		return nil, err
 	}
-	return []rpc.Service{c, i, p, ca}, nil
+	key, err := trail.LoadOrCreateKey(d.DataDir, trail.Origin)
+	if err != nil {
+		return nil, err
+	}
+	tr, err := trail.New(trail.Deps{Store: d.Store, Pool: d.Pool, Logger: d.Logger, SigningKey: key})
+	if err != nil {
+		return nil, err
+	}
+	return []rpc.Service{c, i, p, ca, tr}, nil
 }

@@ -209,10 +209,12 @@ func runUp(ctx context.Context, cfg upConfig, ready func(endpoints)) (err error)
 	}
 	stops = append(stops, func(context.Context) error { return verifier.Close() })
 
-	services, err := platformServices(ctx, serviceDeps{Store: store, Pool: pool, Logger: log})
+	services, err := platformServices(ctx, serviceDeps{Store: store, Pool: pool, Logger: log, DataDir: dataDir})
 	if err != nil {
 		return err
 	}
+	// The host's own admin API works on the services' projectors.
+	services = append(services, newAdmin(store, services))
 	dsn := cluster.DSN(database)
 	host, err := rpc.NewHost(rpc.HostConfig{
 		Listen:    cfg.Listen,

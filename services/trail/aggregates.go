@@ -1,0 +1,37 @@
+package trail
+
+import (
+	changeadvisoryv1 "github.com/jsmplatform/jsm/proto/gen/jsm/changeadvisory/v1"
+	incidentsv1 "github.com/jsmplatform/jsm/proto/gen/jsm/incidents/v1"
+	patchingv1 "github.com/jsmplatform/jsm/proto/gen/jsm/patching/v1"
+	"github.com/jsmplatform/jsm/services/changeadvisory"
+	changedomain "github.com/jsmplatform/jsm/services/changeadvisory/domain"
+	"github.com/jsmplatform/jsm/services/contracts"
+	contractsdomain "github.com/jsmplatform/jsm/services/contracts/domain"
+	"github.com/jsmplatform/jsm/services/incidents"
+	incidentsdomain "github.com/jsmplatform/jsm/services/incidents/domain"
+	"github.com/jsmplatform/jsm/services/patching"
+	patchingdomain "github.com/jsmplatform/jsm/services/patching/domain"
+	"github.com/jsmplatform/jsm/services/trail/app"
+)
+
+// Aggregates are the deciders GetAggregateAt rebuilds aggregates with, by
+// aggregate type: each area adds one line with its decider and the
+// message its read model shows.
+func Aggregates() map[string]app.Aggregate {
+	return map[string]app.Aggregate{
+		contracts.Decider().AggregateType: app.FromDecider(contracts.Decider(), contractsdomain.ContractToProto),
+		incidents.Decider().AggregateType: app.FromDecider(incidents.Decider(), func(s incidentsdomain.State, _ uint64) *incidentsv1.Incident {
+			return incidentsdomain.ToProto(s, true)
+		}),
+		incidents.ExerciseDecider().AggregateType: app.FromDecider(incidents.ExerciseDecider(), func(x incidentsdomain.Exercise, _ uint64) *incidentsv1.Exercise {
+			return incidentsdomain.ExerciseToProto(x)
+		}),
+		patching.RemediationDecider().AggregateType: app.FromDecider(patching.RemediationDecider(), func(r patchingdomain.Remediation, _ uint64) *patchingv1.Remediation {
+			return patchingdomain.ToProto(r, true)
+		}),
+		changeadvisory.Decider().AggregateType: app.FromDecider(changeadvisory.Decider(), func(s changedomain.State, _ uint64) *changeadvisoryv1.Change {
+			return changedomain.ToProto(s)
+		}),
+	}
+}

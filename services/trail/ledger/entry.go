@@ -1,0 +1,121 @@
+// Package ledger is the pure part of the trail: the canonical encoding of an
+// entry (what a Merkle leaf commits to), signed checkpoints in the C2SP
+// tlog-checkpoint format, the export file and its offline verification, and
+// the witness's consistency check. It does no I/O; the tree arithmetic is
+// golang.org/x/mod/sumdb/tlog's and the signatures are sumdb/note's.
+package ledger
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// Entry is what the trail commits to for one event: its envelope and the
+// hash of its body. Every field a search filters on is covered, so a row
+// changed in the database no longer matches its leaf.
+type Entry struct {
+	ID            string
+	Position      uint64
+	Type          string
+	Source        string
+	AggregateType string
+	AggregateID   string
+	Contract      string
+	Customer      string
+	Provider      string
+	ActorOrg      string
+	Actor         string
+	ActorRole     string
+	Correlation   string
+	Causation     string
+	SchemaVersion int32
+	Time          time.Time // to the nanosecond
+	PayloadHash   [sha256.Size]byte
+}
+
+// PayloadHash is the SHA-256 of an event's stored body.
+func PayloadHash(body []byte) [sha256.Size]byte { return sha256.Sum256(body) }
+
+// canonicalTag names the encoding; a change of encoding is a new tag.
+const canonicalTag = "jsm-trail-entry/v1"
+
+// Canonical is the entry's unambiguous byte encoding: the tag, then every
+// field as a length-prefixed string or a fixed-width integer, in a fixed
+// order. Two different entries never encode the same.
+func (e Entry) Canonical() []byte {
+	b := make([]byte, 0, 256)
+	str := func(s string) []byte {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		return append(b, s...)
+	}
+	b = str(canonicalTag)
+	b = str(e.ID)
+	b = binary.BigEndian.AppendUint64(b, e.Position)
+	b = str(e.Type)
+	b = str(e.Source)
+	b = str(e.AggregateType)
+	b = str(e.AggregateID)
+	b = str(e.Contract)
+	b = str(e.Customer)
+	b = str(e.Provider)
+	b = str(e.ActorOrg)
+	b = str(e.Actor)
+	b = str(e.ActorRole)
+	b = str(e.Correlation)
+	b = str(e.Causation)
+	b = binary.BigEndian.AppendUint32(b, uint32(e.SchemaVersion))
+	b = binary.BigEndian.AppendUint64(b, uint64(e.Time.UnixNano()))
+	return append(b, e.PayloadHash[:]...)
+}
+
+// LeafHash is the RFC 6962 leaf hash of the canonical encoding.
+func (e Entry) LeafHash() tlog.Hash { return tlog.RecordHash(e.Canonical()) }
+
+// Hashes is an in-memory tlog.HashReader: the stored hashes a tree needs,
+// by stored-hash index. Appending only ever reads the frontier of the tree
+// (its complete subtrees on the right edge) and what the same batch added,
+// so a batch seeds it with the frontier and adds as it goes.
+type Hashes map[int64]tlog.Hash
+
+// ReadHashes implements tlog.HashReader.
+func (h Hashes) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	for i, idx := range indexes {
+		v, ok := h[idx]
+		if !ok {
+			return nil, fmt.Errorf("ledger: stored hash %d is missing", idx)
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
+// Append adds the leaf of record n (the next one) and returns its stored
+// hashes, which belong at stored indexes StoredHashIndex(0, n) onwards.
+func (h Hashes) Append(n int64, leaf tlog.Hash) ([]tlog.Hash, error) {
+	hs, err := tlog.StoredHashesForRecordHash(n, leaf, h)
+	if err != nil {
+		return nil, err
+	}
+	first := tlog.StoredHashIndex(0, n)
+	for i, v := range hs {
+		h[first+int64(i)] = v
+	}
+	return hs, nil
+}
+
+// Frontier is the stored-hash indexes appending to a tree of size n reads:
+// the roots of its complete subtrees, one per set bit of n.
+func Frontier(n int64) []int64 {
+	var out []int64
+	for level := 0; n>>level > 0; level++ {
+		if (n>>level)&1 == 1 {
+			out = append(out, tlog.StoredHashIndex(level, (n>>level)-1))
+		}
+	}
+	return out
+}

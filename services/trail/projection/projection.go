@@ -1,0 +1,327 @@
+// Package projection appends every event of the stream to the trail and
+// grows its Merkle tree in the same transaction as the projector's
+// checkpoint, so the log, the tree and the checkpoint never disagree.
+package projection
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io/fs"
+	"regexp"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/jsmplatform/jsm/libs/event"
+	"github.com/jsmplatform/jsm/services/trail/ledger"
+)
+
+// Schema is the service's PostgreSQL schema.
+const Schema = "trail"
+
+// Name is the projection's (and its checkpoint row's) name.
+const Name = "trail"
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+//go:embed indexes.sql
+var indexesSQL string
+
+// Migrations are the trail's goose migrations.
+func Migrations() fs.FS {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		panic(err) // the embedded tree is fixed at build time
+	}
+	return sub
+}
+
+// Log is the plain projection handler: it keeps nothing between batches.
+// Builder, which remembers the tree, is what the service runs.
+type Log struct{}
+
+// Columns of trail.entries in the order Scan and the copy use them.
+var Columns = []string{
+	"position", "idx", "id", "type", "source", "aggregate_type", "aggregate_id", "contract_id",
+	"customer_org_id", "provider_org_id", "actor_org_id", "actor", "actor_role",
+	"correlation_id", "causation_id", "schema_version", "time", "nanos", "payload",
+}
+
+// EntryOf is the canonical entry of an event.
+func EntryOf(e event.Event) ledger.Entry {
+	return ledger.Entry{
+		ID: e.ID, Position: e.Position, Type: e.Type, Source: e.Source,
+		AggregateType: e.AggregateType, AggregateID: e.AggregateID, Contract: e.Contract,
+		Customer: e.Parties.Customer, Provider: e.Parties.Provider,
+		ActorOrg: e.Actor.Org, Actor: e.Actor.User, ActorRole: e.Actor.Role,
+		Correlation: e.Correlation, Causation: e.Causation, SchemaVersion: int32(e.SchemaVersion),
+		Time:        e.Time.UTC(),
+		PayloadHash: ledger.PayloadHash(e.Data),
+	}
+}
+
+// columns are a batch's rows, column by column.
+type columns struct {
+	position, idx                                                           []int64
+	id, typ, source, aggType, aggID, contract, customer, provider, actorOrg []string
+	actor, actorRole, correlation, causation                                []string
+	schemaVersion                                                           []int32
+	time                                                                    []time.Time
+	nanos                                                                   []int16
+	payload                                                                 [][]byte
+	hashes                                                                  [][]byte // per record, its stored hashes
+}
+
+// build computes the rows of events appended to a tree of size with the
+// given frontier, and the tree after them. It does not change frontier.
+func build(size int64, frontier ledger.Hashes, events []event.Event) (*columns, *memory, error) {
+	hashes := make(ledger.Hashes, len(frontier)+2*len(events))
+	for k, v := range frontier {
+		hashes[k] = v
+	}
+	c := &columns{}
+	n := size
+	for _, e := range events {
+		if e.ID == "" {
+			continue // not an event (the projector passes its position only)
+		}
+		entry := EntryOf(e)
+		stored, err := hashes.Append(n, entry.LeafHash())
+		if err != nil {
+			return nil, nil, fmt.Errorf("tree at %d: %w", n, err)
+		}
+		flat := make([]byte, 0, len(stored)*tlog.HashSize)
+		for _, h := range stored {
+			flat = append(flat, h[:]...)
+		}
+		c.hashes = append(c.hashes, flat)
+		c.position = append(c.position, int64(e.Position))
+		c.idx = append(c.idx, n)
+		c.id = append(c.id, e.ID)
+		c.typ = append(c.typ, e.Type)
+		c.source = append(c.source, e.Source)
+		c.aggType = append(c.aggType, e.AggregateType)
+		c.aggID = append(c.aggID, e.AggregateID)
+		c.contract = append(c.contract, e.Contract)
+		c.customer = append(c.customer, e.Parties.Customer)
+		c.provider = append(c.provider, e.Parties.Provider)
+		c.actorOrg = append(c.actorOrg, e.Actor.Org)
+		c.actor = append(c.actor, e.Actor.User)
+		c.actorRole = append(c.actorRole, e.Actor.Role)
+		c.correlation = append(c.correlation, e.Correlation)
+		c.causation = append(c.causation, e.Causation)
+		c.schemaVersion = append(c.schemaVersion, int32(e.SchemaVersion))
+		c.time = append(c.time, entry.Time)
+		c.nanos = append(c.nanos, int16(entry.Time.Nanosecond()%1000))
+		c.payload = append(c.payload, e.Data)
+		n++
+	}
+	// Keep only the new tree's frontier: all the next batch reads.
+	next := &memory{size: n, frontier: make(ledger.Hashes)}
+	for _, idx := range ledger.Frontier(n) {
+		h, ok := hashes[idx]
+		if !ok {
+			return nil, nil, fmt.Errorf("tree at %d: frontier hash %d missing", n, idx)
+		}
+		next.frontier[idx] = h
+	}
+	return c, next, nil
+}
+
+// rows are the columns as the copy protocol takes them.
+func (c *columns) rows() [][]any {
+	out := make([][]any, len(c.position))
+	for i := range out {
+		out[i] = []any{c.position[i], c.idx[i], c.id[i], c.typ[i], c.source[i], c.aggType[i], c.aggID[i], c.contract[i],
+			c.customer[i], c.provider[i], c.actorOrg[i], c.actor[i], c.actorRole[i], c.correlation[i], c.causation[i],
+			c.schemaVersion[i], c.time[i], c.nanos[i], c.payload[i]}
+	}
+	return out
+}
+
+// Apply appends the batch's events to trail.entries and their stored
+// hashes to trail.hashes, and moves the tree's size, reading the tree's
+// size and frontier in tx (which the projector holds after locking its
+// checkpoint, so instances take turns).
+func (Log) Apply(ctx context.Context, tx pgx.Tx, events []event.Event) error {
+	var size int64
+	if err := tx.QueryRow(ctx, `SELECT size FROM trail.tree FOR UPDATE`).Scan(&size); err != nil {
+		return fmt.Errorf("tree size: %w", err)
+	}
+	frontier, err := ReadFrontier(ctx, tx, size)
+	if err != nil {
+		return err
+	}
+	c, next, err := build(size, frontier, events)
+	if err != nil {
+		return err
+	}
+	return write(ctx, tx, c, next.size)
+}
+
+// write appends the rows and moves the tree's size to size.
+func write(ctx context.Context, tx pgx.Tx, c *columns, size int64) error {
+	if len(c.position) == 0 {
+		return nil
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{Schema, "entries"}, Columns, pgx.CopyFromRows(c.rows())); err != nil {
+		return fmt.Errorf("append entries: %w", err)
+	}
+	hashRows := make([][]any, len(c.hashes))
+	for i := range hashRows {
+		hashRows[i] = []any{c.idx[i], c.hashes[i]}
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{Schema, "hashes"}, []string{"record", "hashes"}, pgx.CopyFromRows(hashRows)); err != nil {
+		return fmt.Errorf("append hashes: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE trail.tree SET size = $1`, size); err != nil {
+		return fmt.Errorf("tree size: %w", err)
+	}
+	return nil
+}
+
+// Reset empties the log and its tree for a rebuild, and drops the search
+// indexes until it has caught up (see BuildIndexes). The signed
+// checkpoints stay: the rebuilt tree must match them.
+func (Log) Reset(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, `TRUNCATE trail.entries, trail.hashes; UPDATE trail.tree SET size = 0`)
+	if err != nil {
+		return err
+	}
+	for _, name := range indexNames() {
+		if _, err := tx.Exec(ctx, `DROP INDEX IF EXISTS `+pgx.Identifier{Schema, name}.Sanitize()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var indexName = regexp.MustCompile(`CREATE INDEX IF NOT EXISTS (\w+) ON`)
+
+// indexNames are the search indexes of indexes.sql.
+func indexNames() []string {
+	var out []string
+	for _, m := range indexName.FindAllStringSubmatch(indexesSQL, -1) {
+		out = append(out, m[1])
+	}
+	return out
+}
+
+// MissingIndexes reports whether any search index is missing.
+func MissingIndexes(ctx context.Context, q pgx.Tx) (bool, error) {
+	var n int
+	err := q.QueryRow(ctx, `SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND indexname = ANY($2)`, Schema, indexNames()).Scan(&n)
+	return n < len(indexNames()), err
+}
+
+// BuildIndexes creates the search indexes that are missing. It holds off
+// appends (not reads) while it runs.
+func BuildIndexes(ctx context.Context, tx pgx.Tx) error {
+	// Sorting in memory rather than in temporary files.
+	if _, err := tx.Exec(ctx, `SET LOCAL maintenance_work_mem = '256MB'`); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, indexesSQL); err != nil {
+		return err
+	}
+	// A bulk-loaded table has no statistics yet: without them the planner
+	// may walk the primary key for a contract's few events.
+	_, err := tx.Exec(ctx, `ANALYZE trail.entries`)
+	return err
+}
+
+// Querier is a pool, a connection or a transaction.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// HashReader reads stored hashes from trail.hashes.
+func HashReader(ctx context.Context, q Querier) tlog.HashReader {
+	return tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
+		got, err := readHashes(ctx, q, indexes)
+		if err != nil {
+			return nil, err
+		}
+		return got.ReadHashes(indexes)
+	})
+}
+
+// ReadFrontier returns the stored hashes appending to a tree of size n needs.
+func ReadFrontier(ctx context.Context, q Querier, n int64) (ledger.Hashes, error) {
+	got, err := readHashes(ctx, q, ledger.Frontier(n))
+	if err != nil {
+		return nil, fmt.Errorf("tree frontier at %d: %w", n, err)
+	}
+	return got, nil
+}
+
+// readHashes reads stored hashes by stored-hash index. The node at level L
+// and index k is stored by the record that completes it, (k+1)<<L - 1, at
+// offset L of that record's hashes.
+func readHashes(ctx context.Context, q Querier, indexes []int64) (ledger.Hashes, error) {
+	out := make(ledger.Hashes, len(indexes))
+	if len(indexes) == 0 {
+		return out, nil
+	}
+	records := make([]int64, len(indexes))
+	for i, idx := range indexes {
+		level, k := tlog.SplitStoredHashIndex(idx)
+		records[i] = (k+1)<<level - 1
+	}
+	rows, err := q.Query(ctx, `SELECT record, hashes FROM trail.hashes WHERE record = ANY($1)`, records)
+	if err != nil {
+		return nil, err
+	}
+	stored := make(map[int64][]byte, len(records))
+	for rows.Next() {
+		var record int64
+		var hs []byte
+		if err := rows.Scan(&record, &hs); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		stored[record] = hs
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for i, idx := range indexes {
+		level, _ := tlog.SplitStoredHashIndex(idx)
+		hs, ok := stored[records[i]]
+		if !ok {
+			continue // missing: ReadHashes says which
+		}
+		if len(hs) < (level+1)*tlog.HashSize {
+			return nil, fmt.Errorf("stored hashes of record %d: %d bytes, level %d wanted", records[i], len(hs), level)
+		}
+		out[idx] = tlog.Hash(hs[level*tlog.HashSize : (level+1)*tlog.HashSize])
+	}
+	return out, nil
+}
+
+// Row is one stored entry.
+type Row struct {
+	Event event.Event
+	Index int64
+}
+
+// Entry is the row's canonical entry.
+func (r Row) Entry() ledger.Entry { return EntryOf(r.Event) }
+
+// Scan reads a row selected with Columns.
+func Scan(rows interface{ Scan(...any) error }) (Row, error) {
+	var r Row
+	var pos int64
+	var sv int32
+	var nanos int16
+	e := &r.Event
+	err := rows.Scan(&pos, &r.Index, &e.ID, &e.Type, &e.Source, &e.AggregateType, &e.AggregateID, &e.Contract,
+		&e.Parties.Customer, &e.Parties.Provider, &e.Actor.Org, &e.Actor.User, &e.Actor.Role,
+		&e.Correlation, &e.Causation, &sv, &e.Time, &nanos, &e.Data)
+	e.Position, e.SchemaVersion = uint64(pos), int(sv)
+	e.Time = e.Time.UTC().Add(time.Duration(nanos))
+	return r, err
+}
