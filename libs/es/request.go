@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 
+	"github.com/jsmplatform/jsm/libs/decide"
 	"github.com/jsmplatform/jsm/libs/event"
 )
 
@@ -36,4 +37,14 @@ func NewID(kind string, req Request) string {
 		return event.NewID()
 	}
 	return event.DeriveID(kind+"/"+req.Actor.Org+"/"+req.Actor.User+"/"+req.ID, 0)
+}
+
+// MetaOf is what a decider's Evolve takes from an event's envelope.
+func MetaOf(e event.Event) decide.Meta {
+	return decide.Meta{Time: e.Time, Actor: decide.Actor{Org: decide.OrgID(e.Actor.Org), User: e.Actor.User}, Position: e.Position}
+}
+
+// ActorOf is who gives a request's command, as a decider sees it.
+func ActorOf(req Request) decide.Actor {
+	return decide.Actor{Org: decide.OrgID(req.Actor.Org), User: req.Actor.User}
 }

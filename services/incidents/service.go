@@ -60,10 +60,6 @@ var _ rpc.Service = (*Service)(nil)
 // Source is the CloudEvents source of the service's events.
 const Source = "/jsm/incidents"
 
-func meta(e event.Event) domain.Meta {
-	return domain.Meta{Time: e.Time, Actor: domain.Actor{Org: domain.OrgID(e.Actor.Org), User: e.Actor.User}, Position: e.Position}
-}
-
 // Decider is the incident aggregate as the es runner sees it.
 func Decider() es.Decider[domain.State, domain.Command] {
 	return es.Decider[domain.State, domain.Command]{
@@ -71,7 +67,7 @@ func Decider() es.Decider[domain.State, domain.Command] {
 		Initial:       func() domain.State { return domain.State{} },
 		Decide:        domain.Decide,
 		Evolve: func(s domain.State, e event.Event, m proto.Message) domain.State {
-			return domain.Evolve(s, m, meta(e))
+			return domain.Evolve(s, m, es.MetaOf(e))
 		},
 		Scope: func(s domain.State) (string, event.Parties) {
 			return s.ContractID, event.Parties{Customer: string(s.Customer), Provider: string(s.Provider)}
@@ -87,7 +83,7 @@ func ExerciseDecider() es.Decider[domain.Exercise, domain.ExerciseCommand] {
 		Initial:       func() domain.Exercise { return domain.Exercise{} },
 		Decide:        domain.DecideExercise,
 		Evolve: func(x domain.Exercise, e event.Event, m proto.Message) domain.Exercise {
-			return domain.EvolveExercise(x, m, meta(e))
+			return domain.EvolveExercise(x, m, es.MetaOf(e))
 		},
 		Scope: func(x domain.Exercise) (string, event.Parties) {
 			return x.ContractID, event.Parties{Customer: string(x.Customer), Provider: string(x.Provider)}

@@ -64,10 +64,6 @@ var _ rpc.Service = (*Service)(nil)
 // Source is the CloudEvents source of the service's events.
 const Source = "/jsm/patching"
 
-func meta(e event.Event) domain.Meta {
-	return domain.Meta{Time: e.Time, Actor: domain.Actor{Org: domain.OrgID(e.Actor.Org), User: e.Actor.User}, Position: e.Position}
-}
-
 // InventoryDecider is the inventory aggregate as the es runner sees it.
 func InventoryDecider() es.Decider[domain.Inventory, domain.Command] {
 	return es.Decider[domain.Inventory, domain.Command]{
@@ -75,7 +71,7 @@ func InventoryDecider() es.Decider[domain.Inventory, domain.Command] {
 		Initial:       func() domain.Inventory { return domain.Inventory{} },
 		Decide:        domain.DecideInventory,
 		Evolve: func(s domain.Inventory, e event.Event, m proto.Message) domain.Inventory {
-			return domain.EvolveInventory(s, m, meta(e))
+			return domain.EvolveInventory(s, m, es.MetaOf(e))
 		},
 		Scope: func(s domain.Inventory) (string, event.Parties) {
 			return s.ContractID, event.Parties{Customer: string(s.Customer), Provider: string(s.Provider)}
@@ -91,7 +87,7 @@ func RemediationDecider() es.Decider[domain.Remediation, domain.Command] {
 		Initial:       func() domain.Remediation { return domain.Remediation{} },
 		Decide:        domain.DecideRemediation,
 		Evolve: func(r domain.Remediation, e event.Event, m proto.Message) domain.Remediation {
-			return domain.EvolveRemediation(r, m, meta(e))
+			return domain.EvolveRemediation(r, m, es.MetaOf(e))
 		},
 		Scope: func(r domain.Remediation) (string, event.Parties) {
 			return r.ContractID, event.Parties{Customer: string(r.Customer), Provider: string(r.Provider)}

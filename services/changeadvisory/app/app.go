@@ -6,8 +6,6 @@ package app
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net/url"
 	"time"
 
 	"github.com/jsmplatform/jsm/libs/es"
@@ -29,13 +27,7 @@ type ChangeRunner = es.Runner[domain.State, domain.Command]
 // Request is what every command needs besides its body. (The es runner
 // takes no causation: an event's causation is the id of the command that
 // caused it.)
-type Request struct {
-	Actor event.Actor
-	// ID is the client's idempotency key (request_id); optional.
-	ID          string
-	Correlation string
-	TraceParent string
-}
+type Request = es.Request
 
 // Commands changes changes.
 type Commands struct {
@@ -76,7 +68,7 @@ func (c *Commands) Request(ctx context.Context, req Request, contractID string, 
 		return Result{}, err
 	}
 	cmd.Contract = k
-	cmd.ChangeID = newID("changeadvisory.request", req)
+	cmd.ChangeID = es.NewID("changeadvisory.request", req)
 	res, err := c.handle(ctx, req, cmd.ChangeID, cmd)
 	return res, hideContract(err, contractID)
 }
@@ -105,8 +97,8 @@ func (c *Commands) Change(ctx context.Context, req Request, changeID string, cmd
 }
 
 func (c *Commands) handle(ctx context.Context, req Request, changeID string, cmd domain.Command) (Result, error) {
-	domain.Stamp(cmd, actor(req), c.now().UTC())
-	res, err := c.changes.Handle(ctx, command(req, changeID, cmd))
+	domain.Stamp(cmd, es.ActorOf(req), c.now().UTC())
+	res, err := c.changes.Handle(ctx, es.CommandFor(req, changeID, cmd))
 	if err != nil {
 		return Result{}, err
 	}
@@ -123,27 +115,6 @@ func (c *Commands) MarkReviewOverdue(ctx context.Context, changeID string) (Resu
 
 // SchedulerActor is who records overdue reviews.
 var SchedulerActor = event.Actor{Org: "jsm", User: "scheduler", Role: "system"}
-
-func actor(req Request) domain.Actor {
-	return domain.Actor{Org: domain.OrgID(req.Actor.Org), User: req.Actor.User}
-}
-
-func command(req Request, id string, body domain.Command) es.Command[domain.Command] {
-	var cmdID string
-	if req.ID != "" {
-		// A client's key names its own requests: the same key from another
-		// org or user, or for another procedure, is another request.
-		cmdID = fmt.Sprintf("%s/%s/%T/%s", url.PathEscape(req.Actor.Org), url.PathEscape(req.Actor.User), body, url.PathEscape(req.ID))
-	}
-	return es.Command[domain.Command]{ID: cmdID, AggregateID: id, Body: body, Actor: req.Actor, Correlation: req.Correlation, TraceParent: req.TraceParent}
-}
-
-func newID(kind string, req Request) string {
-	if req.ID == "" {
-		return event.NewID()
-	}
-	return event.DeriveID(kind+"/"+req.Actor.Org+"/"+req.Actor.User+"/"+req.ID, 0)
-}
 
 // Contracts answers what a change needs to know of its contract.
 type Contracts struct{ known *known.Contracts }

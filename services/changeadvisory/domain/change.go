@@ -19,22 +19,6 @@ import (
 	commonv1 "github.com/jsmplatform/jsm/proto/gen/jsm/common/v1"
 )
 
-// OrgID identifies an organisation.
-type OrgID string
-
-// Actor is the org and user on whose behalf a command is given.
-type Actor struct {
-	Org  OrgID
-	User string
-}
-
-// Meta is what Evolve takes from an event's envelope.
-type Meta struct {
-	Time     time.Time
-	Actor    Actor
-	Position uint64
-}
-
 // Contract is what a change needs to know about its contract when it is requested.
 type Contract struct {
 	ID       string

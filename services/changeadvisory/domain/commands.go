@@ -1,39 +1,35 @@
 package domain
 
 import (
-	"reflect"
 	"time"
 
+	"github.com/jsmplatform/jsm/libs/decide"
 	changeadvisoryv1 "github.com/jsmplatform/jsm/proto/gen/jsm/changeadvisory/v1"
 	commonv1 "github.com/jsmplatform/jsm/proto/gen/jsm/common/v1"
 )
 
-// By is who gives a command and when; every command embeds it.
-type By struct {
-	Actor
-	At time.Time
-}
-
-func (b *By) by() *By { return b }
-
-// Command is an instruction to a change; commands are passed as pointers.
-// The set is closed: only this package's command types implement it.
-type Command interface{ by() *By }
+// The decider's shared vocabulary (libs/decide).
+type (
+	// OrgID identifies an organisation.
+	OrgID = decide.OrgID
+	// Actor is the org and user on whose behalf a command is given.
+	Actor = decide.Actor
+	// Meta is what Evolve takes from an event's envelope.
+	Meta = decide.Meta
+	// By is who gives a command and when; every command embeds it.
+	By = decide.By
+	// Command is an instruction to an aggregate; commands are passed as pointers.
+	Command = decide.Command
+)
 
 // Missing reports whether cmd is nil or a nil pointer (which Stamp cannot stamp).
-func Missing(cmd Command) bool {
-	if cmd == nil {
-		return true
-	}
-	v := reflect.ValueOf(cmd)
-	return v.Kind() == reflect.Pointer && v.IsNil()
-}
+func Missing(cmd Command) bool { return decide.Missing(cmd) }
 
 // Stamp sets who gives cmd and when.
-func Stamp(cmd Command, a Actor, at time.Time) { *cmd.by() = By{Actor: a, At: at} }
+func Stamp(cmd Command, a Actor, at time.Time) { decide.Stamp(cmd, a, at) }
 
 // ByOf returns who gives cmd and when.
-func ByOf(cmd Command) By { return *cmd.by() }
+func ByOf(cmd Command) By { return decide.ByOf(cmd) }
 
 // RequestChange opens a change on a contract in force; the actor is a
 // party (a person of either org, or the platform on a party's behalf, as

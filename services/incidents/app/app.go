@@ -81,7 +81,7 @@ func hideContract(err error, id string) error {
 // Change runs a command on an existing incident; who gives it and when
 // come from the request and the clock.
 func (c *Commands) Change(ctx context.Context, req Request, incidentID string, cmd domain.Command) (Result, error) {
-	domain.Stamp(cmd, actor(req), c.now().UTC())
+	domain.Stamp(cmd, es.ActorOf(req), c.now().UTC())
 	res, err := c.incidents.Handle(ctx, es.CommandFor(req, incidentID, cmd))
 	if errors.Is(err, domain.NotFoundError{What: "incident"}) || errors.Is(err, domain.ErrNotParty) {
 		// Incidents of other orgs' contracts are not found, whether or not they exist.
@@ -129,16 +129,12 @@ func (c *Commands) RecordExerciseResult(ctx context.Context, req Request, exerci
 }
 
 func (c *Commands) exercise(ctx context.Context, req Request, id string, cmd domain.ExerciseCommand) (string, uint64, error) {
-	domain.Stamp(cmd, actor(req), c.now().UTC())
+	domain.Stamp(cmd, es.ActorOf(req), c.now().UTC())
 	res, err := c.exercises.Handle(ctx, es.CommandFor(req, id, cmd))
 	if err != nil {
 		return "", 0, err
 	}
 	return id, res.Position, nil
-}
-
-func actor(req Request) domain.Actor {
-	return domain.Actor{Org: domain.OrgID(req.Actor.Org), User: req.Actor.User}
 }
 
 // Contracts answers what an incident needs to know of its contract.

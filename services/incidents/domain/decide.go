@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/jsmplatform/jsm/libs/decide"
 	commonv1 "github.com/jsmplatform/jsm/proto/gen/jsm/common/v1"
 	incidentsv1 "github.com/jsmplatform/jsm/proto/gen/jsm/incidents/v1"
 )
@@ -17,7 +18,7 @@ import (
 // error. No events and no error means the command changes nothing (it was
 // given before, or asks for what is already so).
 func Decide(s State, cmd Command) ([]proto.Message, error) {
-	if missing(cmd) {
+	if decide.Missing(cmd) {
 		return nil, invalid("command", "missing")
 	}
 	if c, ok := cmd.(*ReportIncident); ok {

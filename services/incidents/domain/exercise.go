@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/jsmplatform/jsm/libs/decide"
 	incidentsv1 "github.com/jsmplatform/jsm/proto/gen/jsm/incidents/v1"
 )
 
@@ -31,7 +32,7 @@ type Exercise struct {
 }
 
 // ExerciseCommand is an instruction to an exercise.
-type ExerciseCommand interface{ by() *By }
+type ExerciseCommand = decide.Command
 
 // ScheduleExercise plans an exercise on a contract in force.
 type ScheduleExercise struct {
@@ -55,7 +56,7 @@ type RecordExerciseResult struct {
 
 // DecideExercise checks an exercise command.
 func DecideExercise(x Exercise, cmd ExerciseCommand) ([]proto.Message, error) {
-	if missing(cmd) {
+	if decide.Missing(cmd) {
 		return nil, invalid("command", "missing")
 	}
 	switch c := cmd.(type) {

@@ -17,22 +17,6 @@ import (
 	incidentsv1 "github.com/jsmplatform/jsm/proto/gen/jsm/incidents/v1"
 )
 
-// OrgID identifies an organisation.
-type OrgID string
-
-// Actor is the org and user on whose behalf a command is given.
-type Actor struct {
-	Org  OrgID
-	User string
-}
-
-// Meta is what Evolve takes from an event's envelope.
-type Meta struct {
-	Time     time.Time
-	Actor    Actor
-	Position uint64
-}
-
 // Regulatory deadlines (NIS2 Art. 23, DORA Art. 19 with its RTS).
 const (
 	NIS2EarlyWarningWithin = 24 * time.Hour

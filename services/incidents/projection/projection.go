@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/jsmplatform/jsm/libs/es"
 	"github.com/jsmplatform/jsm/libs/event"
 	"github.com/jsmplatform/jsm/services/contracts/known"
 	"github.com/jsmplatform/jsm/services/incidents/domain"
@@ -81,10 +82,6 @@ func (Handler) Apply(ctx context.Context, tx pgx.Tx, events []event.Event) error
 	return applyExercises(ctx, tx, byType[ExerciseType])
 }
 
-func meta(e event.Event) domain.Meta {
-	return domain.Meta{Time: e.Time, Actor: domain.Actor{Org: domain.OrgID(e.Actor.Org), User: e.Actor.User}, Position: e.Position}
-}
-
 // fold loads the rows of the aggregates in ds (by id, in table), folds
 // the events in order and returns the changed states in first-seen order.
 func fold[S any](ctx context.Context, tx pgx.Tx, table, idColumn string, ds []decoded, evolve func(S, decoded) S) ([]string, map[string]S, error) {
@@ -127,7 +124,7 @@ func fold[S any](ctx context.Context, tx pgx.Tx, table, idColumn string, ds []de
 
 func applyIncidents(ctx context.Context, tx pgx.Tx, ds []decoded) error {
 	ids, states, err := fold(ctx, tx, "incidents.incidents", "incident_id", ds, func(s domain.State, d decoded) domain.State {
-		return domain.Evolve(s, d.m, meta(d.e))
+		return domain.Evolve(s, d.m, es.MetaOf(d.e))
 	})
 	if err != nil {
 		return err
@@ -162,7 +159,7 @@ func applyIncidents(ctx context.Context, tx pgx.Tx, ds []decoded) error {
 
 func applyExercises(ctx context.Context, tx pgx.Tx, ds []decoded) error {
 	ids, states, err := fold(ctx, tx, "incidents.exercises", "exercise_id", ds, func(x domain.Exercise, d decoded) domain.Exercise {
-		return domain.EvolveExercise(x, d.m, meta(d.e))
+		return domain.EvolveExercise(x, d.m, es.MetaOf(d.e))
 	})
 	if err != nil {
 		return err

@@ -59,10 +59,6 @@ type Result struct {
 	Appended    int
 }
 
-func actor(req Request) domain.Actor {
-	return domain.Actor{Org: domain.OrgID(req.Actor.Org), User: req.Actor.User}
-}
-
 // contract looks the contract up as the stream has it now.
 func (c *Commands) contract(ctx context.Context, id string, at time.Time) (domain.Contract, error) {
 	s, ok, err := c.contracts.Get(ctx, id)
@@ -95,7 +91,7 @@ func (c *Commands) RegisterAssets(ctx context.Context, req Request, contractID s
 		return 0, err
 	}
 	cmd := &domain.RegisterAssets{Contract: k, Assets: assets}
-	domain.Stamp(cmd, actor(req), at)
+	domain.Stamp(cmd, es.ActorOf(req), at)
 	res, err := c.inventory.Handle(ctx, es.CommandFor[domain.Command](req, contractID, cmd))
 	return res.Position, hideContract(err, contractID)
 }
@@ -117,7 +113,7 @@ func (c *Commands) RetireAsset(ctx context.Context, req Request, contractID, ass
 	default:
 		cmd.Exists, cmd.Retired = true, retired != nil
 	}
-	domain.Stamp(cmd, actor(req), at)
+	domain.Stamp(cmd, es.ActorOf(req), at)
 	res, err := c.inventory.Handle(ctx, es.CommandFor[domain.Command](req, contractID, cmd))
 	return res.Position, hideContract(err, contractID)
 }
@@ -182,7 +178,7 @@ func (c *Commands) Change(ctx context.Context, req Request, remediationID string
 }
 
 func (c *Commands) change(ctx context.Context, req Request, id string, cmd domain.Command, at time.Time) (Result, error) {
-	domain.Stamp(cmd, actor(req), at)
+	domain.Stamp(cmd, es.ActorOf(req), at)
 	res, err := c.remediations.Handle(ctx, es.CommandFor(req, id, cmd))
 	if errors.Is(err, domain.NotFoundError{What: "remediation"}) || errors.Is(err, domain.ErrNotParty) {
 		// Remediations of other orgs' contracts are not found, whether or not they exist.

@@ -10,54 +10,31 @@
 package domain
 
 import (
-	"reflect"
 	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/jsmplatform/jsm/libs/decide"
 	commonv1 "github.com/jsmplatform/jsm/proto/gen/jsm/common/v1"
 )
 
-// OrgID identifies an organisation.
-type OrgID string
-
-// Actor is the org and user on whose behalf a command is given.
-type Actor struct {
-	Org  OrgID
-	User string
-}
-
-// Meta is what Evolve takes from an event's envelope.
-type Meta struct {
-	Time     time.Time
-	Actor    Actor
-	Position uint64
-}
-
-// By is who gives a command and when; every command embeds it.
-type By struct {
-	Actor
-	At time.Time
-}
-
-func (b *By) by() *By { return b }
-
-// Command is an instruction to an aggregate of this package; commands are
-// passed as pointers.
-type Command interface{ by() *By }
+// The decider's shared vocabulary (libs/decide).
+type (
+	// OrgID identifies an organisation.
+	OrgID = decide.OrgID
+	// Actor is the org and user on whose behalf a command is given.
+	Actor = decide.Actor
+	// Meta is what Evolve takes from an event's envelope.
+	Meta = decide.Meta
+	// By is who gives a command and when; every command embeds it.
+	By = decide.By
+	// Command is an instruction to an aggregate; commands are passed as pointers.
+	Command = decide.Command
+)
 
 // Stamp sets who gives cmd and when.
-func Stamp(cmd Command, a Actor, at time.Time) { *cmd.by() = By{Actor: a, At: at} }
-
-// missing reports a nil command, also a typed nil pointer.
-func missing(cmd Command) bool {
-	if cmd == nil {
-		return true
-	}
-	v := reflect.ValueOf(cmd)
-	return v.Kind() == reflect.Pointer && v.IsNil()
-}
+func Stamp(cmd Command, a Actor, at time.Time) { decide.Stamp(cmd, a, at) }
 
 // Deadline is the contract's patch deadline for one severity.
 type Deadline struct {

@@ -5,6 +5,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/jsmplatform/jsm/libs/decide"
 	patchingv1 "github.com/jsmplatform/jsm/proto/gen/jsm/patching/v1"
 )
 
@@ -37,7 +38,7 @@ type RetireAsset struct {
 
 // DecideInventory checks an inventory command.
 func DecideInventory(s Inventory, cmd Command) ([]proto.Message, error) {
-	if missing(cmd) {
+	if decide.Missing(cmd) {
 		return nil, invalid("command", "missing")
 	}
 	switch c := cmd.(type) {

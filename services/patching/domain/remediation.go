@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/jsmplatform/jsm/libs/decide"
 	commonv1 "github.com/jsmplatform/jsm/proto/gen/jsm/common/v1"
 	patchingv1 "github.com/jsmplatform/jsm/proto/gen/jsm/patching/v1"
 )
@@ -280,7 +281,7 @@ var (
 
 // DecideRemediation checks a remediation command.
 func DecideRemediation(r Remediation, cmd Command) ([]proto.Message, error) {
-	if missing(cmd) {
+	if decide.Missing(cmd) {
 		return nil, invalid("command", "missing")
 	}
 	if c, ok := cmd.(*RegisterVulnerability); ok {
@@ -337,7 +338,7 @@ func DecideRemediation(r Remediation, cmd Command) ([]proto.Message, error) {
 		}
 		return one(&patchingv1.RemediationOverdue{RemediationId: r.ID, DueAt: timestamppb.New(r.DueAt), UnfixedAssetIds: unfixed, DetectedAt: timestamppb.New(c.At)}), nil
 	}
-	b := *cmd.by()
+	b := *cmd.Header()
 	if !r.IsParty(b.Org) {
 		return nil, ErrNotParty
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/jsmplatform/jsm/libs/es"
 	"github.com/jsmplatform/jsm/libs/event"
 	patchingv1 "github.com/jsmplatform/jsm/proto/gen/jsm/patching/v1"
 	"github.com/jsmplatform/jsm/services/contracts/known"
@@ -118,10 +119,6 @@ func registerAssets(ctx context.Context, tx pgx.Tx, e event.Event, m *patchingv1
 	return tx.SendBatch(ctx, b).Close()
 }
 
-func meta(e event.Event) domain.Meta {
-	return domain.Meta{Time: e.Time, Actor: domain.Actor{Org: domain.OrgID(e.Actor.Org), User: e.Actor.User}, Position: e.Position}
-}
-
 // applyRemediations folds the batch's remediation events into their rows;
 // of the affected assets it rewrites only those the events name.
 func applyRemediations(ctx context.Context, tx pgx.Tx, events []event.Event, msgs []proto.Message) error {
@@ -157,7 +154,7 @@ func applyRemediations(ctx context.Context, tx pgx.Tx, events []event.Event, msg
 		return err
 	}
 	for i, e := range events {
-		states[e.AggregateID] = domain.EvolveRemediation(states[e.AggregateID], msgs[i], meta(e))
+		states[e.AggregateID] = domain.EvolveRemediation(states[e.AggregateID], msgs[i], es.MetaOf(e))
 		for _, a := range assetIDs(msgs[i]) {
 			touched[e.AggregateID][a] = true
 		}
