@@ -34,6 +34,35 @@ type Deps struct {
 	Store  *eventstore.Store
 	Pool   *pgxpool.Pool
 	Logger *slog.Logger
+	// Now is the clock of commands and schedulers; time.Now when nil.
+	Now func() time.Time
+	// ReadWait bounds how long a query waits for its min_position (default 5s).
+	ReadWait time.Duration
+	// SchedulerEvery is how often a service's scheduler looks for deadlines
+	// that passed (default 30s; negative turns it off, for tests that tick it).
+	SchedulerEvery time.Duration
+}
+
+// Defaults checks the dependencies and fills in the defaults, with the
+// logger naming the service.
+func (d Deps) Defaults(service string) (Deps, error) {
+	if d.Store == nil || d.Pool == nil {
+		return d, fmt.Errorf("%s: store and pool are required", service)
+	}
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	d.Logger = d.Logger.With("service", service)
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.ReadWait == 0 {
+		d.ReadWait = 5 * time.Second
+	}
+	if d.SchedulerEvery == 0 {
+		d.SchedulerEvery = 30 * time.Second
+	}
+	return d, nil
 }
 
 // Build makes the service from its dependencies.

@@ -10,22 +10,20 @@ package patching
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"net/http"
 	"time"
 
 	"connectrpc.com/connect"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/jsmplatform/jsm/libs/auth"
 	"github.com/jsmplatform/jsm/libs/es"
 	"github.com/jsmplatform/jsm/libs/event"
-	"github.com/jsmplatform/jsm/libs/eventstore"
 	"github.com/jsmplatform/jsm/libs/pgdb"
 	"github.com/jsmplatform/jsm/libs/projection"
 	"github.com/jsmplatform/jsm/libs/reactor"
 	"github.com/jsmplatform/jsm/libs/rpc"
+	"github.com/jsmplatform/jsm/libs/svcmain"
 	"github.com/jsmplatform/jsm/proto/gen/jsm/patching/v1/patchingv1connect"
 	"github.com/jsmplatform/jsm/services/contracts/known"
 	"github.com/jsmplatform/jsm/services/patching/api"
@@ -35,18 +33,7 @@ import (
 )
 
 // Deps are what the service needs from its host.
-type Deps struct {
-	Store  *eventstore.Store
-	Pool   *pgxpool.Pool
-	Logger *slog.Logger
-	// Now is the clock of commands and of the scheduler; time.Now when nil.
-	Now func() time.Time
-	// ReadWait bounds how long a query waits for its min_position (default 5s).
-	ReadWait time.Duration
-	// SchedulerEvery is how often overdue remediations and expired
-	// deferrals are looked for (default 30s; negative turns it off).
-	SchedulerEvery time.Duration
-}
+type Deps = svcmain.Deps
 
 // Service is the patching service.
 type Service struct {
@@ -98,21 +85,9 @@ func RemediationDecider() es.Decider[domain.Remediation, domain.Command] {
 
 // New builds the service.
 func New(ctx context.Context, d Deps) (*Service, error) {
-	if d.Store == nil || d.Pool == nil {
-		return nil, errors.New("patching: store and pool are required")
-	}
-	if d.Logger == nil {
-		d.Logger = slog.Default()
-	}
-	d.Logger = d.Logger.With("service", "patching")
-	if d.Now == nil {
-		d.Now = time.Now
-	}
-	if d.ReadWait == 0 {
-		d.ReadWait = 5 * time.Second
-	}
-	if d.SchedulerEvery == 0 {
-		d.SchedulerEvery = 30 * time.Second
+	d, err := d.Defaults("patching")
+	if err != nil {
+		return nil, err
 	}
 	opts := []es.Option{es.WithClock(d.Now), es.WithLogger(d.Logger)}
 	inventory, err := es.NewRunner(ctx, d.Store, Source, InventoryDecider(), opts...)

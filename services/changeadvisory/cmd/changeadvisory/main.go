@@ -14,6 +14,6 @@ import (
 
 func main() {
 	svcmain.Main("changeadvisory", "127.0.0.1:8084", func(ctx context.Context, d svcmain.Deps) (rpc.Service, error) {
-		return changeadvisory.New(ctx, changeadvisory.Deps{Store: d.Store, Pool: d.Pool, Logger: d.Logger})
+		return changeadvisory.New(ctx, d)
 	})
 }

@@ -14,6 +14,6 @@ import (
 
 func main() {
 	svcmain.Main("incidents", "127.0.0.1:8082", func(ctx context.Context, d svcmain.Deps) (rpc.Service, error) {
-		return incidents.New(ctx, incidents.Deps{Store: d.Store, Pool: d.Pool, Logger: d.Logger})
+		return incidents.New(ctx, d)
 	})
 }

@@ -14,6 +14,6 @@ import (
 
 func main() {
 	svcmain.Main("patching", "127.0.0.1:8083", func(ctx context.Context, d svcmain.Deps) (rpc.Service, error) {
-		return patching.New(ctx, patching.Deps{Store: d.Store, Pool: d.Pool, Logger: d.Logger})
+		return patching.New(ctx, d)
 	})
 }
