@@ -370,3 +370,33 @@ func TestDeferralAcceptedThenExpiredAndOverdueOnce(t *testing.T) {
 		t.Fatalf("overdue register: %v", overdue.Remediations)
 	}
 }
+
+func TestRetiredAssetNeedsNoFix(t *testing.T) {
+	p := start(t)
+	contractID := p.contract()
+	prov := p.client(provider)
+	testkit.Must[patchingv1.RegisterAssetsResponse](t)(prov.RegisterAssets(ctx, connect.NewRequest(&patchingv1.RegisterAssetsRequest{
+		ContractId: contractID, Assets: []*patchingv1.Asset{apache("web-1", "2.4.57"), apache("web-2", "2.4.57")},
+	})))
+	v := p.vulnerability(contractID, "CVE-2024-38476")
+	_, err := prov.RetireAsset(ctx, connect.NewRequest(&patchingv1.RetireAssetRequest{ContractId: contractID, AssetId: "nope"}))
+	testkit.Code(t, connect.CodeNotFound, err)
+	testkit.Must[patchingv1.RetireAssetResponse](t)(prov.RetireAsset(ctx, connect.NewRequest(&patchingv1.RetireAssetRequest{ContractId: contractID, AssetId: "web-2", Reason: "decommissioned"})))
+	r := p.eventually(v.RemediationId, func(r *patchingv1.Remediation) bool {
+		return len(r.GetAssets()) == 2 && r.GetAssets()[1].GetStatus() == patchingv1.AssetPatchStatus_ASSET_PATCH_STATUS_RETIRED
+	})
+	if r.GetAssets()[0].GetStatus() != patchingv1.AssetPatchStatus_ASSET_PATCH_STATUS_PENDING {
+		t.Fatalf("web-1 %v, want still pending", r.GetAssets()[0])
+	}
+	// A vulnerability registered afterwards does not match the retired asset.
+	later := testkit.Must[patchingv1.RegisterVulnerabilityResponse](t)(p.client(customer).RegisterVulnerability(ctx, connect.NewRequest(&patchingv1.RegisterVulnerabilityRequest{
+		ContractId: contractID, CveId: "CVE-2024-99999", Severity: commonv1.Severity_SEVERITY_HIGH, Product: "apache http server", AffectedVersions: []string{"2.4.57"},
+	})))
+	if len(later.AffectedAssetIds) != 1 || later.AffectedAssetIds[0] != "web-1" {
+		t.Fatalf("affected %v, want only web-1", later.AffectedAssetIds)
+	}
+	assets := testkit.Must[patchingv1.ListAssetsResponse](t)(prov.ListAssets(ctx, connect.NewRequest(&patchingv1.ListAssetsRequest{ContractId: contractID})))
+	if len(assets.Assets) != 1 {
+		t.Fatalf("inventory in service: %v", assets.Assets)
+	}
+}

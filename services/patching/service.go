@@ -102,7 +102,7 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	commands, err := app.NewCommands(inventory, remediations, known.New(d.Pool, d.Store, projector, readmodel.Schema, d.ReadWait), d.Pool, d.Now)
+	commands, err := app.NewCommands(inventory, remediations, known.New(d.Pool, d.Store, projector, readmodel.Schema, d.ReadWait), d.Pool, projector, d.Now)
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +110,7 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	react, err := reactor.New(ctx, d.Store, reactor.Config{Name: app.ReactorName, Subjects: app.ChangeSubjects, Logger: d.Logger}, commands.React)
+	react, err := reactor.New(ctx, d.Store, reactor.Config{Name: app.ReactorName, Subjects: app.Subjects, Logger: d.Logger}, commands.React)
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/jsmplatform/jsm/libs/es"
 	"github.com/jsmplatform/jsm/libs/event"
+	"github.com/jsmplatform/jsm/libs/projection"
 	patchingv1 "github.com/jsmplatform/jsm/proto/gen/jsm/patching/v1"
 	"github.com/jsmplatform/jsm/services/contracts/known"
 	"github.com/jsmplatform/jsm/services/patching/domain"
@@ -41,15 +42,16 @@ type Commands struct {
 	remediations *RemediationRunner
 	contracts    *known.Contracts
 	pool         *pgxpool.Pool
+	projector    *projection.Projector
 	now          func() time.Time
 }
 
 // NewCommands returns the command handlers.
-func NewCommands(inventory *InventoryRunner, remediations *RemediationRunner, contracts *known.Contracts, pool *pgxpool.Pool, now func() time.Time) (*Commands, error) {
-	if inventory == nil || remediations == nil || contracts == nil || pool == nil || now == nil {
-		return nil, errors.New("app: runners, contracts, pool and clock are required")
+func NewCommands(inventory *InventoryRunner, remediations *RemediationRunner, contracts *known.Contracts, pool *pgxpool.Pool, projector *projection.Projector, now func() time.Time) (*Commands, error) {
+	if inventory == nil || remediations == nil || contracts == nil || pool == nil || projector == nil || now == nil {
+		return nil, errors.New("app: runners, contracts, pool, projector and clock are required")
 	}
-	return &Commands{inventory: inventory, remediations: remediations, contracts: contracts, pool: pool, now: now}, nil
+	return &Commands{inventory: inventory, remediations: remediations, contracts: contracts, pool: pool, projector: projector, now: now}, nil
 }
 
 // Result of a remediation command.

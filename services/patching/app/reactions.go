@@ -3,12 +3,16 @@ package app
 import (
 	"context"
 	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"google.golang.org/protobuf/proto"
 
 	"github.com/jsmplatform/jsm/libs/event"
 	"github.com/jsmplatform/jsm/libs/reactor"
 	changeadvisoryv1 "github.com/jsmplatform/jsm/proto/gen/jsm/changeadvisory/v1"
+	patchingv1 "github.com/jsmplatform/jsm/proto/gen/jsm/patching/v1"
 	"github.com/jsmplatform/jsm/services/patching/domain"
 )
 
@@ -16,8 +20,9 @@ import (
 // and dead-letter subject).
 const ReactorName = "patching-reactions"
 
-// ChangeSubjects are the events the reactions consume.
-var ChangeSubjects = []string{event.Subject("changeadvisory.change", ">")}
+// Subjects are the events the reactions consume: the change advisory
+// area's changes and this area's inventories.
+var Subjects = []string{event.Subject("changeadvisory.change", ">"), event.Subject("patching.inventory", ">")}
 
 // React answers a change advisory event for every remediation it links:
 // a change requested is linked, an approved change allows the rollout, a
@@ -28,6 +33,8 @@ func (c *Commands) React(ctx context.Context, e event.Event, m proto.Message) er
 	var links []*changeadvisoryv1.LinkedObject
 	var build func(*changeadvisoryv1.LinkedObject) domain.Command
 	switch m := m.(type) {
+	case *patchingv1.AssetRetired:
+		return c.retireAffected(ctx, e, m)
 	case *changeadvisoryv1.ChangeRequested:
 		links = m.GetLinks()
 		build = func(l *changeadvisoryv1.LinkedObject) domain.Command {
@@ -71,6 +78,39 @@ func (c *Commands) React(ctx context.Context, e event.Event, m proto.Message) er
 			continue // a link to no remediation of ours: nothing to follow
 		}
 		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// retireAffected tells every remediation the retired asset still waits in
+// that it needs no fix. The read model is read once it has the retirement,
+// so it holds every remediation registered before it; later ones do not
+// match a retired asset.
+func (c *Commands) retireAffected(ctx context.Context, e event.Event, m *patchingv1.AssetRetired) error {
+	if err := c.projector.WaitFor(ctx, e.Position, time.Minute); err != nil {
+		return err
+	}
+	rows, err := c.pool.Query(ctx, `
+		SELECT ra.remediation_id FROM patching.remediation_assets ra
+		JOIN patching.remediations r ON r.remediation_id = ra.remediation_id
+		WHERE r.contract_id = $1 AND ra.asset_id = $2 AND ra.status NOT IN ($3, $4)`,
+		m.GetContractId(), m.GetAssetId(), int16(patchingv1.AssetPatchStatus_ASSET_PATCH_STATUS_VERIFIED), int16(patchingv1.AssetPatchStatus_ASSET_PATCH_STATUS_RETIRED))
+	if err != nil {
+		return err
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		req := Request{
+			Actor:       event.Actor{Org: e.Actor.Org, User: domain.ReactionUser, Role: "reaction"},
+			ID:          reactor.CommandID(ReactorName, e) + "/" + id,
+			Correlation: e.Correlation,
+		}
+		if _, err := c.Change(ctx, req, id, &domain.RetireAffected{AssetID: m.GetAssetId()}); err != nil {
 			return err
 		}
 	}

@@ -121,7 +121,7 @@ func (r Remediation) IsParty(org OrgID) bool {
 func (r Remediation) Unfixed() []string {
 	var out []string
 	for id, f := range r.Assets {
-		if f.Status != patchingv1.AssetPatchStatus_ASSET_PATCH_STATUS_VERIFIED && f.Status != patchingv1.AssetPatchStatus_ASSET_PATCH_STATUS_RETIRED {
+		if f.Status != verified && f.Status != retired {
 			out = append(out, id)
 		}
 	}
@@ -260,6 +260,12 @@ type (
 		ChangeID string
 		Reason   string
 	}
+	// RetireAffected: an affected asset left the inventory (a reaction to
+	// the inventory's AssetRetired).
+	RetireAffected struct {
+		By
+		AssetID string
+	}
 	// Given by the scheduler.
 	ExpireDeferral struct {
 		By
@@ -277,6 +283,7 @@ var (
 	verified   = patchingv1.AssetPatchStatus_ASSET_PATCH_STATUS_VERIFIED
 	failed     = patchingv1.AssetPatchStatus_ASSET_PATCH_STATUS_FAILED
 	rolledBack = patchingv1.AssetPatchStatus_ASSET_PATCH_STATUS_ROLLED_BACK
+	retired    = patchingv1.AssetPatchStatus_ASSET_PATCH_STATUS_RETIRED
 )
 
 // DecideRemediation checks a remediation command.
@@ -320,6 +327,12 @@ func DecideRemediation(r Remediation, cmd Command) ([]proto.Message, error) {
 			return nil, nil
 		}
 		return one(&patchingv1.PatchRolledBack{RemediationId: r.ID, ChangeId: ch.ID, AssetIds: ids, Reason: c.Reason, RolledBackAt: timestamppb.New(c.At)}), nil
+	case *RetireAffected:
+		f, ok := r.Assets[c.AssetID]
+		if !ok || f.Status == verified || f.Status == retired {
+			return nil, nil
+		}
+		return one(&patchingv1.AffectedAssetRetired{RemediationId: r.ID, AssetId: c.AssetID}), nil
 	case *ExpireDeferral:
 		d, ok := r.ActiveDeferral()
 		if !ok || d.ID != c.DeferralID || c.At.Before(d.Until) {
@@ -650,6 +663,8 @@ func EvolveRemediation(r Remediation, m proto.Message, meta Meta) Remediation {
 			// The clock runs again: a new due date, which may pass again.
 			r.DueAt, r.Overdue, r.OverdueAssets = e.GetDueAt().AsTime(), false, nil
 		}
+	case *patchingv1.AffectedAssetRetired:
+		setAssets([]string{e.GetAssetId()}, func(f *Fix) { f.Status = retired })
 	case *patchingv1.RemediationOverdue:
 		r.Overdue, r.OverdueAssets = true, slices.Clone(e.GetUnfixedAssetIds())
 	default:

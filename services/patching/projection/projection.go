@@ -212,6 +212,8 @@ func assetIDs(m proto.Message) []string {
 		return m.GetAssetIds()
 	case *patchingv1.PatchVerified:
 		return m.GetAssetIds()
+	case *patchingv1.AffectedAssetRetired:
+		return []string{m.GetAssetId()}
 	}
 	return nil
 }

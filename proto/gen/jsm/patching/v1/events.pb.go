@@ -1294,6 +1294,59 @@ func (x *RemediationOverdue) GetDetectedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// AffectedAssetRetired: an affected asset left the inventory; it needs no fix.
+type AffectedAssetRetired struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RemediationId string                 `protobuf:"bytes,1,opt,name=remediation_id,json=remediationId,proto3" json:"remediation_id,omitempty"`
+	AssetId       string                 `protobuf:"bytes,2,opt,name=asset_id,json=assetId,proto3" json:"asset_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AffectedAssetRetired) Reset() {
+	*x = AffectedAssetRetired{}
+	mi := &file_jsm_patching_v1_events_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AffectedAssetRetired) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AffectedAssetRetired) ProtoMessage() {}
+
+func (x *AffectedAssetRetired) ProtoReflect() protoreflect.Message {
+	mi := &file_jsm_patching_v1_events_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AffectedAssetRetired.ProtoReflect.Descriptor instead.
+func (*AffectedAssetRetired) Descriptor() ([]byte, []int) {
+	return file_jsm_patching_v1_events_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *AffectedAssetRetired) GetRemediationId() string {
+	if x != nil {
+		return x.RemediationId
+	}
+	return ""
+}
+
+func (x *AffectedAssetRetired) GetAssetId() string {
+	if x != nil {
+		return x.AssetId
+	}
+	return ""
+}
+
 var File_jsm_patching_v1_events_proto protoreflect.FileDescriptor
 
 const file_jsm_patching_v1_events_proto_rawDesc = "" +
@@ -1413,7 +1466,10 @@ const file_jsm_patching_v1_events_proto_rawDesc = "" +
 	"\x06due_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\x12*\n" +
 	"\x11unfixed_asset_ids\x18\x03 \x03(\tR\x0funfixedAssetIds\x12;\n" +
 	"\vdetected_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"detectedAtB\xc1\x01\n" +
+	"detectedAt\"X\n" +
+	"\x14AffectedAssetRetired\x12%\n" +
+	"\x0eremediation_id\x18\x01 \x01(\tR\rremediationId\x12\x19\n" +
+	"\basset_id\x18\x02 \x01(\tR\aassetIdB\xc1\x01\n" +
 	"\x13com.jsm.patching.v1B\vEventsProtoP\x01Z?github.com/jsmplatform/jsm/proto/gen/jsm/patching/v1;patchingv1\xa2\x02\x03JPX\xaa\x02\x0fJsm.Patching.V1\xca\x02\x0fJsm\\Patching\\V1\xe2\x02\x1bJsm\\Patching\\V1\\GPBMetadata\xea\x02\x11Jsm::Patching::V1b\x06proto3"
 
 var (
@@ -1428,7 +1484,7 @@ func file_jsm_patching_v1_events_proto_rawDescGZIP() []byte {
 	return file_jsm_patching_v1_events_proto_rawDescData
 }
 
-var file_jsm_patching_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_jsm_patching_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_jsm_patching_v1_events_proto_goTypes = []any{
 	(*AssetsRegistered)(nil),        // 0: jsm.patching.v1.AssetsRegistered
 	(*AssetRetired)(nil),            // 1: jsm.patching.v1.AssetRetired
@@ -1446,29 +1502,30 @@ var file_jsm_patching_v1_events_proto_goTypes = []any{
 	(*DeferralDecided)(nil),         // 13: jsm.patching.v1.DeferralDecided
 	(*DeferralExpired)(nil),         // 14: jsm.patching.v1.DeferralExpired
 	(*RemediationOverdue)(nil),      // 15: jsm.patching.v1.RemediationOverdue
-	(*Asset)(nil),                   // 16: jsm.patching.v1.Asset
-	(v1.Severity)(0),                // 17: jsm.common.v1.Severity
-	(*durationpb.Duration)(nil),     // 18: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),   // 19: google.protobuf.Timestamp
-	(FixKind)(0),                    // 20: jsm.patching.v1.FixKind
+	(*AffectedAssetRetired)(nil),    // 16: jsm.patching.v1.AffectedAssetRetired
+	(*Asset)(nil),                   // 17: jsm.patching.v1.Asset
+	(v1.Severity)(0),                // 18: jsm.common.v1.Severity
+	(*durationpb.Duration)(nil),     // 19: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),   // 20: google.protobuf.Timestamp
+	(FixKind)(0),                    // 21: jsm.patching.v1.FixKind
 }
 var file_jsm_patching_v1_events_proto_depIdxs = []int32{
-	16, // 0: jsm.patching.v1.AssetsRegistered.assets:type_name -> jsm.patching.v1.Asset
-	17, // 1: jsm.patching.v1.VulnerabilityRegistered.severity:type_name -> jsm.common.v1.Severity
-	18, // 2: jsm.patching.v1.VulnerabilityRegistered.patch_within:type_name -> google.protobuf.Duration
-	19, // 3: jsm.patching.v1.VulnerabilityRegistered.due_at:type_name -> google.protobuf.Timestamp
-	19, // 4: jsm.patching.v1.VulnerabilityRegistered.registered_at:type_name -> google.protobuf.Timestamp
-	20, // 5: jsm.patching.v1.PatchReleased.kind:type_name -> jsm.patching.v1.FixKind
-	19, // 6: jsm.patching.v1.PatchReleased.released_at:type_name -> google.protobuf.Timestamp
-	19, // 7: jsm.patching.v1.PatchApplied.applied_at:type_name -> google.protobuf.Timestamp
-	19, // 8: jsm.patching.v1.PatchRolledBack.rolled_back_at:type_name -> google.protobuf.Timestamp
-	19, // 9: jsm.patching.v1.PatchVerified.verified_at:type_name -> google.protobuf.Timestamp
-	19, // 10: jsm.patching.v1.DeferralRequested.until:type_name -> google.protobuf.Timestamp
-	19, // 11: jsm.patching.v1.DeferralDecided.decided_at:type_name -> google.protobuf.Timestamp
-	18, // 12: jsm.patching.v1.DeferralDecided.remaining:type_name -> google.protobuf.Duration
-	19, // 13: jsm.patching.v1.DeferralExpired.due_at:type_name -> google.protobuf.Timestamp
-	19, // 14: jsm.patching.v1.RemediationOverdue.due_at:type_name -> google.protobuf.Timestamp
-	19, // 15: jsm.patching.v1.RemediationOverdue.detected_at:type_name -> google.protobuf.Timestamp
+	17, // 0: jsm.patching.v1.AssetsRegistered.assets:type_name -> jsm.patching.v1.Asset
+	18, // 1: jsm.patching.v1.VulnerabilityRegistered.severity:type_name -> jsm.common.v1.Severity
+	19, // 2: jsm.patching.v1.VulnerabilityRegistered.patch_within:type_name -> google.protobuf.Duration
+	20, // 3: jsm.patching.v1.VulnerabilityRegistered.due_at:type_name -> google.protobuf.Timestamp
+	20, // 4: jsm.patching.v1.VulnerabilityRegistered.registered_at:type_name -> google.protobuf.Timestamp
+	21, // 5: jsm.patching.v1.PatchReleased.kind:type_name -> jsm.patching.v1.FixKind
+	20, // 6: jsm.patching.v1.PatchReleased.released_at:type_name -> google.protobuf.Timestamp
+	20, // 7: jsm.patching.v1.PatchApplied.applied_at:type_name -> google.protobuf.Timestamp
+	20, // 8: jsm.patching.v1.PatchRolledBack.rolled_back_at:type_name -> google.protobuf.Timestamp
+	20, // 9: jsm.patching.v1.PatchVerified.verified_at:type_name -> google.protobuf.Timestamp
+	20, // 10: jsm.patching.v1.DeferralRequested.until:type_name -> google.protobuf.Timestamp
+	20, // 11: jsm.patching.v1.DeferralDecided.decided_at:type_name -> google.protobuf.Timestamp
+	19, // 12: jsm.patching.v1.DeferralDecided.remaining:type_name -> google.protobuf.Duration
+	20, // 13: jsm.patching.v1.DeferralExpired.due_at:type_name -> google.protobuf.Timestamp
+	20, // 14: jsm.patching.v1.RemediationOverdue.due_at:type_name -> google.protobuf.Timestamp
+	20, // 15: jsm.patching.v1.RemediationOverdue.detected_at:type_name -> google.protobuf.Timestamp
 	16, // [16:16] is the sub-list for method output_type
 	16, // [16:16] is the sub-list for method input_type
 	16, // [16:16] is the sub-list for extension type_name
@@ -1488,7 +1545,7 @@ func file_jsm_patching_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_jsm_patching_v1_events_proto_rawDesc), len(file_jsm_patching_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
