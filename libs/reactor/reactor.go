@@ -62,12 +62,15 @@ const metaPosition = "jsm-position"
 
 // Reactor runs one handler on the Watermill router.
 type Reactor struct {
-	router *message.Router
+	store   *eventstore.Store
+	cfg     Config
+	handle  Handler
+	log     *slog.Logger
+	running chan struct{}
 }
 
-// New prepares a reactor on the store's NATS server. Watermill's
-// subscriber and publisher close the connections they are given, so the
-// reactor opens its own two.
+// New prepares a reactor on the store's NATS server and makes sure the
+// dead-letter stream exists; Run connects and consumes.
 func New(ctx context.Context, store *eventstore.Store, cfg Config, handle Handler) (*Reactor, error) {
 	if cfg.Name == "" || len(cfg.Subjects) == 0 || handle == nil {
 		return nil, errors.New("reactor: name, subjects and handler are required")
@@ -81,7 +84,6 @@ func New(ctx context.Context, store *eventstore.Store, cfg Config, handle Handle
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	log := cfg.Logger.With("reactor", cfg.Name)
 	if _, err := store.JetStream().CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:     DeadLetterStream,
 		Subjects: []string{DeadLetterSubject(">")},
@@ -89,63 +91,68 @@ func New(ctx context.Context, store *eventstore.Store, cfg Config, handle Handle
 	}); err != nil {
 		return nil, fmt.Errorf("reactor: dead-letter stream: %w", err)
 	}
-	url := store.Conn().ConnectedUrl()
-	subConn, err := nats.Connect(url, nats.Name("jsm-"+cfg.Name), nats.MaxReconnects(-1))
+	return &Reactor{store: store, cfg: cfg, handle: handle, log: cfg.Logger.With("reactor", cfg.Name), running: make(chan struct{})}, nil
+}
+
+// Run consumes until ctx ends. Watermill's subscriber and publisher close
+// the connections they are given, so the reactor opens its own two.
+func (r *Reactor) Run(ctx context.Context) error {
+	url := r.store.Conn().ConnectedUrl()
+	subConn, err := nats.Connect(url, nats.Name("jsm-"+r.cfg.Name), nats.MaxReconnects(-1))
 	if err != nil {
-		return nil, fmt.Errorf("reactor: connect: %w", err)
+		return fmt.Errorf("reactor: connect: %w", err)
 	}
-	pubConn, err := nats.Connect(url, nats.Name("jsm-"+cfg.Name+"-dlq"), nats.MaxReconnects(-1))
+	defer subConn.Close()
+	pubConn, err := nats.Connect(url, nats.Name("jsm-"+r.cfg.Name+"-dlq"), nats.MaxReconnects(-1))
 	if err != nil {
-		subConn.Close()
-		return nil, fmt.Errorf("reactor: connect: %w", err)
+		return fmt.Errorf("reactor: connect: %w", err)
 	}
+	defer pubConn.Close()
 	// Watermill logs every message at info; that is our debug.
-	wlog := watermill.NewSlogLoggerWithLevelMapping(log, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
+	wlog := watermill.NewSlogLoggerWithLevelMapping(r.log, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
 	sub, err := wmjs.NewSubscriber(wmjs.SubscriberConfig{
 		Conn:                subConn,
 		Logger:              wlog,
-		ResourceInitializer: durable(store.Name(), cfg),
+		ResourceInitializer: durable(r.store.Name(), r.cfg),
 		Unmarshaler:         unmarshaler{},
 	})
 	if err != nil {
-		subConn.Close()
-		pubConn.Close()
-		return nil, err
+		return err
 	}
 	pub, err := wmjs.NewPublisher(wmjs.PublisherConfig{Conn: pubConn, Logger: wlog})
 	if err != nil {
-		_ = sub.Close()
-		pubConn.Close()
-		return nil, err
+		return err
 	}
-	poison, err := middleware.PoisonQueue(pub, DeadLetterSubject(cfg.Name))
+	poison, err := middleware.PoisonQueue(pub, DeadLetterSubject(r.cfg.Name))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, wlog)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	// Outermost first: a panic becomes an error, which is retried, and what
 	// still fails is dead-lettered (and acked) instead of blocking the stream.
 	router.AddMiddleware(
 		poison,
-		middleware.Retry{MaxRetries: cfg.MaxRetries, InitialInterval: cfg.InitialInterval, MaxInterval: 5 * time.Second, Multiplier: 2, Logger: wlog}.Middleware,
+		middleware.Retry{MaxRetries: r.cfg.MaxRetries, InitialInterval: r.cfg.InitialInterval, MaxInterval: 5 * time.Second, Multiplier: 2, Logger: wlog}.Middleware,
 		middleware.Recoverer,
 	)
-	router.AddConsumerHandler(cfg.Name, cfg.Subjects[0], sub, func(msg *message.Message) error {
+	router.AddConsumerHandler(r.cfg.Name, r.cfg.Subjects[0], sub, func(msg *message.Message) error {
 		e, m, err := decode(msg)
 		if err != nil {
 			return err
 		}
-		return handle(msg.Context(), e, m)
+		return r.handle(msg.Context(), e, m)
 	})
-	return &Reactor{router: router}, nil
-}
-
-// Run consumes until ctx ends.
-func (r *Reactor) Run(ctx context.Context) error {
-	err := r.router.Run(ctx)
+	go func() {
+		select {
+		case <-router.Running():
+			close(r.running)
+		case <-ctx.Done():
+		}
+	}()
+	err = router.Run(ctx)
 	if ctx.Err() != nil {
 		return nil
 	}
@@ -153,7 +160,7 @@ func (r *Reactor) Run(ctx context.Context) error {
 }
 
 // Running is closed once the reactor consumes.
-func (r *Reactor) Running() <-chan struct{} { return r.router.Running() }
+func (r *Reactor) Running() <-chan struct{} { return r.running }
 
 // CommandID is the idempotency key of the command a reactor gives in
 // answer to an event: the same event delivered again gives the same key.
