@@ -111,8 +111,11 @@ func (r *Reactor) Run(ctx context.Context) error {
 	// Watermill logs every message at info; that is our debug.
 	wlog := watermill.NewSlogLoggerWithLevelMapping(r.log, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
 	sub, err := wmjs.NewSubscriber(wmjs.SubscriberConfig{
-		Conn:                subConn,
-		Logger:              wlog,
+		Conn:   subConn,
+		Logger: wlog,
+		// Longer than a handler's retries take, shorter than the consumer's
+		// AckWait: the subscriber, not the server, decides a slow handler failed.
+		AckWaitTimeout:      ackWait - 30*time.Second,
 		ResourceInitializer: durable(r.store.Name(), r.cfg),
 		Unmarshaler:         unmarshaler{},
 	})
@@ -123,7 +126,11 @@ func (r *Reactor) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	poison, err := middleware.PoisonQueue(pub, DeadLetterSubject(r.cfg.Name))
+	// A handler cut short by shutdown did not fail: its event stays unacked
+	// and comes again, instead of going to the dead letters.
+	poison, err := middleware.PoisonQueueWithFilter(pub, DeadLetterSubject(r.cfg.Name), func(err error) bool {
+		return ctx.Err() == nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+	})
 	if err != nil {
 		return err
 	}
@@ -156,8 +163,13 @@ func (r *Reactor) Run(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return nil
 	}
-	return err
+	// The router also stops when its handler's subscription ends: a service
+	// must not go on looking healthy without its reactions.
+	return errors.Join(errors.New("reactor: stopped consuming"), err)
 }
+
+// ackWait bounds one event's handling, retries included.
+const ackWait = 3 * time.Minute
 
 // Running is closed once the reactor consumes.
 func (r *Reactor) Running() <-chan struct{} { return r.running }
@@ -176,7 +188,7 @@ func durable(stream string, cfg Config) wmjs.ResourceInitializer {
 			FilterSubjects: cfg.Subjects,
 			AckPolicy:      jetstream.AckExplicitPolicy,
 			DeliverPolicy:  jetstream.DeliverAllPolicy,
-			AckWait:        time.Minute,
+			AckWait:        ackWait,
 			MaxAckPending:  1,
 		})
 		return c, nil, err

@@ -150,8 +150,9 @@ func TestARestartedReactorGoesOnWhereItStopped(t *testing.T) {
 	}
 	stop := run(t, r)
 	<-first.done
-	stop()
-	// Wait until the consumer has recorded both acks.
+	// Wait until the consumer has recorded both acks, then stop (an event
+	// handled but not acked when the reactor stops comes again: handlers
+	// are idempotent).
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := store.JetStream().Consumer(context.Background(), store.Name(), "restarting")
@@ -166,6 +167,7 @@ func TestARestartedReactorGoesOnWhereItStopped(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	stop()
 
 	appendValues(t, store, "b", 3)
 	second := &seen{calls: map[int64]int{}, done: make(chan struct{}), want: 1}

@@ -56,6 +56,10 @@ func (d Deps) Defaults(service string) (Deps, error) {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
+	// PostgreSQL keeps microseconds: a time a command stamps and a
+	// scheduler later reads back from a read model must compare equal.
+	now := d.Now
+	d.Now = func() time.Time { return now().Truncate(time.Microsecond) }
 	if d.ReadWait == 0 {
 		d.ReadWait = 5 * time.Second
 	}

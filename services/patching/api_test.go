@@ -46,7 +46,7 @@ type platform struct {
 func start(t *testing.T) *platform {
 	t.Helper()
 	n := testkit.StartNATS(t)
-	p := &platform{t: t, store: n.Store(), clock: testkit.NewClock(time.Now().UTC().Truncate(time.Second))}
+	p := &platform{t: t, store: n.Store(), clock: testkit.NewClock(time.Now().UTC())} // nanoseconds, as in production
 	pool := testkit.PostgresPool(t)
 	c, err := contracts.New(ctx, contracts.Deps{Store: p.store, Pool: pool, ReadWait: 2 * time.Second})
 	if err != nil {
@@ -167,7 +167,7 @@ func TestVulnerabilityToVerifiedFixThroughAnApprovedChange(t *testing.T) {
 	if got := v.AffectedAssetIds; len(got) != 2 || got[0] != "web-1" || got[1] != "web-2" {
 		t.Fatalf("affected %v, want web-1 and web-2 (2.4.58 is fixed)", got)
 	}
-	if want := p.clock.Now().Add(7 * 24 * time.Hour); !v.DueAt.AsTime().Equal(want) {
+	if want := p.clock.Now().Truncate(time.Microsecond).Add(7 * 24 * time.Hour); !v.DueAt.AsTime().Equal(want) {
 		t.Fatalf("due %s, want %s (the contract's 7 days for critical)", v.DueAt.AsTime(), want)
 	}
 	again := p.vulnerability(contractID, "CVE-2024-38476") // the same CVE again: the same remediation, nothing new

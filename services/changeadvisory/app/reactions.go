@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -60,5 +61,8 @@ func (c *Commands) React(ctx context.Context, e event.Event, m proto.Message) er
 		Links:        []domain.Link{{Kind: "patching.remediation", ID: released.GetRemediationId(), Items: released.GetAssetIds()}},
 		Emergency:    released.GetEmergency(),
 	})
+	if errors.Is(err, domain.ErrAlreadyExists) {
+		return nil // delivered again after the runner forgot the request: the change is there
+	}
 	return err
 }

@@ -260,15 +260,15 @@ func TestNIS2Clocks(t *testing.T) {
 	})
 }
 
-// One month after is the same day and time of the next month, normalised
-// as time.AddDate does: 31 January + 1 month is 3 March (2026 is no leap year).
+// One month after is the same day and time of the next month, or its last
+// day: 31 January + 1 month is 28 February (2026 is no leap year).
 func TestNIS2FinalReportAtTheEndOfAMonth(t *testing.T) {
 	t.Parallel()
 	jan30 := time.Date(2026, 1, 30, 8, 0, 0, 0, time.UTC)
 	r := report(func(c *domain.ReportIncident) { c.By.At, c.AwareAt = jan30, jan30; c.Severity = low })
 	s := fold(t, r, classify(customer, jan30.Add(hour), true, false), submit(customer, time.Date(2026, 1, 31, 9, 0, 0, 0, time.UTC), nis2, notification))
 	k, ok := s.Clock(finCust)
-	if !ok || !k.DueAt.Equal(time.Date(2026, 3, 3, 9, 0, 0, 0, time.UTC)) || !k.StartedAt.Equal(time.Date(2026, 1, 31, 9, 0, 0, 0, time.UTC)) {
+	if !ok || !k.DueAt.Equal(time.Date(2026, 2, 28, 9, 0, 0, 0, time.UTC)) || !k.StartedAt.Equal(time.Date(2026, 1, 31, 9, 0, 0, 0, time.UTC)) {
 		t.Fatalf("final report clock = %s", clockLine(k))
 	}
 }

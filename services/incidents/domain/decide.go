@@ -260,6 +260,9 @@ func decideSubmission(s State, c *RecordRegulatorySubmission) ([]proto.Message, 
 	if at.After(c.At) {
 		return nil, invalid("submitted_at", "must not be in the future (%s is after %s)", stamp(at), stamp(c.At))
 	}
+	if aware, ok := s.Aware[c.Org]; ok && at.Before(aware) {
+		return nil, invalid("submitted_at", "must not be before the org became aware of the incident (%s)", stamp(aware))
+	}
 	cl, _ := s.ClassificationOf(c.Org)
 	if (c.Regime == incidentsv1.Regime_REGIME_NIS2 && !cl.Significant) || (c.Regime == incidentsv1.Regime_REGIME_DORA && !cl.Major) {
 		return nil, fmt.Errorf("org %q, %s: %w", c.Org, c.Regime, ErrNotClassified)
@@ -294,6 +297,8 @@ func decideTimelineEntry(s State, c *AddTimelineEntry) ([]proto.Message, error) 
 		return nil, invalid("text", "must not be empty")
 	case at.After(c.At):
 		return nil, invalid("occurred_at", "must not be in the future (%s is after %s)", stamp(at), stamp(c.At))
+	case slices.ContainsFunc(s.Timeline, func(e Entry) bool { return e.ID == c.EntryID }):
+		return nil, nil // a retried request: the entry is there
 	}
 	return one(&incidentsv1.TimelineEntryAdded{IncidentId: s.ID, EntryId: c.EntryID, Text: c.Text, OccurredAt: timestamppb.New(at)}), nil
 }

@@ -827,7 +827,7 @@ func TestAddTimelineEntry(t *testing.T) {
 			name: "now", given: history(report()), when: entry(provider, at(hour), time.Time{}, "e-1", "firewall rule added"),
 			then: []proto.Message{&incidentsv1.TimelineEntryAdded{IncidentId: incidentID, EntryId: "e-1", Text: "firewall rule added", OccurredAt: ts(at(hour))}},
 			state: func(t *testing.T, s domain.State) {
-				want := domain.Entry{At: at(hour), Org: provider, User: "bob", Kind: "note", Text: "firewall rule added", Position: 2}
+				want := domain.Entry{ID: "e-1", At: at(hour), Org: provider, User: "bob", Kind: "note", Text: "firewall rule added", Position: 2}
 				if len(s.Timeline) != 2 || s.Timeline[1] != want || !s.UpdatedAt.Equal(at(hour)) || s.Position != 2 {
 					t.Fatalf("timeline = %+v", s.Timeline)
 				}
@@ -1364,5 +1364,24 @@ func TestErrors(t *testing.T) {
 	_, err = domain.Decide(fold(t, report()), assess(outsider, at(hour), low))
 	if err == nil || err.Error() != `org "org-outsider": org is not a party to the contract` {
 		t.Fatalf("message = %v", err)
+	}
+}
+
+// A submission cannot predate the org's awareness (it would meet a clock
+// "in time" that had not started), and a retried timeline entry is not
+// added twice.
+func TestBackdatingAndRetriedEntries(t *testing.T) {
+	t.Parallel()
+	s := fold(t, report(), classify(provider, at(2*hour), true, false))
+	early := submit(provider, at(3*hour), nis2, earlyWarning)
+	early.SubmittedAt = at(-time.Hour)
+	if _, err := domain.Decide(s, early); !errors.Is(err, domain.ErrInvalid) {
+		t.Fatalf("a submission before the org's awareness: %v, want invalid", err)
+	}
+	entry := &domain.AddTimelineEntry{By: by(provider, at(hour)), EntryID: "e-1", Text: "firewall rule added"}
+	s = fold(t, report(), entry)
+	evs, err := domain.Decide(s, entry)
+	if err != nil || len(evs) != 0 {
+		t.Fatalf("the same entry again: %v, %v; want nothing", evs, err)
 	}
 }

@@ -122,7 +122,7 @@ func Evolve(s State, m proto.Message, meta Meta) State {
 		s.submit(e)
 		entry.Text = fmt.Sprintf("%s submitted the %s %s to %s, reference %s", e.GetOrgId(), e.GetRegime(), e.GetKind(), e.GetAuthority(), e.GetReference())
 	case *incidentsv1.TimelineEntryAdded:
-		entry.At, entry.Kind, entry.Text = e.GetOccurredAt().AsTime(), "note", e.GetText()
+		entry.ID, entry.At, entry.Kind, entry.Text = e.GetEntryId(), e.GetOccurredAt().AsTime(), "note", e.GetText()
 	case *incidentsv1.TaskAssigned:
 		task := Task{ID: e.GetTaskId(), Title: e.GetTitle(), Assignee: OrgID(e.GetAssigneeOrgId()), DueAt: e.GetDueAt().AsTime()}
 		s.Tasks = append(s.Tasks, task)

@@ -116,6 +116,8 @@ type Task struct {
 
 // Entry is one line of the incident's timeline.
 type Entry struct {
+	// ID is a party's own entry's id; recorded events have none.
+	ID       string    `json:"id,omitzero"`
 	At       time.Time `json:"at"`
 	Org      OrgID     `json:"org,omitzero"`
 	User     string    `json:"user,omitzero"`
@@ -236,5 +238,13 @@ func moreSevere(a, b commonv1.Severity) bool {
 }
 
 // monthAfter is the "one month after" of the regulations: the same day and
-// time in the next month (normalised, as time.AddDate does).
-func monthAfter(t time.Time) time.Time { return t.UTC().AddDate(0, finalReportMonthsLater, 0) }
+// time in the next month, or its last day when it has no such day (31
+// January: 28 or 29 February).
+func monthAfter(t time.Time) time.Time {
+	t = t.UTC()
+	next := t.AddDate(0, finalReportMonthsLater, 0)
+	if next.Day() != t.Day() {
+		next = time.Date(t.Year(), t.Month()+finalReportMonthsLater+1, 0, t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), time.UTC)
+	}
+	return next
+}

@@ -123,7 +123,7 @@ func (q *Queries) List(ctx context.Context, org domain.OrgID, f RegisterFilter) 
 		last := found[size-1]
 		due := "infinity" // no due date sorts last
 		if !last.DueAt.IsZero() {
-			due = last.DueAt.UTC().Format(time.RFC3339Nano)
+			due = last.DueAt.UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano) // as stored
 		}
 		next = base64.RawURLEncoding.EncodeToString([]byte(due + "|" + last.ID))
 	}

@@ -38,27 +38,27 @@ func (c *Commands) React(ctx context.Context, e event.Event, m proto.Message) er
 	case *changeadvisoryv1.ChangeRequested:
 		links = m.GetLinks()
 		build = func(l *changeadvisoryv1.LinkedObject) domain.Command {
-			return &domain.LinkChange{ChangeID: m.GetChangeId(), Assets: l.GetItems(), Emergency: m.GetEmergency()}
+			return &domain.LinkChange{ContractID: m.GetContractId(), ChangeID: m.GetChangeId(), Assets: l.GetItems(), Emergency: m.GetEmergency()}
 		}
 	case *changeadvisoryv1.ChangeApproved:
 		links = m.GetLinks()
 		build = func(*changeadvisoryv1.LinkedObject) domain.Command {
-			return &domain.ApproveRollout{ChangeID: m.GetChangeId()}
+			return &domain.ApproveRollout{ContractID: m.GetContractId(), ChangeID: m.GetChangeId()}
 		}
 	case *changeadvisoryv1.ChangeRejected:
 		links = m.GetLinks()
 		build = func(*changeadvisoryv1.LinkedObject) domain.Command {
-			return &domain.RejectRollout{ChangeID: m.GetChangeId(), Org: domain.OrgID(m.GetOrgId()), Reason: m.GetReason()}
+			return &domain.RejectRollout{ContractID: m.GetContractId(), ChangeID: m.GetChangeId(), Org: domain.OrgID(m.GetOrgId()), Reason: m.GetReason()}
 		}
 	case *changeadvisoryv1.ChangeImplemented:
 		links = m.GetLinks()
 		build = func(*changeadvisoryv1.LinkedObject) domain.Command {
-			return &domain.ChangeDone{ChangeID: m.GetChangeId(), Success: m.GetSuccess(), Notes: m.GetNotes()}
+			return &domain.ChangeDone{ContractID: m.GetContractId(), ChangeID: m.GetChangeId(), Success: m.GetSuccess(), Notes: m.GetNotes()}
 		}
 	case *changeadvisoryv1.ChangeRolledBack:
 		links = m.GetLinks()
 		build = func(*changeadvisoryv1.LinkedObject) domain.Command {
-			return &domain.ChangeRollback{ChangeID: m.GetChangeId(), Reason: m.GetReason()}
+			return &domain.ChangeRollback{ContractID: m.GetContractId(), ChangeID: m.GetChangeId(), Reason: m.GetReason()}
 		}
 	default:
 		return nil

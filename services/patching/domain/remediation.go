@@ -233,32 +233,39 @@ type (
 		Comment    string
 	}
 	// Reactions to the change advisory area (given by the platform).
+	// Each names the change's contract: a change of another contract
+	// that links this remediation changes nothing.
 	LinkChange struct {
 		By
-		ChangeID  string
-		Assets    []string
-		Emergency bool
+		ContractID string
+		ChangeID   string
+		Assets     []string
+		Emergency  bool
 	}
 	ApproveRollout struct {
 		By
-		ChangeID string
+		ContractID string
+		ChangeID   string
 	}
 	RejectRollout struct {
 		By
-		ChangeID string
-		Org      OrgID
-		Reason   string
+		ContractID string
+		ChangeID   string
+		Org        OrgID
+		Reason     string
 	}
 	ChangeDone struct {
 		By
-		ChangeID string
-		Success  bool
-		Notes    string
+		ContractID string
+		ChangeID   string
+		Success    bool
+		Notes      string
 	}
 	ChangeRollback struct {
 		By
-		ChangeID string
-		Reason   string
+		ContractID string
+		ChangeID   string
+		Reason     string
 	}
 	// RetireAffected: an affected asset left the inventory (a reaction to
 	// the inventory's AssetRetired).
@@ -297,12 +304,19 @@ func DecideRemediation(r Remediation, cmd Command) ([]proto.Message, error) {
 	if !r.Exists() {
 		return nil, NotFoundError{What: "remediation"}
 	}
+	if contract, ok := reactionContract(cmd); ok && contract != r.ContractID {
+		return nil, nil // a change of another contract has no say here
+	}
 	switch c := cmd.(type) {
 	case *LinkChange:
 		if _, ok := r.change(c.ChangeID); ok {
 			return nil, nil
 		}
-		return one(&patchingv1.ChangeLinked{RemediationId: r.ID, ChangeId: c.ChangeID, AssetIds: slices.Clone(c.Assets), Emergency: c.Emergency}), nil
+		assets := r.withStatus(c.Assets, pending, applied, verified, failed, rolledBack)
+		if len(assets) == 0 {
+			return nil, nil // it covers none of the affected assets
+		}
+		return one(&patchingv1.ChangeLinked{RemediationId: r.ID, ChangeId: c.ChangeID, AssetIds: assets, Emergency: c.Emergency}), nil
 	case *ApproveRollout:
 		ch, ok := r.change(c.ChangeID)
 		if !ok || ch.State != ChangeRequested {
@@ -335,7 +349,7 @@ func DecideRemediation(r Remediation, cmd Command) ([]proto.Message, error) {
 		return one(&patchingv1.AffectedAssetRetired{RemediationId: r.ID, AssetId: c.AssetID}), nil
 	case *ExpireDeferral:
 		d, ok := r.ActiveDeferral()
-		if !ok || d.ID != c.DeferralID || c.At.Before(d.Until) {
+		if !ok || d.ID != c.DeferralID || c.At.Before(d.Until.Truncate(time.Microsecond)) {
 			return nil, nil
 		}
 		e := &patchingv1.DeferralExpired{RemediationId: r.ID, DeferralId: d.ID}
@@ -346,7 +360,8 @@ func DecideRemediation(r Remediation, cmd Command) ([]proto.Message, error) {
 	case *MarkOverdue:
 		_, deferred := r.ActiveDeferral()
 		unfixed := r.Unfixed()
-		if r.DueAt.IsZero() || !c.DueAt.Equal(r.DueAt) || r.Overdue || deferred || len(unfixed) == 0 || !c.At.After(r.DueAt) {
+		// The scheduler's due date comes from the read model, in microseconds.
+		if r.DueAt.IsZero() || !c.DueAt.Truncate(time.Microsecond).Equal(r.DueAt.Truncate(time.Microsecond)) || r.Overdue || deferred || len(unfixed) == 0 || !c.At.After(r.DueAt) {
 			return nil, nil // stale, recorded, deferred, fixed, or not due yet
 		}
 		return one(&patchingv1.RemediationOverdue{RemediationId: r.ID, DueAt: timestamppb.New(r.DueAt), UnfixedAssetIds: unfixed, DetectedAt: timestamppb.New(c.At)}), nil
@@ -430,6 +445,23 @@ func DecideRemediation(r Remediation, cmd Command) ([]proto.Message, error) {
 	default:
 		return nil, invalid("command", "unknown command %T", cmd)
 	}
+}
+
+// reactionContract is the contract of the change a reaction follows.
+func reactionContract(cmd Command) (string, bool) {
+	switch c := cmd.(type) {
+	case *LinkChange:
+		return c.ContractID, true
+	case *ApproveRollout:
+		return c.ContractID, true
+	case *RejectRollout:
+		return c.ContractID, true
+	case *ChangeDone:
+		return c.ContractID, true
+	case *ChangeRollback:
+		return c.ContractID, true
+	}
+	return "", false
 }
 
 func decideRegister(r Remediation, c *RegisterVulnerability) ([]proto.Message, error) {

@@ -135,15 +135,15 @@ func release(org domain.OrgID, t time.Time) *domain.ReleasePatch {
 }
 
 func link(t time.Time, change string, emergency bool, assets ...string) *domain.LinkChange {
-	return &domain.LinkChange{By: platform(t), ChangeID: change, Assets: assets, Emergency: emergency}
+	return &domain.LinkChange{By: platform(t), ContractID: contractID, ChangeID: change, Assets: assets, Emergency: emergency}
 }
 
 func approve(t time.Time, change string) *domain.ApproveRollout {
-	return &domain.ApproveRollout{By: platform(t), ChangeID: change}
+	return &domain.ApproveRollout{By: platform(t), ContractID: contractID, ChangeID: change}
 }
 
 func reject(t time.Time, change string, org domain.OrgID) *domain.RejectRollout {
-	return &domain.RejectRollout{By: platform(t), ChangeID: change, Org: org, Reason: "not in the freeze"}
+	return &domain.RejectRollout{By: platform(t), ContractID: contractID, ChangeID: change, Org: org, Reason: "not in the freeze"}
 }
 
 func done(t time.Time, change string, success bool) *domain.ChangeDone {
@@ -151,11 +151,11 @@ func done(t time.Time, change string, success bool) *domain.ChangeDone {
 	if !success {
 		notes = "service did not start"
 	}
-	return &domain.ChangeDone{By: platform(t), ChangeID: change, Success: success, Notes: notes}
+	return &domain.ChangeDone{By: platform(t), ContractID: contractID, ChangeID: change, Success: success, Notes: notes}
 }
 
 func changeRollback(t time.Time, change string) *domain.ChangeRollback {
-	return &domain.ChangeRollback{By: platform(t), ChangeID: change, Reason: "regression"}
+	return &domain.ChangeRollback{By: platform(t), ContractID: contractID, ChangeID: change, Reason: "regression"}
 }
 
 func recordApplied(org domain.OrgID, t time.Time, change string, assets ...string) *domain.RecordPatchApplied {
@@ -1614,5 +1614,26 @@ func TestRemediationJSONRoundTrip(t *testing.T) {
 				t.Fatalf("command %d on the snapshot:\n%+v\n%+v", n, got, want)
 			}
 		}
+	}
+}
+
+// A change of another contract that links a remediation changes nothing:
+// a party to one contract cannot move another contract's remediation.
+func TestReactionsOfAnotherContractChangeNothing(t *testing.T) {
+	r := given(t, register())
+	for name, cmd := range map[string]domain.Command{
+		"link":     &domain.LinkChange{By: platform(base), ContractID: "other", ChangeID: "chg-x", Assets: []string{"web-1"}},
+		"approve":  &domain.ApproveRollout{By: platform(base), ContractID: "other", ChangeID: "chg-x"},
+		"done":     &domain.ChangeDone{By: platform(base), ContractID: "other", ChangeID: "chg-x", Success: true},
+		"rollback": &domain.ChangeRollback{By: platform(base), ContractID: "other", ChangeID: "chg-x"},
+	} {
+		evs, err := domain.DecideRemediation(r, cmd)
+		if err != nil || len(evs) != 0 {
+			t.Errorf("%s: %v, %v; want nothing", name, evs, err)
+		}
+	}
+	evs, err := domain.DecideRemediation(r, &domain.LinkChange{By: platform(base), ContractID: contractID, ChangeID: "chg-y", Assets: []string{"not-affected"}})
+	if err != nil || len(evs) != 0 {
+		t.Errorf("a link covering no affected asset: %v, %v; want nothing", evs, err)
 	}
 }
