@@ -39,8 +39,10 @@ func RunEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 		StoreDir:   cfg.StoreDir,
 		NoSigs:     true,
 		NoLog:      true,
-		// Events up to 1 MiB; larger payloads belong in object storage.
-		MaxPayload: 1 << 20,
+		// Events and snapshots up to 8 MiB (NATS's recommended ceiling): a
+		// remediation of a large inventory lists tens of thousands of asset
+		// ids in one event and one snapshot. Documents belong in object storage.
+		MaxPayload: 8 << 20,
 	}
 	if cfg.SyncAlways {
 		opts.SyncAlways = true
