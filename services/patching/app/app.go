@@ -164,14 +164,20 @@ func (c *Commands) match(ctx context.Context, contractID, product string, m doma
 	}
 	var out []string
 	var id, version string
+	affects := map[string]bool{} // an inventory runs few distinct versions
 	_, err = pgx.ForEachRow(rows, []any{&id, &version}, func() error {
-		if m.Affects(version) && !slices.Contains(out, id) {
+		hit, ok := affects[version]
+		if !ok {
+			hit = m.Affects(version)
+			affects[version] = hit
+		}
+		if hit {
 			out = append(out, id)
 		}
 		return nil
 	})
 	slices.Sort(out)
-	return out, err
+	return slices.Compact(out), err
 }
 
 // Change runs a command on an existing remediation.

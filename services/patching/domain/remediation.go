@@ -501,8 +501,10 @@ func decideRegister(r Remediation, c *RegisterVulnerability) ([]proto.Message, e
 		out = append(out, e)
 	}
 	var fresh []string
+	seen := map[string]bool{}
 	for _, id := range c.Affected {
-		if _, ok := r.Assets[id]; !ok && !slices.Contains(fresh, id) {
+		if _, ok := r.Assets[id]; !ok && !seen[id] {
+			seen[id] = true
 			fresh = append(fresh, id)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 // Matcher tells whether an installed version is affected.
 type Matcher struct {
 	exact       map[string]bool
+	versions    []*version.Version // the exact entries that parse as versions
 	constraints []version.Constraints
 }
 
@@ -27,6 +28,9 @@ func NewMatcher(affected []string) (Matcher, error) {
 		}
 		if !strings.ContainsAny(a, "<>=~!,") {
 			m.exact[a] = true
+			if v, err := version.NewVersion(a); err == nil {
+				m.versions = append(m.versions, v)
+			}
 			continue
 		}
 		c, err := version.NewConstraint(a)
@@ -48,8 +52,8 @@ func (m Matcher) Affects(installed string) bool {
 	if err != nil {
 		return false
 	}
-	for e := range m.exact {
-		if ev, err := version.NewVersion(e); err == nil && ev.Equal(v) {
+	for _, ev := range m.versions {
+		if ev.Equal(v) {
 			return true
 		}
 	}
