@@ -376,14 +376,23 @@ func TestRetiredAssetNeedsNoFix(t *testing.T) {
 	contractID := p.contract()
 	prov := p.client(provider)
 	testkit.Must[patchingv1.RegisterAssetsResponse](t)(prov.RegisterAssets(ctx, connect.NewRequest(&patchingv1.RegisterAssetsRequest{
-		ContractId: contractID, Assets: []*patchingv1.Asset{apache("web-1", "2.4.57"), apache("web-2", "2.4.57")},
+		ContractId: contractID, Assets: []*patchingv1.Asset{apache("web-1", "2.4.57"), apache("web-2", "2.4.57"), apache("web-3", "2.4.57")},
 	})))
 	v := p.vulnerability(contractID, "CVE-2024-38476")
-	_, err := prov.RetireAsset(ctx, connect.NewRequest(&patchingv1.RetireAssetRequest{ContractId: contractID, AssetId: "nope"}))
-	testkit.Code(t, connect.CodeNotFound, err)
-	testkit.Must[patchingv1.RetireAssetResponse](t)(prov.RetireAsset(ctx, connect.NewRequest(&patchingv1.RetireAssetRequest{ContractId: contractID, AssetId: "web-2", Reason: "decommissioned"})))
+	before, _ := p.store.LastPosition(ctx)
+	_, err := prov.RetireAsset(ctx, connect.NewRequest(&patchingv1.RetireAssetRequest{ContractId: contractID, AssetIds: []string{"web-2", "nope"}}))
+	testkit.Code(t, connect.CodeNotFound, err) // all or none
+	_, err = prov.RetireAsset(ctx, connect.NewRequest(&patchingv1.RetireAssetRequest{ContractId: contractID}))
+	testkit.Code(t, connect.CodeInvalidArgument, err)
+	if after, _ := p.store.LastPosition(ctx); after != before {
+		t.Fatalf("refused retirements moved the stream from %d to %d", before, after)
+	}
+	testkit.Must[patchingv1.RetireAssetResponse](t)(prov.RetireAsset(ctx, connect.NewRequest(&patchingv1.RetireAssetRequest{
+		ContractId: contractID, AssetId: "web-2", AssetIds: []string{"web-3"}, Reason: "decommissioned",
+	})))
 	r := p.eventually(v.RemediationId, func(r *patchingv1.Remediation) bool {
-		return len(r.GetAssets()) == 2 && r.GetAssets()[1].GetStatus() == patchingv1.AssetPatchStatus_ASSET_PATCH_STATUS_RETIRED
+		return len(r.GetAssets()) == 3 && r.GetAssets()[1].GetStatus() == patchingv1.AssetPatchStatus_ASSET_PATCH_STATUS_RETIRED &&
+			r.GetAssets()[2].GetStatus() == patchingv1.AssetPatchStatus_ASSET_PATCH_STATUS_RETIRED
 	})
 	if r.GetAssets()[0].GetStatus() != patchingv1.AssetPatchStatus_ASSET_PATCH_STATUS_PENDING {
 		t.Fatalf("web-1 %v, want still pending", r.GetAssets()[0])

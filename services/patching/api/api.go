@@ -66,7 +66,11 @@ func (s *Server) RetireAsset(ctx context.Context, r *connect.Request[patchingv1.
 	if err != nil {
 		return nil, err
 	}
-	pos, err := s.app.Commands.RetireAsset(ctx, req, r.Msg.GetContractId(), r.Msg.GetAssetId(), r.Msg.GetReason())
+	ids := r.Msg.GetAssetIds()
+	if id := r.Msg.GetAssetId(); id != "" {
+		ids = append([]string{id}, ids...)
+	}
+	pos, err := s.app.Commands.RetireAssets(ctx, req, r.Msg.GetContractId(), ids, r.Msg.GetReason())
 	if err != nil {
 		return nil, toConnect(ctx, s.log, err)
 	}

@@ -98,23 +98,24 @@ func (c *Commands) RegisterAssets(ctx context.Context, req Request, contractID s
 	return res.Position, hideContract(err, contractID)
 }
 
-// RetireAsset takes an asset out of a contract's inventory.
-func (c *Commands) RetireAsset(ctx context.Context, req Request, contractID, assetID, reason string) (uint64, error) {
+// RetireAssets takes assets out of a contract's inventory, all or none.
+func (c *Commands) RetireAssets(ctx context.Context, req Request, contractID string, assetIDs []string, reason string) (uint64, error) {
 	at := c.now().UTC()
 	k, err := c.contract(ctx, contractID, at) // also waits for the inventory to be read to the end
 	if err != nil {
 		return 0, err
 	}
-	cmd := &domain.RetireAsset{Contract: k, AssetID: assetID, Reason: reason}
-	var retired *time.Time
-	err = c.pool.QueryRow(ctx, `SELECT retired_at FROM patching.assets WHERE contract_id = $1 AND asset_id = $2`, contractID, assetID).Scan(&retired)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-	case err != nil:
+	rows, err := c.pool.Query(ctx, `SELECT asset_id, retired_at IS NOT NULL FROM patching.assets WHERE contract_id = $1 AND asset_id = ANY($2)`, contractID, assetIDs)
+	if err != nil {
 		return 0, err
-	default:
-		cmd.Exists, cmd.Retired = true, retired != nil
 	}
+	retired := map[string]bool{}
+	var id string
+	var gone bool
+	if _, err := pgx.ForEachRow(rows, []any{&id, &gone}, func() error { retired[id] = gone; return nil }); err != nil {
+		return 0, err
+	}
+	cmd := &domain.RetireAssets{Contract: k, AssetIDs: assetIDs, Reason: reason, Retired: retired}
 	domain.Stamp(cmd, es.ActorOf(req), at)
 	res, err := c.inventory.Handle(ctx, es.CommandFor[domain.Command](req, contractID, cmd))
 	return res.Position, hideContract(err, contractID)

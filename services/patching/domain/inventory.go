@@ -36,6 +36,17 @@ type RetireAsset struct {
 	Retired  bool
 }
 
+// RetireAssets takes assets out of the inventory, all or none. Known says
+// what the inventory's read model holds of each: absent (not registered),
+// false (in service) or true (retired already).
+type RetireAssets struct {
+	By
+	Contract Contract
+	AssetIDs []string
+	Reason   string
+	Retired  map[string]bool
+}
+
 // DecideInventory checks an inventory command.
 func DecideInventory(s Inventory, cmd Command) ([]proto.Message, error) {
 	if decide.Missing(cmd) {
@@ -80,18 +91,31 @@ func DecideInventory(s Inventory, cmd Command) ([]proto.Message, error) {
 			ContractId: c.Contract.ID, Assets: assets, CustomerOrgId: string(c.Contract.Customer), ProviderOrgId: string(c.Contract.Provider),
 		}), nil
 	case *RetireAsset:
+		known := map[string]bool{}
+		if c.Exists {
+			known[c.AssetID] = c.Retired
+		}
+		return DecideInventory(s, &RetireAssets{By: c.By, Contract: c.Contract, AssetIDs: []string{c.AssetID}, Reason: c.Reason, Retired: known})
+	case *RetireAssets:
 		if err := c.Contract.Check(c.Org); err != nil {
 			return nil, err
 		}
-		switch {
-		case !c.Exists:
-			return nil, NotFoundError{What: "asset", ID: c.AssetID}
-		case c.Retired:
-			return nil, nil
+		var out []proto.Message
+		seen := map[string]bool{}
+		for _, id := range c.AssetIDs {
+			retired, ok := c.Retired[id]
+			switch {
+			case !ok:
+				return nil, NotFoundError{What: "asset", ID: id}
+			case retired || seen[id]:
+				continue
+			}
+			seen[id] = true
+			out = append(out, &patchingv1.AssetRetired{
+				ContractId: c.Contract.ID, AssetId: id, Reason: c.Reason, CustomerOrgId: string(c.Contract.Customer), ProviderOrgId: string(c.Contract.Provider),
+			})
 		}
-		return one(&patchingv1.AssetRetired{
-			ContractId: c.Contract.ID, AssetId: c.AssetID, Reason: c.Reason, CustomerOrgId: string(c.Contract.Customer), ProviderOrgId: string(c.Contract.Provider),
-		}), nil
+		return out, nil
 	default:
 		return nil, invalid("command", "unknown command %T", cmd)
 	}

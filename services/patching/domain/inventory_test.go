@@ -241,3 +241,22 @@ func TestEvolveInventory(t *testing.T) {
 		}
 	}
 }
+
+func TestRetireAssetsAllOrNone(t *testing.T) {
+	retire := func(ids []string, known map[string]bool) domain.Command {
+		return &domain.RetireAssets{By: by(provider, at(day)), Contract: terms(), AssetIDs: ids, Reason: "decommissioned", Retired: known}
+	}
+	_, err := domain.DecideInventory(domain.Inventory{}, retire([]string{"web-1", "nope"}, map[string]bool{"web-1": false}))
+	if !errors.Is(err, domain.NotFoundError{What: "asset", ID: "nope"}) {
+		t.Fatalf("one unknown asset: %v, want not found", err)
+	}
+	evs, err := domain.DecideInventory(domain.Inventory{}, retire([]string{"web-1", "web-2", "web-1", "web-3"}, map[string]bool{"web-1": false, "web-2": true, "web-3": false}))
+	if err != nil || len(evs) != 2 {
+		t.Fatalf("got %v, %v; want web-1 and web-3 retired once each (web-2 was already)", evs, err)
+	}
+	for i, want := range []string{"web-1", "web-3"} {
+		if got := evs[i].(*patchingv1.AssetRetired).GetAssetId(); got != want {
+			t.Errorf("event %d retires %s, want %s", i, got, want)
+		}
+	}
+}

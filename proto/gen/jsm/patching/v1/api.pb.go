@@ -130,11 +130,13 @@ func (x *RegisterAssetsResponse) GetPosition() uint64 {
 }
 
 type RetireAssetRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ContractId    string                 `protobuf:"bytes,1,opt,name=contract_id,json=contractId,proto3" json:"contract_id,omitempty"`
-	AssetId       string                 `protobuf:"bytes,2,opt,name=asset_id,json=assetId,proto3" json:"asset_id,omitempty"`
-	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
-	RequestId     string                 `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ContractId string                 `protobuf:"bytes,1,opt,name=contract_id,json=contractId,proto3" json:"contract_id,omitempty"`
+	AssetId    string                 `protobuf:"bytes,2,opt,name=asset_id,json=assetId,proto3" json:"asset_id,omitempty"`
+	Reason     string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	RequestId  string                 `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// More assets retired at once, with asset_id: all or none.
+	AssetIds      []string `protobuf:"bytes,5,rep,name=asset_ids,json=assetIds,proto3" json:"asset_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -195,6 +197,13 @@ func (x *RetireAssetRequest) GetRequestId() string {
 		return x.RequestId
 	}
 	return ""
+}
+
+func (x *RetireAssetRequest) GetAssetIds() []string {
+	if x != nil {
+		return x.AssetIds
+	}
+	return nil
 }
 
 type RetireAssetResponse struct {
@@ -2177,15 +2186,17 @@ const file_jsm_patching_v1_api_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\trequestId\"4\n" +
 	"\x16RegisterAssetsResponse\x12\x1a\n" +
-	"\bposition\x18\x01 \x01(\x04R\bposition\"\xb1\x01\n" +
+	"\bposition\x18\x01 \x01(\x04R\bposition\"\xce\x02\n" +
 	"\x12RetireAssetRequest\x12)\n" +
 	"\vcontract_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\n" +
-	"contractId\x12%\n" +
-	"\basset_id\x18\x02 \x01(\tB\n" +
-	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\aassetId\x12 \n" +
+	"contractId\x12#\n" +
+	"\basset_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\aassetId\x12 \n" +
 	"\x06reason\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\xd0\x0fR\x06reason\x12'\n" +
 	"\n" +
-	"request_id\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\trequestId\"1\n" +
+	"request_id\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\trequestId\x12/\n" +
+	"\tasset_ids\x18\x05 \x03(\tB\x12\xbaH\x0f\x92\x01\f\x10\xe8\a\"\ar\x05\x10\x01\x18\x80\x01R\bassetIds:l\xbaHi\x1ag\n" +
+	"\n" +
+	"some_asset\x12(asset_id or asset_ids must name an asset\x1a/this.asset_id != '' || size(this.asset_ids) > 0\"1\n" +
 	"\x13RetireAssetResponse\x12\x1a\n" +
 	"\bposition\x18\x01 \x01(\x04R\bposition\"\x8c\x04\n" +
 	"\x1cRegisterVulnerabilityRequest\x12)\n" +
