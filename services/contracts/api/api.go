@@ -6,14 +6,11 @@ package api
 
 import (
 	"context"
-	"errors"
 	"log/slog"
-	"strings"
 
 	"connectrpc.com/connect"
 
-	"github.com/jsmplatform/jsm/libs/auth"
-	"github.com/jsmplatform/jsm/libs/event"
+	"github.com/jsmplatform/jsm/libs/rpc"
 	contractsv1 "github.com/jsmplatform/jsm/proto/gen/jsm/contracts/v1"
 	"github.com/jsmplatform/jsm/proto/gen/jsm/contracts/v1/contractsv1connect"
 	"github.com/jsmplatform/jsm/services/contracts/app"
@@ -33,33 +30,14 @@ func New(a app.Application, log *slog.Logger) *Server {
 	return &Server{app: a, log: log}
 }
 
-// Correlation ids arrive in this header; traceparent comes from W3C tracing.
-const headerCorrelation = "Jsm-Correlation-Id"
-
-func request[T any](ctx context.Context, r *connect.Request[T], requestID string) (app.Request, error) {
-	p, ok := auth.FromContext(ctx)
-	if !ok {
-		return app.Request{}, connect.NewError(connect.CodeUnauthenticated, errors.New("no caller"))
-	}
-	return app.Request{
-		Actor:       event.Actor{Org: p.Org, User: p.User, Role: strings.Join(p.Roles, ",")},
-		ID:          requestID,
-		Correlation: r.Header().Get(headerCorrelation),
-		TraceParent: r.Header().Get("traceparent"),
-	}, nil
-}
-
 func caller(ctx context.Context) (domain.OrgID, error) {
-	p, ok := auth.FromContext(ctx)
-	if !ok {
-		return "", connect.NewError(connect.CodeUnauthenticated, errors.New("no caller"))
-	}
-	return domain.OrgID(p.Org), nil
+	org, err := rpc.CallerOrg(ctx)
+	return domain.OrgID(org), err
 }
 
 func (s *Server) DraftContract(ctx context.Context, r *connect.Request[contractsv1.DraftContractRequest]) (*connect.Response[contractsv1.DraftContractResponse], error) {
 	m := r.Msg
-	req, err := request(ctx, r, m.GetRequestId())
+	req, err := rpc.CommandRequest(ctx, r, m.GetRequestId())
 	if err != nil {
 		return nil, err
 	}
@@ -91,7 +69,7 @@ func (s *Server) change(ctx context.Context, req app.Request, id string, cmd dom
 }
 
 func (s *Server) AddRequirement(ctx context.Context, r *connect.Request[contractsv1.AddRequirementRequest]) (*connect.Response[contractsv1.AddRequirementResponse], error) {
-	req, err := request(ctx, r, r.Msg.GetRequestId())
+	req, err := rpc.CommandRequest(ctx, r, r.Msg.GetRequestId())
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +81,7 @@ func (s *Server) AddRequirement(ctx context.Context, r *connect.Request[contract
 }
 
 func (s *Server) AssignContact(ctx context.Context, r *connect.Request[contractsv1.AssignContactRequest]) (*connect.Response[contractsv1.AssignContactResponse], error) {
-	req, err := request(ctx, r, r.Msg.GetRequestId())
+	req, err := rpc.CommandRequest(ctx, r, r.Msg.GetRequestId())
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +93,7 @@ func (s *Server) AssignContact(ctx context.Context, r *connect.Request[contracts
 }
 
 func (s *Server) AddSubcontractor(ctx context.Context, r *connect.Request[contractsv1.AddSubcontractorRequest]) (*connect.Response[contractsv1.AddSubcontractorResponse], error) {
-	req, err := request(ctx, r, r.Msg.GetRequestId())
+	req, err := rpc.CommandRequest(ctx, r, r.Msg.GetRequestId())
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +106,7 @@ func (s *Server) AddSubcontractor(ctx context.Context, r *connect.Request[contra
 
 func (s *Server) SetServiceLevels(ctx context.Context, r *connect.Request[contractsv1.SetServiceLevelsRequest]) (*connect.Response[contractsv1.SetServiceLevelsResponse], error) {
 	m := r.Msg
-	req, err := request(ctx, r, m.GetRequestId())
+	req, err := rpc.CommandRequest(ctx, r, m.GetRequestId())
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +127,7 @@ func (s *Server) SetServiceLevels(ctx context.Context, r *connect.Request[contra
 }
 
 func (s *Server) SignContract(ctx context.Context, r *connect.Request[contractsv1.SignContractRequest]) (*connect.Response[contractsv1.SignContractResponse], error) {
-	req, err := request(ctx, r, r.Msg.GetRequestId())
+	req, err := rpc.CommandRequest(ctx, r, r.Msg.GetRequestId())
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +141,7 @@ func (s *Server) SignContract(ctx context.Context, r *connect.Request[contractsv
 }
 
 func (s *Server) AdvancePhase(ctx context.Context, r *connect.Request[contractsv1.AdvancePhaseRequest]) (*connect.Response[contractsv1.AdvancePhaseResponse], error) {
-	req, err := request(ctx, r, r.Msg.GetRequestId())
+	req, err := rpc.CommandRequest(ctx, r, r.Msg.GetRequestId())
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +153,7 @@ func (s *Server) AdvancePhase(ctx context.Context, r *connect.Request[contractsv
 }
 
 func (s *Server) TerminateContract(ctx context.Context, r *connect.Request[contractsv1.TerminateContractRequest]) (*connect.Response[contractsv1.TerminateContractResponse], error) {
-	req, err := request(ctx, r, r.Msg.GetRequestId())
+	req, err := rpc.CommandRequest(ctx, r, r.Msg.GetRequestId())
 	if err != nil {
 		return nil, err
 	}

@@ -6,13 +6,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/jsmplatform/jsm/libs/es"
-	"github.com/jsmplatform/jsm/libs/event"
 	"github.com/jsmplatform/jsm/libs/projection"
 	"github.com/jsmplatform/jsm/services/contracts/domain"
 )
@@ -27,13 +25,7 @@ type Application struct {
 type Runner = es.Runner[domain.State, domain.Command]
 
 // Request is what every command needs besides its body.
-type Request struct {
-	Actor event.Actor
-	// ID is the client's idempotency key (request_id); optional.
-	ID          string
-	Correlation string
-	TraceParent string
-}
+type Request = es.Request
 
 // Commands changes contracts.
 type Commands struct {
@@ -62,11 +54,7 @@ type Result struct {
 // Draft starts a new contract. With a request id the contract id is derived
 // from it, so a retried draft finds the contract it created the first time.
 func (c *Commands) Draft(ctx context.Context, req Request, cmd domain.DraftContract) (Result, error) {
-	id := event.NewID()
-	if req.ID != "" {
-		id = event.DeriveID("contracts.draft/"+req.Actor.Org+"/"+req.Actor.User+"/"+req.ID, 0)
-	}
-	cmd.ContractID = domain.ContractID(id)
+	cmd.ContractID = domain.ContractID(es.NewID("contracts.draft", req))
 	cmd.Actor = domain.Actor{Org: domain.OrgID(req.Actor.Org), User: req.Actor.User}
 	return c.handle(ctx, req, cmd.ContractID, cmd)
 }
@@ -105,20 +93,7 @@ func withActor(cmd domain.Command, a domain.Actor) domain.Command {
 }
 
 func (c *Commands) handle(ctx context.Context, req Request, id domain.ContractID, cmd domain.Command) (Result, error) {
-	var cmdID string
-	if req.ID != "" {
-		// A client's key names its own requests: the same key from another
-		// org or user, or for another procedure, is another request.
-		cmdID = fmt.Sprintf("%s/%s/%T/%s", url.PathEscape(req.Actor.Org), url.PathEscape(req.Actor.User), cmd, url.PathEscape(req.ID))
-	}
-	res, err := c.runner.Handle(ctx, es.Command[domain.Command]{
-		ID:          cmdID,
-		AggregateID: string(id),
-		Body:        cmd,
-		Actor:       req.Actor,
-		Correlation: req.Correlation,
-		TraceParent: req.TraceParent,
-	})
+	res, err := c.runner.Handle(ctx, es.CommandFor(req, string(id), cmd))
 	if errors.Is(err, domain.NotFoundError{}) {
 		err = domain.NotFoundError{ID: id}
 	}
