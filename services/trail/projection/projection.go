@@ -8,6 +8,7 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"maps"
 	"regexp"
 	"time"
 
@@ -246,6 +247,26 @@ func HashReader(ctx context.Context, q Querier) tlog.HashReader {
 			return nil, err
 		}
 		return got.ReadHashes(indexes)
+	})
+}
+
+// CachingHashReader is HashReader keeping every hash it read: proofs of
+// many entries of one tree (an export) share most of their nodes.
+func CachingHashReader(ctx context.Context, q Querier) tlog.HashReader {
+	cache := ledger.Hashes{}
+	return tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
+		var missing []int64
+		for _, idx := range indexes {
+			if _, ok := cache[idx]; !ok {
+				missing = append(missing, idx)
+			}
+		}
+		got, err := readHashes(ctx, q, missing)
+		if err != nil {
+			return nil, err
+		}
+		maps.Copy(cache, got)
+		return cache.ReadHashes(indexes)
 	})
 }
 
