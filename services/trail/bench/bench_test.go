@@ -50,6 +50,13 @@ func events() int {
 	return n
 }
 
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(strings.ReplaceAll(os.Getenv(name), "_", "")); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
 // contractsIn is how many contracts the events spread over: about 100
 // events each, between 100 customers and one provider.
 func contractsIn(n int) int { return max(1, n/100) }
@@ -161,7 +168,8 @@ func BenchmarkTrail(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	svc, err := trail.New(trail.Deps{Store: store, Pool: pool, SigningKey: skey, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), CheckpointInterval: time.Hour, CheckpointEvery: 1 << 40})
+	svc, err := trail.New(trail.Deps{Store: store, Pool: pool, SigningKey: skey, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), CheckpointInterval: time.Hour, CheckpointEvery: 1 << 40,
+		CatchUpBatchSize: envInt("JSM_BENCH_TRAIL_BATCH", 0)})
 	if err != nil {
 		b.Fatal(err)
 	}
