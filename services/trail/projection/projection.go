@@ -79,18 +79,15 @@ type columns struct {
 // build computes the rows of events appended to a tree of size with the
 // given frontier, and the tree after them. It does not change frontier.
 func build(size int64, frontier ledger.Hashes, events []event.Event) (*columns, *memory, error) {
-	hashes := make(ledger.Hashes, len(frontier)+2*len(events))
-	for k, v := range frontier {
-		hashes[k] = v
-	}
-	c := &columns{}
-	n := size
+	tree := ledger.NewAppender(size, frontier, len(events))
+	c := newColumns(len(events))
 	for _, e := range events {
 		if e.ID == "" {
 			continue // not an event (the projector passes its position only)
 		}
+		n := tree.Size()
 		entry := EntryOf(e)
-		stored, err := hashes.Append(n, entry.LeafHash())
+		stored, err := tree.Append(entry.LeafHash())
 		if err != nil {
 			return nil, nil, fmt.Errorf("tree at %d: %w", n, err)
 		}
@@ -118,18 +115,25 @@ func build(size int64, frontier ledger.Hashes, events []event.Event) (*columns, 
 		c.time = append(c.time, entry.Time)
 		c.nanos = append(c.nanos, int16(entry.Time.Nanosecond()%1000))
 		c.payload = append(c.payload, e.Data)
-		n++
 	}
 	// Keep only the new tree's frontier: all the next batch reads.
-	next := &memory{size: n, frontier: make(ledger.Hashes)}
-	for _, idx := range ledger.Frontier(n) {
-		h, ok := hashes[idx]
-		if !ok {
-			return nil, nil, fmt.Errorf("tree at %d: frontier hash %d missing", n, idx)
-		}
-		next.frontier[idx] = h
+	next, err := tree.Frontier()
+	if err != nil {
+		return nil, nil, fmt.Errorf("tree at %d: %w", tree.Size(), err)
 	}
-	return c, next, nil
+	return c, &memory{size: tree.Size(), frontier: next}, nil
+}
+
+func newColumns(n int) *columns {
+	return &columns{
+		position: make([]int64, 0, n), idx: make([]int64, 0, n),
+		id: make([]string, 0, n), typ: make([]string, 0, n), source: make([]string, 0, n),
+		aggType: make([]string, 0, n), aggID: make([]string, 0, n), contract: make([]string, 0, n),
+		customer: make([]string, 0, n), provider: make([]string, 0, n), actorOrg: make([]string, 0, n),
+		actor: make([]string, 0, n), actorRole: make([]string, 0, n), correlation: make([]string, 0, n),
+		causation: make([]string, 0, n), schemaVersion: make([]int32, 0, n), time: make([]time.Time, 0, n),
+		nanos: make([]int16, 0, n), payload: make([][]byte, 0, n), hashes: make([][]byte, 0, n),
+	}
 }
 
 // rows are the columns as the copy protocol takes them.
