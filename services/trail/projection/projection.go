@@ -136,15 +136,31 @@ func newColumns(n int) *columns {
 	}
 }
 
-// rows are the columns as the copy protocol takes them.
-func (c *columns) rows() [][]any {
-	out := make([][]any, len(c.position))
-	for i := range out {
-		out[i] = []any{c.position[i], c.idx[i], c.id[i], c.typ[i], c.source[i], c.aggType[i], c.aggID[i], c.contract[i],
-			c.customer[i], c.provider[i], c.actorOrg[i], c.actor[i], c.actorRole[i], c.correlation[i], c.causation[i],
-			c.schemaVersion[i], c.time[i], c.nanos[i], c.payload[i]}
-	}
-	return out
+// entryRows feeds the entries to COPY a row at a time, in one reused
+// slice: pgx encodes each row before asking for the next.
+func (c *columns) entryRows() pgx.CopyFromSource {
+	i, row := -1, make([]any, len(Columns))
+	return pgx.CopyFromFunc(func() ([]any, error) {
+		if i++; i == len(c.position) {
+			return nil, nil
+		}
+		row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7] = c.position[i], c.idx[i], c.id[i], c.typ[i], c.source[i], c.aggType[i], c.aggID[i], c.contract[i]
+		row[8], row[9], row[10], row[11], row[12], row[13], row[14] = c.customer[i], c.provider[i], c.actorOrg[i], c.actor[i], c.actorRole[i], c.correlation[i], c.causation[i]
+		row[15], row[16], row[17], row[18] = c.schemaVersion[i], c.time[i], c.nanos[i], c.payload[i]
+		return row, nil
+	})
+}
+
+// hashRows feeds the stored hashes to COPY, like entryRows.
+func (c *columns) hashRows() pgx.CopyFromSource {
+	i, row := -1, make([]any, 2)
+	return pgx.CopyFromFunc(func() ([]any, error) {
+		if i++; i == len(c.hashes) {
+			return nil, nil
+		}
+		row[0], row[1] = c.idx[i], c.hashes[i]
+		return row, nil
+	})
 }
 
 // Apply appends the batch's events to trail.entries and their stored
@@ -172,14 +188,10 @@ func write(ctx context.Context, tx pgx.Tx, c *columns, size int64) error {
 	if len(c.position) == 0 {
 		return nil
 	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{Schema, "entries"}, Columns, pgx.CopyFromRows(c.rows())); err != nil {
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{Schema, "entries"}, Columns, c.entryRows()); err != nil {
 		return fmt.Errorf("append entries: %w", err)
 	}
-	hashRows := make([][]any, len(c.hashes))
-	for i := range hashRows {
-		hashRows[i] = []any{c.idx[i], c.hashes[i]}
-	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{Schema, "hashes"}, []string{"record", "hashes"}, pgx.CopyFromRows(hashRows)); err != nil {
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{Schema, "hashes"}, []string{"record", "hashes"}, c.hashRows()); err != nil {
 		return fmt.Errorf("append hashes: %w", err)
 	}
 	if _, err := tx.Exec(ctx, `UPDATE trail.tree SET size = $1`, size); err != nil {
