@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -286,12 +285,7 @@ func built(b *testing.B, svc *trail.Service, pool *pgxpool.Pool, last uint64, st
 // waitIndexes waits until the search indexes are built and says when.
 func waitIndexes(b *testing.B, pool *pgxpool.Pool) time.Time {
 	for {
-		var missing bool
-		err := pgx.BeginFunc(context.Background(), pool, func(tx pgx.Tx) error {
-			var err error
-			missing, err = projection.MissingIndexes(context.Background(), tx)
-			return err
-		})
+		missing, err := projection.MissingIndexes(context.Background(), pool)
 		if err != nil {
 			b.Fatal(err)
 		}

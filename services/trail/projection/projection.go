@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/mod/sumdb/tlog"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/jsmplatform/jsm/libs/event"
 	"github.com/jsmplatform/jsm/services/trail/ledger"
@@ -216,37 +218,61 @@ func (Log) Reset(ctx context.Context, tx pgx.Tx) error {
 	return nil
 }
 
-var indexName = regexp.MustCompile(`CREATE INDEX IF NOT EXISTS (\w+) ON`)
+var indexStatement = regexp.MustCompile(`(?m)^CREATE INDEX IF NOT EXISTS (\w+) ON [^;]*;`)
 
-// indexNames are the search indexes of indexes.sql.
+// indexes are the search indexes of indexes.sql: name and statement.
+func indexes() [][2]string {
+	var out [][2]string
+	for _, m := range indexStatement.FindAllStringSubmatch(indexesSQL, -1) {
+		out = append(out, [2]string{m[1], m[0]})
+	}
+	return out
+}
+
 func indexNames() []string {
 	var out []string
-	for _, m := range indexName.FindAllStringSubmatch(indexesSQL, -1) {
-		out = append(out, m[1])
+	for _, ix := range indexes() {
+		out = append(out, ix[0])
 	}
 	return out
 }
 
 // MissingIndexes reports whether any search index is missing.
-func MissingIndexes(ctx context.Context, q pgx.Tx) (bool, error) {
+func MissingIndexes(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}) (bool, error) {
 	var n int
 	err := q.QueryRow(ctx, `SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND indexname = ANY($2)`, Schema, indexNames()).Scan(&n)
 	return n < len(indexNames()), err
 }
 
-// BuildIndexes creates the search indexes that are missing. It holds off
-// appends (not reads) while it runs.
-func BuildIndexes(ctx context.Context, tx pgx.Tx) error {
-	// Sorting in memory rather than in temporary files.
-	if _, err := tx.Exec(ctx, `SET LOCAL maintenance_work_mem = '256MB'`); err != nil {
-		return err
+// BuildIndexes creates the search indexes that are missing, two at a time
+// (a build keeps one core busy), each holding off appends (not reads)
+// while it runs. Instances building at once take turns per index.
+func BuildIndexes(ctx context.Context, pool *pgxpool.Pool) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(2)
+	for _, ix := range indexes() {
+		g.Go(func() error {
+			return pgx.BeginFunc(gctx, pool, func(tx pgx.Tx) error {
+				// Sorting in memory rather than in temporary files.
+				_, err := tx.Exec(gctx, `SELECT pg_advisory_xact_lock(hashtext('jsm.trail.index.' || $1)), set_config('maintenance_work_mem', '256MB', true)`, ix[0])
+				if err != nil {
+					return err
+				}
+				if _, err := tx.Exec(gctx, ix[1]); err != nil {
+					return fmt.Errorf("index %s: %w", ix[0], err)
+				}
+				return nil
+			})
+		})
 	}
-	if _, err := tx.Exec(ctx, indexesSQL); err != nil {
+	if err := g.Wait(); err != nil {
 		return err
 	}
 	// A bulk-loaded table has no statistics yet: without them the planner
 	// may walk the primary key for a contract's few events.
-	_, err := tx.Exec(ctx, `ANALYZE trail.entries`)
+	_, err := pool.Exec(ctx, `ANALYZE trail.entries`)
 	return err
 }
 
