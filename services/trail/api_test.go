@@ -550,6 +550,13 @@ func TestRootIsTheSameAfterARebuild(t *testing.T) {
 	if f, err := p.trail.App().Audit(ctx); err != nil || f != nil {
 		t.Fatalf("audit after rebuild: %v, %v", f, err)
 	}
+	// The rebuild dropped the search indexes; they are built again once
+	// the log has caught up.
+	for missing := true; missing; time.Sleep(20 * time.Millisecond) {
+		if missing, err = projection.MissingIndexes(ctx, p.pool); err != nil || missing && time.Now().After(deadline.Add(10*time.Second)) {
+			t.Fatalf("search indexes not rebuilt: %v", err)
+		}
+	}
 	// The log goes on from there, consistent with what was signed before.
 	_, more := interaction(t, p, "acme", "itsec", "", 1)
 	after := must[trailv1.GetCheckpointResponse](t)(c.GetCheckpoint(ctx, connect.NewRequest(&trailv1.GetCheckpointRequest{MinPosition: more[len(more)-1].pos})))

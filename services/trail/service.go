@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/sync/errgroup"
 
@@ -159,18 +158,13 @@ func (s *Service) indexWhenCaughtUp(ctx context.Context) error {
 		if err != nil || last > s.projector.Position()+uint64(s.deps.BatchSize) {
 			continue
 		}
-		err = pgx.BeginFunc(ctx, s.deps.Pool, func(tx pgx.Tx) error {
-			missing, err := readmodel.MissingIndexes(ctx, tx)
-			if err != nil || !missing {
-				return err
-			}
+		missing, err := readmodel.MissingIndexes(ctx, s.deps.Pool)
+		if err == nil && missing {
 			start := time.Now()
-			if err := readmodel.BuildIndexes(ctx, tx); err != nil {
-				return err
+			if err = readmodel.BuildIndexes(ctx, s.deps.Pool); err == nil {
+				s.deps.Logger.Info("trail search indexes built", "position", s.projector.Position(), "took", time.Since(start).Round(time.Millisecond))
 			}
-			s.deps.Logger.Info("trail search indexes built", "position", s.projector.Position(), "took", time.Since(start).Round(time.Millisecond))
-			return nil
-		})
+		}
 		if err != nil && ctx.Err() == nil {
 			s.deps.Logger.Warn("trail: build search indexes", "err", err)
 		}

@@ -12,7 +12,6 @@ import (
 	"github.com/jsmplatform/jsm/services/contracts"
 	"github.com/jsmplatform/jsm/services/incidents"
 	"github.com/jsmplatform/jsm/services/patching"
-	"github.com/jsmplatform/jsm/services/trail"
 )
 
 // serviceDeps are what `jsm up` hands every service.
@@ -44,11 +43,7 @@ func platformServices(ctx context.Context, d serviceDeps) ([]rpc.Service, error)
 	if err != nil {
 		return nil, err
 	}
-	key, err := trail.LoadOrCreateKey(d.DataDir, trail.Origin)
-	if err != nil {
-		return nil, err
-	}
-	tr, err := trail.New(trail.Deps{Store: d.Store, Pool: d.Pool, Logger: d.Logger, SigningKey: key})
+	tr, err := newTrail(d)
 	if err != nil {
 		return nil, err
 	}

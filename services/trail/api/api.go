@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"runtime"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect"
@@ -87,6 +89,23 @@ func Event(r projection.Row) *trailv1.Event {
 	return out
 }
 
+// events renders rows, on every core for a large page: rendering bodies
+// as JSON is most of the cost of a search or a replay.
+func events(rows []projection.Row) []*trailv1.Event {
+	out := make([]*trailv1.Event, len(rows))
+	workers := min(runtime.GOMAXPROCS(0), len(rows)/64+1)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(rows); i += workers {
+				out[i] = Event(rows[i])
+			}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
 // jsonStruct turns a JSON object into a Struct. encoding/json and
 // structpb do it in two thirds of the time protojson takes; numbers lose
 // nothing, as protojson writes 64-bit integers as strings.
@@ -116,11 +135,7 @@ func (s *Server) SearchEvents(ctx context.Context, r *connect.Request[trailv1.Se
 	if err != nil {
 		return nil, toConnect(ctx, s.log, err)
 	}
-	out := &trailv1.SearchEventsResponse{NextPageToken: next, Events: make([]*trailv1.Event, len(rows))}
-	for i, row := range rows {
-		out.Events[i] = Event(row)
-	}
-	return connect.NewResponse(out), nil
+	return connect.NewResponse(&trailv1.SearchEventsResponse{NextPageToken: next, Events: events(rows)}), nil
 }
 
 func (s *Server) ReplayEvents(ctx context.Context, r *connect.Request[trailv1.ReplayEventsRequest], stream *connect.ServerStream[trailv1.ReplayEventsResponse]) error {
@@ -131,11 +146,7 @@ func (s *Server) ReplayEvents(ctx context.Context, r *connect.Request[trailv1.Re
 	f := filterOf(r.Msg)
 	f.FromPosition = r.Msg.GetFromPosition()
 	err = s.app.Replay(ctx, org, f, r.Msg.GetMinPosition(), func(rows []projection.Row) error {
-		out := &trailv1.ReplayEventsResponse{Events: make([]*trailv1.Event, len(rows))}
-		for i, row := range rows {
-			out.Events[i] = Event(row)
-		}
-		return stream.Send(out)
+		return stream.Send(&trailv1.ReplayEventsResponse{Events: events(rows)})
 	})
 	if err != nil {
 		return toConnect(ctx, s.log, err)

@@ -108,6 +108,7 @@ func (a *App) SignEvery(ctx context.Context, every int64, interval time.Duration
 	defer tick.Stop()
 	var signed int64
 	lastAt := a.Now()
+	var failedAt time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -121,14 +122,16 @@ func (a *App) SignEvery(ctx context.Context, every int64, interval time.Duration
 			}
 			continue
 		}
-		if size <= signed || (size-signed < every && a.Now().Sub(lastAt) < interval) {
+		if size <= signed || (size-signed < every && a.Now().Sub(lastAt) < interval) || a.Now().Sub(failedAt) < interval {
 			continue
 		}
 		h, err := a.Sign(ctx)
 		if err != nil {
+			// Loud, but once an interval: a diverging log stays so.
 			if ctx.Err() == nil {
 				log.Error("trail: cannot sign a checkpoint", "size", size, "err", err)
 			}
+			failedAt = a.Now()
 			continue
 		}
 		signed, lastAt = h.Size, a.Now()

@@ -129,7 +129,7 @@ func (a *App) Export(ctx context.Context, org string, f Filter, minPosition uint
 		Format: ledger.ExportFormat, Origin: a.Signer.Name(), VerifierKey: a.Signer.VerifierKey(),
 		Checkpoint: h.Note, Filter: f.Map(), ExportedAt: a.Now().UTC(), Entries: make([]ledger.ExportEntry, 0, len(rows)),
 	}
-	reader := projection.HashReader(ctx, a.Pool)
+	reader := projection.CachingHashReader(ctx, a.Pool)
 	leaves := make([]int64, len(rows))
 	hashes := make([]tlog.Hash, len(rows))
 	for i, r := range rows {

@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -48,6 +47,13 @@ func events() int {
 		n = v
 	}
 	return n
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(strings.ReplaceAll(os.Getenv(name), "_", "")); err == nil && v > 0 {
+		return v
+	}
+	return def
 }
 
 // contractsIn is how many contracts the events spread over: about 100
@@ -161,7 +167,8 @@ func BenchmarkTrail(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	svc, err := trail.New(trail.Deps{Store: store, Pool: pool, SigningKey: skey, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), CheckpointInterval: time.Hour, CheckpointEvery: 1 << 40})
+	svc, err := trail.New(trail.Deps{Store: store, Pool: pool, SigningKey: skey, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), CheckpointInterval: time.Hour, CheckpointEvery: 1 << 40,
+		CatchUpBatchSize: envInt("JSM_BENCH_TRAIL_BATCH", 0)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -278,12 +285,7 @@ func built(b *testing.B, svc *trail.Service, pool *pgxpool.Pool, last uint64, st
 // waitIndexes waits until the search indexes are built and says when.
 func waitIndexes(b *testing.B, pool *pgxpool.Pool) time.Time {
 	for {
-		var missing bool
-		err := pgx.BeginFunc(context.Background(), pool, func(tx pgx.Tx) error {
-			var err error
-			missing, err = projection.MissingIndexes(context.Background(), tx)
-			return err
-		})
+		missing, err := projection.MissingIndexes(context.Background(), pool)
 		if err != nil {
 			b.Fatal(err)
 		}

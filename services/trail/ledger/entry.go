@@ -119,3 +119,64 @@ func Frontier(n int64) []int64 {
 	}
 	return out
 }
+
+// Appender grows a tree from its frontier. Appending reads only the
+// frontier and the hashes appended since, which are consecutive stored
+// indexes: a slice holds them, and a batch costs no map growth.
+type Appender struct {
+	frontier Hashes
+	base     int64 // stored index of added[0]
+	added    []tlog.Hash
+	n        int64 // records in the tree
+}
+
+// NewAppender starts from a tree of n records and its frontier (see
+// Frontier); room is how many records are likely to be appended.
+func NewAppender(n int64, frontier Hashes, room int) *Appender {
+	return &Appender{frontier: frontier, base: tlog.StoredHashIndex(0, n), added: make([]tlog.Hash, 0, 2*room), n: n}
+}
+
+// ReadHashes implements tlog.HashReader.
+func (a *Appender) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	for i, idx := range indexes {
+		if k := idx - a.base; k >= 0 && k < int64(len(a.added)) {
+			out[i] = a.added[k]
+			continue
+		}
+		h, ok := a.frontier[idx]
+		if !ok {
+			return nil, fmt.Errorf("ledger: stored hash %d is missing", idx)
+		}
+		out[i] = h
+	}
+	return out, nil
+}
+
+// Append adds the next record's leaf and returns its stored hashes.
+func (a *Appender) Append(leaf tlog.Hash) ([]tlog.Hash, error) {
+	hs, err := tlog.StoredHashesForRecordHash(a.n, leaf, a)
+	if err != nil {
+		return nil, err
+	}
+	a.added = append(a.added, hs...)
+	a.n++
+	return hs, nil
+}
+
+// Size is the number of records in the tree.
+func (a *Appender) Size() int64 { return a.n }
+
+// Frontier is the frontier of the tree as it is now.
+func (a *Appender) Frontier() (Hashes, error) {
+	idx := Frontier(a.n)
+	hs, err := a.ReadHashes(idx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(Hashes, len(idx))
+	for i, k := range idx {
+		out[k] = hs[i]
+	}
+	return out, nil
+}

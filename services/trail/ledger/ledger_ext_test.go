@@ -294,3 +294,29 @@ func FuzzParseExport(f *testing.F) {
 		}
 	})
 }
+
+// Growing a tree batch by batch from each batch's frontier gives the
+// same tree as growing it whole.
+func TestAppenderMatchesWholeTree(t *testing.T) {
+	l := newLog(t, 300)
+	size, frontier := int64(0), ledger.Hashes{}
+	for _, batch := range []int{1, 2, 5, 64, 100, 3, 125} {
+		a := ledger.NewAppender(size, frontier, batch)
+		for range batch {
+			want, _ := tlog.StoredHashesForRecordHash(a.Size(), l.entries[a.Size()].LeafHash(), l.hashes)
+			got, err := a.Append(l.entries[a.Size()].LeafHash())
+			if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("record %d: stored hashes %v (%v), want %v", a.Size(), got, err, want)
+			}
+		}
+		var err error
+		size = a.Size()
+		if frontier, err = a.Frontier(); err != nil {
+			t.Fatal(err)
+		}
+		root, err := tlog.TreeHash(size, frontier)
+		if err != nil || root != l.root(t, size) {
+			t.Fatalf("root at %d from the frontier: %v, %v", size, root, err)
+		}
+	}
+}

@@ -8,11 +8,14 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"maps"
 	"regexp"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/mod/sumdb/tlog"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/jsmplatform/jsm/libs/event"
 	"github.com/jsmplatform/jsm/services/trail/ledger"
@@ -78,18 +81,15 @@ type columns struct {
 // build computes the rows of events appended to a tree of size with the
 // given frontier, and the tree after them. It does not change frontier.
 func build(size int64, frontier ledger.Hashes, events []event.Event) (*columns, *memory, error) {
-	hashes := make(ledger.Hashes, len(frontier)+2*len(events))
-	for k, v := range frontier {
-		hashes[k] = v
-	}
-	c := &columns{}
-	n := size
+	tree := ledger.NewAppender(size, frontier, len(events))
+	c := newColumns(len(events))
 	for _, e := range events {
 		if e.ID == "" {
 			continue // not an event (the projector passes its position only)
 		}
+		n := tree.Size()
 		entry := EntryOf(e)
-		stored, err := hashes.Append(n, entry.LeafHash())
+		stored, err := tree.Append(entry.LeafHash())
 		if err != nil {
 			return nil, nil, fmt.Errorf("tree at %d: %w", n, err)
 		}
@@ -117,29 +117,52 @@ func build(size int64, frontier ledger.Hashes, events []event.Event) (*columns, 
 		c.time = append(c.time, entry.Time)
 		c.nanos = append(c.nanos, int16(entry.Time.Nanosecond()%1000))
 		c.payload = append(c.payload, e.Data)
-		n++
 	}
 	// Keep only the new tree's frontier: all the next batch reads.
-	next := &memory{size: n, frontier: make(ledger.Hashes)}
-	for _, idx := range ledger.Frontier(n) {
-		h, ok := hashes[idx]
-		if !ok {
-			return nil, nil, fmt.Errorf("tree at %d: frontier hash %d missing", n, idx)
-		}
-		next.frontier[idx] = h
+	next, err := tree.Frontier()
+	if err != nil {
+		return nil, nil, fmt.Errorf("tree at %d: %w", tree.Size(), err)
 	}
-	return c, next, nil
+	return c, &memory{size: tree.Size(), frontier: next}, nil
 }
 
-// rows are the columns as the copy protocol takes them.
-func (c *columns) rows() [][]any {
-	out := make([][]any, len(c.position))
-	for i := range out {
-		out[i] = []any{c.position[i], c.idx[i], c.id[i], c.typ[i], c.source[i], c.aggType[i], c.aggID[i], c.contract[i],
-			c.customer[i], c.provider[i], c.actorOrg[i], c.actor[i], c.actorRole[i], c.correlation[i], c.causation[i],
-			c.schemaVersion[i], c.time[i], c.nanos[i], c.payload[i]}
+func newColumns(n int) *columns {
+	return &columns{
+		position: make([]int64, 0, n), idx: make([]int64, 0, n),
+		id: make([]string, 0, n), typ: make([]string, 0, n), source: make([]string, 0, n),
+		aggType: make([]string, 0, n), aggID: make([]string, 0, n), contract: make([]string, 0, n),
+		customer: make([]string, 0, n), provider: make([]string, 0, n), actorOrg: make([]string, 0, n),
+		actor: make([]string, 0, n), actorRole: make([]string, 0, n), correlation: make([]string, 0, n),
+		causation: make([]string, 0, n), schemaVersion: make([]int32, 0, n), time: make([]time.Time, 0, n),
+		nanos: make([]int16, 0, n), payload: make([][]byte, 0, n), hashes: make([][]byte, 0, n),
 	}
-	return out
+}
+
+// entryRows feeds the entries to COPY a row at a time, in one reused
+// slice: pgx encodes each row before asking for the next.
+func (c *columns) entryRows() pgx.CopyFromSource {
+	i, row := -1, make([]any, len(Columns))
+	return pgx.CopyFromFunc(func() ([]any, error) {
+		if i++; i == len(c.position) {
+			return nil, nil
+		}
+		row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7] = c.position[i], c.idx[i], c.id[i], c.typ[i], c.source[i], c.aggType[i], c.aggID[i], c.contract[i]
+		row[8], row[9], row[10], row[11], row[12], row[13], row[14] = c.customer[i], c.provider[i], c.actorOrg[i], c.actor[i], c.actorRole[i], c.correlation[i], c.causation[i]
+		row[15], row[16], row[17], row[18] = c.schemaVersion[i], c.time[i], c.nanos[i], c.payload[i]
+		return row, nil
+	})
+}
+
+// hashRows feeds the stored hashes to COPY, like entryRows.
+func (c *columns) hashRows() pgx.CopyFromSource {
+	i, row := -1, make([]any, 2)
+	return pgx.CopyFromFunc(func() ([]any, error) {
+		if i++; i == len(c.hashes) {
+			return nil, nil
+		}
+		row[0], row[1] = c.idx[i], c.hashes[i]
+		return row, nil
+	})
 }
 
 // Apply appends the batch's events to trail.entries and their stored
@@ -167,14 +190,10 @@ func write(ctx context.Context, tx pgx.Tx, c *columns, size int64) error {
 	if len(c.position) == 0 {
 		return nil
 	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{Schema, "entries"}, Columns, pgx.CopyFromRows(c.rows())); err != nil {
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{Schema, "entries"}, Columns, c.entryRows()); err != nil {
 		return fmt.Errorf("append entries: %w", err)
 	}
-	hashRows := make([][]any, len(c.hashes))
-	for i := range hashRows {
-		hashRows[i] = []any{c.idx[i], c.hashes[i]}
-	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{Schema, "hashes"}, []string{"record", "hashes"}, pgx.CopyFromRows(hashRows)); err != nil {
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{Schema, "hashes"}, []string{"record", "hashes"}, c.hashRows()); err != nil {
 		return fmt.Errorf("append hashes: %w", err)
 	}
 	if _, err := tx.Exec(ctx, `UPDATE trail.tree SET size = $1`, size); err != nil {
@@ -199,37 +218,61 @@ func (Log) Reset(ctx context.Context, tx pgx.Tx) error {
 	return nil
 }
 
-var indexName = regexp.MustCompile(`CREATE INDEX IF NOT EXISTS (\w+) ON`)
+var indexStatement = regexp.MustCompile(`(?m)^CREATE INDEX IF NOT EXISTS (\w+) ON [^;]*;`)
 
-// indexNames are the search indexes of indexes.sql.
+// indexes are the search indexes of indexes.sql: name and statement.
+func indexes() [][2]string {
+	var out [][2]string
+	for _, m := range indexStatement.FindAllStringSubmatch(indexesSQL, -1) {
+		out = append(out, [2]string{m[1], m[0]})
+	}
+	return out
+}
+
 func indexNames() []string {
 	var out []string
-	for _, m := range indexName.FindAllStringSubmatch(indexesSQL, -1) {
-		out = append(out, m[1])
+	for _, ix := range indexes() {
+		out = append(out, ix[0])
 	}
 	return out
 }
 
 // MissingIndexes reports whether any search index is missing.
-func MissingIndexes(ctx context.Context, q pgx.Tx) (bool, error) {
+func MissingIndexes(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}) (bool, error) {
 	var n int
 	err := q.QueryRow(ctx, `SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND indexname = ANY($2)`, Schema, indexNames()).Scan(&n)
 	return n < len(indexNames()), err
 }
 
-// BuildIndexes creates the search indexes that are missing. It holds off
-// appends (not reads) while it runs.
-func BuildIndexes(ctx context.Context, tx pgx.Tx) error {
-	// Sorting in memory rather than in temporary files.
-	if _, err := tx.Exec(ctx, `SET LOCAL maintenance_work_mem = '256MB'`); err != nil {
-		return err
+// BuildIndexes creates the search indexes that are missing, two at a time
+// (a build keeps one core busy), each holding off appends (not reads)
+// while it runs. Instances building at once take turns per index.
+func BuildIndexes(ctx context.Context, pool *pgxpool.Pool) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(2)
+	for _, ix := range indexes() {
+		g.Go(func() error {
+			return pgx.BeginFunc(gctx, pool, func(tx pgx.Tx) error {
+				// Sorting in memory rather than in temporary files.
+				_, err := tx.Exec(gctx, `SELECT pg_advisory_xact_lock(hashtext('jsm.trail.index.' || $1)), set_config('maintenance_work_mem', '256MB', true)`, ix[0])
+				if err != nil {
+					return err
+				}
+				if _, err := tx.Exec(gctx, ix[1]); err != nil {
+					return fmt.Errorf("index %s: %w", ix[0], err)
+				}
+				return nil
+			})
+		})
 	}
-	if _, err := tx.Exec(ctx, indexesSQL); err != nil {
+	if err := g.Wait(); err != nil {
 		return err
 	}
 	// A bulk-loaded table has no statistics yet: without them the planner
 	// may walk the primary key for a contract's few events.
-	_, err := tx.Exec(ctx, `ANALYZE trail.entries`)
+	_, err := pool.Exec(ctx, `ANALYZE trail.entries`)
 	return err
 }
 
@@ -246,6 +289,26 @@ func HashReader(ctx context.Context, q Querier) tlog.HashReader {
 			return nil, err
 		}
 		return got.ReadHashes(indexes)
+	})
+}
+
+// CachingHashReader is HashReader keeping every hash it read: proofs of
+// many entries of one tree (an export) share most of their nodes.
+func CachingHashReader(ctx context.Context, q Querier) tlog.HashReader {
+	cache := ledger.Hashes{}
+	return tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
+		var missing []int64
+		for _, idx := range indexes {
+			if _, ok := cache[idx]; !ok {
+				missing = append(missing, idx)
+			}
+		}
+		got, err := readHashes(ctx, q, missing)
+		if err != nil {
+			return nil, err
+		}
+		maps.Copy(cache, got)
+		return cache.ReadHashes(indexes)
 	})
 }
 
