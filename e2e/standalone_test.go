@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -99,6 +100,34 @@ func TestIncidentsServiceRunsAlone(t *testing.T) {
 	svc.stop(t)
 }
 
+// The trail as its own process beside jsm up, with jsm up's signing key:
+// both serve one log.
+func TestTrailServiceRunsAlone(t *testing.T) {
+	dir := dataDir(t)
+	p := up(t, dir)
+	key, err := os.ReadFile(filepath.Join(dir, "trail-signing.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := runAlone(t, p, dir, "trail", "JSM_TRAIL_SIGNING_KEY="+strings.TrimSpace(string(key)))
+
+	acme := p.token(t, "acme", "org-admin")
+	var draft struct {
+		ContractID string `json:"contractId"`
+	}
+	p.post(t, acme, "/jsm.contracts.v1.ContractService/DraftContract", `{"customerOrgId":"acme","providerOrgId":"itsec","title":"Trail alone"}`, &draft)
+	alone := &platform{url: svc.url}
+	var cp struct {
+		Checkpoint string `json:"checkpoint"`
+		Size       string `json:"size"`
+	}
+	alone.post(t, acme, "/jsm.trail.v1.TrailService/GetCheckpoint", `{"minPosition":"1"}`, &cp)
+	if cp.Size == "" || cp.Size == "0" || !strings.HasPrefix(cp.Checkpoint, "jsm-trail\n") {
+		t.Fatalf("checkpoint from the trail alone: %+v", cp)
+	}
+	svc.stop(t)
+}
+
 // alone is a service's own process, started from its cmd/<name> package
 // against jsm up's NATS and PostgreSQL with jsm up's token key.
 type alone struct {
@@ -109,7 +138,7 @@ type alone struct {
 	exited chan error
 }
 
-func runAlone(t *testing.T, p *platform, dir, name string) *alone {
+func runAlone(t *testing.T, p *platform, dir, name string, env ...string) *alone {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), name)
 	build := exec.Command("go", "build", "-o", bin, "github.com/jsmplatform/jsm/services/"+name+"/cmd/"+name)
@@ -127,7 +156,7 @@ func runAlone(t *testing.T, p *platform, dir, name string) *alone {
 	a := &alone{name: name, url: fmt.Sprintf("http://127.0.0.1:%d", port), log: &bytes.Buffer{}, exited: make(chan error, 1)}
 	a.cmd = exec.Command(bin, "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--jwt-public-key", pubKey)
 	// Flags and environment variables both configure it.
-	a.cmd.Env = append(os.Environ(), "JSM_NATS_URL="+p.natsURL, "JSM_PG_DSN="+dsn)
+	a.cmd.Env = append(append(os.Environ(), "JSM_NATS_URL="+p.natsURL, "JSM_PG_DSN="+dsn), env...)
 	a.cmd.Stdout, a.cmd.Stderr = a.log, a.log
 	if err := a.cmd.Start(); err != nil {
 		t.Fatal(err)
