@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/url"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/jsmplatform/jsm/libs/decide"
 	"github.com/jsmplatform/jsm/libs/event"
 )
@@ -47,4 +49,21 @@ func MetaOf(e event.Event) decide.Meta {
 // ActorOf is who gives a request's command, as a decider sees it.
 func ActorOf(req Request) decide.Actor {
 	return decide.Actor{Org: decide.OrgID(req.Actor.Org), User: req.Actor.User}
+}
+
+// Pure is a Decider from an area's pure functions: Evolve takes the
+// envelope's meta, Scope names the aggregate's contract and parties, and
+// the zero S is the initial state.
+func Pure[S, C any](aggregateType string, decideFn func(S, C) ([]proto.Message, error), evolve func(S, proto.Message, decide.Meta) S, scope func(S) (contract string, customer, provider decide.OrgID)) Decider[S, C] {
+	return Decider[S, C]{
+		AggregateType: aggregateType,
+		Initial:       func() S { var s S; return s },
+		Decide:        decideFn,
+		Evolve:        func(s S, e event.Event, m proto.Message) S { return evolve(s, m, MetaOf(e)) },
+		Scope: func(s S) (string, event.Parties) {
+			contract, customer, provider := scope(s)
+			return contract, event.Parties{Customer: string(customer), Provider: string(provider)}
+		},
+		StateVersion: 1,
+	}
 }

@@ -14,11 +14,9 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/jsmplatform/jsm/libs/auth"
 	"github.com/jsmplatform/jsm/libs/es"
-	"github.com/jsmplatform/jsm/libs/event"
 	"github.com/jsmplatform/jsm/libs/pgdb"
 	"github.com/jsmplatform/jsm/libs/projection"
 	"github.com/jsmplatform/jsm/libs/reactor"
@@ -52,18 +50,9 @@ const Source = "/jsm/changeadvisory"
 
 // Decider is the change aggregate as the es runner sees it.
 func Decider() es.Decider[domain.State, domain.Command] {
-	return es.Decider[domain.State, domain.Command]{
-		AggregateType: readmodel.ChangeType,
-		Initial:       func() domain.State { return domain.State{} },
-		Decide:        domain.Decide,
-		Evolve: func(s domain.State, e event.Event, m proto.Message) domain.State {
-			return domain.Evolve(s, m, readmodel.Meta(e))
-		},
-		Scope: func(s domain.State) (string, event.Parties) {
-			return s.ContractID, event.Parties{Customer: string(s.Customer), Provider: string(s.Provider)}
-		},
-		StateVersion: 1,
-	}
+	return es.Pure(readmodel.ChangeType, domain.Decide, domain.Evolve, func(s domain.State) (string, domain.OrgID, domain.OrgID) {
+		return s.ContractID, s.Customer, s.Provider
+	})
 }
 
 // New builds the service.

@@ -12,11 +12,9 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/jsmplatform/jsm/libs/auth"
 	"github.com/jsmplatform/jsm/libs/es"
-	"github.com/jsmplatform/jsm/libs/event"
 	"github.com/jsmplatform/jsm/libs/pgdb"
 	"github.com/jsmplatform/jsm/libs/projection"
 	"github.com/jsmplatform/jsm/libs/rpc"
@@ -49,34 +47,16 @@ const Source = "/jsm/incidents"
 
 // Decider is the incident aggregate as the es runner sees it.
 func Decider() es.Decider[domain.State, domain.Command] {
-	return es.Decider[domain.State, domain.Command]{
-		AggregateType: readmodel.IncidentType,
-		Initial:       func() domain.State { return domain.State{} },
-		Decide:        domain.Decide,
-		Evolve: func(s domain.State, e event.Event, m proto.Message) domain.State {
-			return domain.Evolve(s, m, es.MetaOf(e))
-		},
-		Scope: func(s domain.State) (string, event.Parties) {
-			return s.ContractID, event.Parties{Customer: string(s.Customer), Provider: string(s.Provider)}
-		},
-		StateVersion: 1,
-	}
+	return es.Pure(readmodel.IncidentType, domain.Decide, domain.Evolve, func(s domain.State) (string, domain.OrgID, domain.OrgID) {
+		return s.ContractID, s.Customer, s.Provider
+	})
 }
 
 // ExerciseDecider is the exercise aggregate as the es runner sees it.
 func ExerciseDecider() es.Decider[domain.Exercise, domain.ExerciseCommand] {
-	return es.Decider[domain.Exercise, domain.ExerciseCommand]{
-		AggregateType: readmodel.ExerciseType,
-		Initial:       func() domain.Exercise { return domain.Exercise{} },
-		Decide:        domain.DecideExercise,
-		Evolve: func(x domain.Exercise, e event.Event, m proto.Message) domain.Exercise {
-			return domain.EvolveExercise(x, m, es.MetaOf(e))
-		},
-		Scope: func(x domain.Exercise) (string, event.Parties) {
-			return x.ContractID, event.Parties{Customer: string(x.Customer), Provider: string(x.Provider)}
-		},
-		StateVersion: 1,
-	}
+	return es.Pure(readmodel.ExerciseType, domain.DecideExercise, domain.EvolveExercise, func(x domain.Exercise) (string, domain.OrgID, domain.OrgID) {
+		return x.ContractID, x.Customer, x.Provider
+	})
 }
 
 // New builds the service.

@@ -14,11 +14,9 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/jsmplatform/jsm/libs/auth"
 	"github.com/jsmplatform/jsm/libs/es"
-	"github.com/jsmplatform/jsm/libs/event"
 	"github.com/jsmplatform/jsm/libs/pgdb"
 	"github.com/jsmplatform/jsm/libs/projection"
 	"github.com/jsmplatform/jsm/libs/reactor"
@@ -53,34 +51,16 @@ const Source = "/jsm/patching"
 
 // InventoryDecider is the inventory aggregate as the es runner sees it.
 func InventoryDecider() es.Decider[domain.Inventory, domain.Command] {
-	return es.Decider[domain.Inventory, domain.Command]{
-		AggregateType: readmodel.InventoryType,
-		Initial:       func() domain.Inventory { return domain.Inventory{} },
-		Decide:        domain.DecideInventory,
-		Evolve: func(s domain.Inventory, e event.Event, m proto.Message) domain.Inventory {
-			return domain.EvolveInventory(s, m, es.MetaOf(e))
-		},
-		Scope: func(s domain.Inventory) (string, event.Parties) {
-			return s.ContractID, event.Parties{Customer: string(s.Customer), Provider: string(s.Provider)}
-		},
-		StateVersion: 1,
-	}
+	return es.Pure(readmodel.InventoryType, domain.DecideInventory, domain.EvolveInventory, func(s domain.Inventory) (string, domain.OrgID, domain.OrgID) {
+		return s.ContractID, s.Customer, s.Provider
+	})
 }
 
 // RemediationDecider is the remediation aggregate as the es runner sees it.
 func RemediationDecider() es.Decider[domain.Remediation, domain.Command] {
-	return es.Decider[domain.Remediation, domain.Command]{
-		AggregateType: readmodel.RemediationType,
-		Initial:       func() domain.Remediation { return domain.Remediation{} },
-		Decide:        domain.DecideRemediation,
-		Evolve: func(r domain.Remediation, e event.Event, m proto.Message) domain.Remediation {
-			return domain.EvolveRemediation(r, m, es.MetaOf(e))
-		},
-		Scope: func(r domain.Remediation) (string, event.Parties) {
-			return r.ContractID, event.Parties{Customer: string(r.Customer), Provider: string(r.Provider)}
-		},
-		StateVersion: 1,
-	}
+	return es.Pure(readmodel.RemediationType, domain.DecideRemediation, domain.EvolveRemediation, func(r domain.Remediation) (string, domain.OrgID, domain.OrgID) {
+		return r.ContractID, r.Customer, r.Provider
+	})
 }
 
 // New builds the service.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/jsmplatform/jsm/libs/es"
 	"github.com/jsmplatform/jsm/libs/event"
 	"github.com/jsmplatform/jsm/services/changeadvisory/domain"
 	"github.com/jsmplatform/jsm/services/contracts/known"
@@ -46,11 +47,6 @@ func (Handler) Reset(ctx context.Context, tx pgx.Tx) error {
 		return err
 	}
 	return known.Reset(ctx, tx, Schema)
-}
-
-// Meta maps an event's envelope to what Evolve takes of it.
-func Meta(e event.Event) domain.Meta {
-	return domain.Meta{Time: e.Time, Actor: domain.Actor{Org: domain.OrgID(e.Actor.Org), User: e.Actor.User}, Position: e.Position}
 }
 
 // Apply folds a batch into the read model.
@@ -99,7 +95,7 @@ func (Handler) Apply(ctx context.Context, tx pgx.Tx, events []event.Event) error
 		if err != nil {
 			return fmt.Errorf("event %s at %d: %w", e.ID, e.Position, err)
 		}
-		states[e.AggregateID] = domain.Evolve(states[e.AggregateID], m, Meta(e))
+		states[e.AggregateID] = domain.Evolve(states[e.AggregateID], m, es.MetaOf(e))
 	}
 	b := &pgx.Batch{}
 	for _, id := range ids {
