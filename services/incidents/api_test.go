@@ -546,3 +546,19 @@ func TestExercises(t *testing.T) {
 		t.Fatalf("an outsider lists %d exercises", len(none.Exercises))
 	}
 }
+
+// One tick pages through every due clock, a page at a time.
+func TestSchedulerPagesThroughDueClocks(t *testing.T) {
+	p := start(t)
+	contractID := p.contract(deadline(commonv1.Severity_SEVERITY_CRITICAL, 4*time.Hour))
+	var last uint64
+	for range 3 {
+		last = p.report(provider, contractID, commonv1.Severity_SEVERITY_CRITICAL, p.clock.Now().Add(-5*time.Hour)).Position
+	}
+	p.get(provider, p.report(provider, contractID, commonv1.Severity_SEVERITY_LOW, p.clock.Now()).IncidentId, last+1)
+	s := p.incidents.Scheduler()
+	s.Batch = 1
+	if n, err := s.Tick(ctx); err != nil || n != 3 {
+		t.Fatalf("one tick with pages of one recorded %d (%v), want 3", n, err)
+	}
+}

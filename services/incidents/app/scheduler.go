@@ -29,34 +29,51 @@ func NewScheduler(pool *pgxpool.Pool, commands *Commands, now func() time.Time, 
 	return &Scheduler{pool: pool, commands: commands, now: now, log: log, Batch: 500}
 }
 
-// Tick records the clocks overdue now and returns how many it recorded.
+// Tick records the clocks overdue now and returns how many it recorded. It
+// pages through every due clock, so clocks whose command fails (and stay
+// due) cannot crowd out the others.
 func (s *Scheduler) Tick(ctx context.Context) (int, error) {
 	now := s.now()
-	rows, err := s.pool.Query(ctx, `
-		SELECT incident_id, clock_id FROM incidents.clocks
-		WHERE met_at IS NULL AND NOT overdue AND due_at < $1
-		ORDER BY due_at LIMIT $2`, now, s.Batch)
-	if err != nil {
-		return 0, err
+	type due struct {
+		Incident, Clock string
+		Due             time.Time
 	}
-	type due struct{ Incident, Clock string }
-	pending, err := pgx.CollectRows(rows, pgx.RowToStructByPos[due])
-	if err != nil {
-		return 0, err
-	}
+	var after *due
 	recorded := 0
 	var errs []error
-	for _, d := range pending {
-		res, err := s.commands.MarkOverdue(ctx, d.Incident, d.Clock)
+	for {
+		var afterDue *time.Time
+		var afterIncident, afterClock string
+		if after != nil {
+			afterDue, afterIncident, afterClock = &after.Due, after.Incident, after.Clock
+		}
+		rows, err := s.pool.Query(ctx, `
+			SELECT incident_id, clock_id, due_at FROM incidents.clocks
+			WHERE met_at IS NULL AND NOT overdue AND due_at < $1
+			  AND ($2::timestamptz IS NULL OR (due_at, incident_id, clock_id) > ($2, $3, $4))
+			ORDER BY due_at, incident_id, clock_id LIMIT $5`, now, afterDue, afterIncident, afterClock, s.Batch)
 		if err != nil {
-			errs = append(errs, err)
-			continue
+			return recorded, errors.Join(append(errs, err)...)
 		}
-		if res.Appended > 0 {
-			recorded++
+		page, err := pgx.CollectRows(rows, pgx.RowToStructByPos[due])
+		if err != nil {
+			return recorded, errors.Join(append(errs, err)...)
 		}
+		for _, d := range page {
+			res, err := s.commands.MarkOverdue(ctx, d.Incident, d.Clock)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if res.Appended > 0 {
+				recorded++
+			}
+		}
+		if len(page) < s.Batch || ctx.Err() != nil {
+			return recorded, errors.Join(errs...)
+		}
+		after = &page[len(page)-1]
 	}
-	return recorded, errors.Join(errs...)
 }
 
 // Run ticks every interval until ctx ends.

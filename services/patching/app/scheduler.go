@@ -38,36 +38,10 @@ func NewScheduler(pool *pgxpool.Pool, commands *Commands, now func() time.Time, 
 var SchedulerActor = event.Actor{Org: "jsm", User: "scheduler", Role: "system"}
 
 // Tick records what is due now and returns how many events it appended.
+// It pages through every due row (by time, then id), so remediations whose
+// command fails cannot crowd out the others.
 func (s *Scheduler) Tick(ctx context.Context) (int, error) {
 	now := s.now()
-	type due struct {
-		ID  string
-		Due time.Time
-	}
-	rows, err := s.pool.Query(ctx, `
-		SELECT remediation_id, due_at FROM patching.remediations
-		WHERE due_at < $1 AND NOT overdue AND status NOT IN ($2, $3, $4)
-		ORDER BY due_at LIMIT $5`,
-		now, int16(patchingv1.RemediationStatus_REMEDIATION_STATUS_FIXED), int16(patchingv1.RemediationStatus_REMEDIATION_STATUS_DEFERRED),
-		int16(patchingv1.RemediationStatus_REMEDIATION_STATUS_NOT_AFFECTED), s.Batch)
-	if err != nil {
-		return 0, err
-	}
-	overdue, err := pgx.CollectRows(rows, pgx.RowToStructByPos[due])
-	if err != nil {
-		return 0, err
-	}
-	type expiring struct{ ID, Deferral string }
-	rows, err = s.pool.Query(ctx, `
-		SELECT remediation_id, deferral_id FROM patching.remediations
-		WHERE deferred_until <= $1 ORDER BY deferred_until LIMIT $2`, now, s.Batch)
-	if err != nil {
-		return 0, err
-	}
-	expired, err := pgx.CollectRows(rows, pgx.RowToStructByPos[expiring])
-	if err != nil {
-		return 0, err
-	}
 	appended := 0
 	var errs []error
 	run := func(id, key string, cmd domain.Command) {
@@ -78,13 +52,56 @@ func (s *Scheduler) Tick(ctx context.Context) (int, error) {
 		}
 		appended += res.Appended
 	}
-	for _, d := range expired {
-		run(d.ID, "expire/"+d.Deferral, &domain.ExpireDeferral{DeferralID: d.Deferral})
+	type row struct {
+		ID       string
+		At       time.Time
+		Deferral *string
 	}
-	for _, d := range overdue {
-		run(d.ID, fmt.Sprintf("overdue/%d", d.Due.UnixNano()), &domain.MarkOverdue{DueAt: d.Due})
+	pages := func(query string, args []any, each func(row)) error {
+		var after *row
+		for {
+			var afterAt *time.Time
+			var afterID string
+			if after != nil {
+				afterAt, afterID = &after.At, after.ID
+			}
+			rows, err := s.pool.Query(ctx, query, append([]any{now, afterAt, afterID, s.Batch}, args...)...)
+			if err != nil {
+				return err
+			}
+			page, err := pgx.CollectRows(rows, pgx.RowToStructByPos[row])
+			if err != nil {
+				return err
+			}
+			for _, r := range page {
+				each(r)
+			}
+			if len(page) < s.Batch || ctx.Err() != nil {
+				return nil
+			}
+			after = &page[len(page)-1]
+		}
 	}
-	return appended, errors.Join(errs...)
+	// Expiries first: a deferral that ran out gives a new due date.
+	err := pages(`
+		SELECT remediation_id, deferred_until, deferral_id FROM patching.remediations
+		WHERE deferred_until <= $1 AND ($2::timestamptz IS NULL OR (deferred_until, remediation_id) > ($2, $3))
+		ORDER BY deferred_until, remediation_id LIMIT $4`, nil, func(r row) {
+		run(r.ID, "expire/"+*r.Deferral, &domain.ExpireDeferral{DeferralID: *r.Deferral})
+	})
+	if err != nil {
+		return appended, errors.Join(append(errs, err)...)
+	}
+	err = pages(`
+		SELECT remediation_id, due_at, NULL::text FROM patching.remediations
+		WHERE due_at < $1 AND NOT overdue AND status NOT IN ($5, $6, $7)
+		  AND ($2::timestamptz IS NULL OR (due_at, remediation_id) > ($2, $3))
+		ORDER BY due_at, remediation_id LIMIT $4`,
+		[]any{int16(patchingv1.RemediationStatus_REMEDIATION_STATUS_FIXED), int16(patchingv1.RemediationStatus_REMEDIATION_STATUS_DEFERRED),
+			int16(patchingv1.RemediationStatus_REMEDIATION_STATUS_NOT_AFFECTED)}, func(r row) {
+			run(r.ID, fmt.Sprintf("overdue/%d", r.At.UnixNano()), &domain.MarkOverdue{DueAt: r.At})
+		})
+	return appended, errors.Join(append(errs, err)...)
 }
 
 // Run ticks every interval until ctx ends.
