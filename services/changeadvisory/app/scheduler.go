@@ -31,31 +31,50 @@ func NewScheduler(pool *pgxpool.Pool, commands *Commands, now func() time.Time, 
 }
 
 // Tick records the reviews overdue now and returns how many it recorded.
+// It pages through every due review, so changes whose command fails cannot
+// crowd out the others.
 func (s *Scheduler) Tick(ctx context.Context) (int, error) {
-	rows, err := s.pool.Query(ctx, `
-		SELECT change_id FROM changeadvisory.changes
-		WHERE review_pending AND review_due_at < $1
-		ORDER BY review_due_at LIMIT $2`, s.now(), s.Batch)
-	if err != nil {
-		return 0, err
+	now := s.now()
+	type due struct {
+		ID  string
+		Due time.Time
 	}
-	pending, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return 0, err
-	}
+	var after *due
 	recorded := 0
 	var errs []error
-	for _, id := range pending {
-		res, err := s.commands.MarkReviewOverdue(ctx, id)
+	for {
+		var afterDue *time.Time
+		var afterID string
+		if after != nil {
+			afterDue, afterID = &after.Due, after.ID
+		}
+		rows, err := s.pool.Query(ctx, `
+			SELECT change_id, review_due_at FROM changeadvisory.changes
+			WHERE review_pending AND review_due_at < $1
+			  AND ($2::timestamptz IS NULL OR (review_due_at, change_id) > ($2, $3))
+			ORDER BY review_due_at, change_id LIMIT $4`, now, afterDue, afterID, s.Batch)
 		if err != nil {
-			errs = append(errs, err)
-			continue
+			return recorded, errors.Join(append(errs, err)...)
 		}
-		if res.Appended > 0 {
-			recorded++
+		page, err := pgx.CollectRows(rows, pgx.RowToStructByPos[due])
+		if err != nil {
+			return recorded, errors.Join(append(errs, err)...)
 		}
+		for _, d := range page {
+			res, err := s.commands.MarkReviewOverdue(ctx, d.ID)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if res.Appended > 0 {
+				recorded++
+			}
+		}
+		if len(page) < s.Batch || ctx.Err() != nil {
+			return recorded, errors.Join(errs...)
+		}
+		after = &page[len(page)-1]
 	}
-	return recorded, errors.Join(errs...)
 }
 
 // Run ticks every interval until ctx ends.
