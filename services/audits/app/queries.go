@@ -44,19 +44,31 @@ func (q *Queries) wait(ctx context.Context, minPosition uint64) error {
 // Get returns an audit of a contract the org is a party to, with its
 // findings and measures; any other audit is not found, whether or not it exists.
 func (q *Queries) Get(ctx context.Context, org domain.OrgID, id string, minPosition uint64) (*auditsv1.Audit, error) {
-	if err := q.wait(ctx, minPosition); err != nil {
+	s, err := readOne[domain.State](ctx, q, org, minPosition, "audit", id, `
+		SELECT state FROM audits.audits
+		WHERE audit_id = $1 AND (customer_org_id = $2 OR provider_org_id = $2)`)
+	if err != nil {
 		return nil, err
 	}
-	found, err := pgdb.ReadJSONAs[domain.State](ctx, q.pool, string(org), `
-		SELECT state FROM audits.audits
-		WHERE audit_id = $1 AND (customer_org_id = $2 OR provider_org_id = $2)`, id, string(org))
+	return domain.ToProto(s), nil
+}
+
+// readOne reads the stored state of one object (what, id) on behalf of
+// org, once the read model has minPosition; the query takes the id and
+// the org. None is not found.
+func readOne[S any](ctx context.Context, q *Queries, org domain.OrgID, minPosition uint64, what, id, sql string) (S, error) {
+	var zero S
+	if err := q.wait(ctx, minPosition); err != nil {
+		return zero, err
+	}
+	found, err := pgdb.ReadJSONAs[S](ctx, q.pool, string(org), sql, id, string(org))
 	if err != nil {
-		return nil, fmt.Errorf("get audit %s: %w", id, err)
+		return zero, fmt.Errorf("get %s %s: %w", what, id, err)
 	}
 	if len(found) == 0 {
-		return nil, domain.NotFoundError{What: "audit", ID: id}
+		return zero, domain.NotFoundError{What: what, ID: id}
 	}
-	return domain.ToProto(found[0]), nil
+	return found[0], nil
 }
 
 // ErrBadPageToken rejects a page token this service did not hand out.
@@ -189,19 +201,13 @@ func (q *Queries) Findings(ctx context.Context, org domain.OrgID, f FindingFilte
 // Checklist returns the checklist of a contract the org is a party to; a
 // contract without one (or of other orgs) is not found.
 func (q *Queries) Checklist(ctx context.Context, org domain.OrgID, contractID string, minPosition uint64) (*auditsv1.Checklist, error) {
-	if err := q.wait(ctx, minPosition); err != nil {
+	c, err := readOne[domain.Checklist](ctx, q, org, minPosition, "checklist", contractID, `
+		SELECT state FROM audits.checklists
+		WHERE contract_id = $1 AND (customer_org_id = $2 OR provider_org_id = $2)`)
+	if err != nil {
 		return nil, err
 	}
-	found, err := pgdb.ReadJSONAs[domain.Checklist](ctx, q.pool, string(org), `
-		SELECT state FROM audits.checklists
-		WHERE contract_id = $1 AND (customer_org_id = $2 OR provider_org_id = $2)`, contractID, string(org))
-	if err != nil {
-		return nil, fmt.Errorf("get checklist %s: %w", contractID, err)
-	}
-	if len(found) == 0 {
-		return nil, domain.NotFoundError{What: "checklist", ID: contractID}
-	}
-	return domain.ChecklistToProto(found[0]), nil
+	return domain.ChecklistToProto(c), nil
 }
 
 // decodeToken returns the sort key of a page token (package cursor).
