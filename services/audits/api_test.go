@@ -354,6 +354,9 @@ func TestChecks(t *testing.T) {
 		pos = must[auditsv1.RecordCheckResultResponse](t)(result(who, it.Key, outcome)).Position
 	}
 	c := must[auditsv1.ListChecksResponse](t)(prov.ListChecks(ctx, connect.NewRequest(&auditsv1.ListChecksRequest{ContractId: contractID, MinPosition: pos}))).GetChecklist()
+	if !c.GetNextDueAt().AsTime().Equal(p.clock.Now().Add(90 * day)) {
+		t.Fatalf("next execution due %s", c.GetNextDueAt().AsTime())
+	}
 	if len(c.GetItems()) != 8 || c.GetItems()[6].GetTitle() != "Backups" || len(c.GetRuns()) != 1 || !c.GetRuns()[0].GetComplete() || len(c.GetRuns()[0].GetResults()) != 8 {
 		t.Fatalf("checklist %v", c)
 	}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -39,6 +40,9 @@ type Commands struct {
 	checklists *ChecklistRunner
 	contracts  *Contracts
 	now        func() time.Time
+	// plans serialises the plans of this instance: a plan counts the
+	// audits planned before it in the read model.
+	plans sync.Mutex
 }
 
 // NewCommands returns the command handlers.
@@ -66,6 +70,8 @@ func (c *Commands) Plan(ctx context.Context, req Request, contractID string, cmd
 	if domain.Missing(cmd) {
 		return Result{}, domain.ValidationError{Field: "command", Reason: "missing"}
 	}
+	c.plans.Lock()
+	defer c.plans.Unlock()
 	k, err := c.contracts.Lookup(ctx, contractID, cmd.StartsAt)
 	if err != nil {
 		return Result{}, err

@@ -42,12 +42,39 @@ type Checklist struct {
 	Items      []CheckItem   `json:"items,omitzero"`
 	Interval   time.Duration `json:"interval,omitzero"`
 	Results    []CheckResult `json:"results,omitzero"`
-	UpdatedAt  time.Time     `json:"updated_at,omitzero"`
-	Position   uint64        `json:"position,omitzero"`
+	// SetAt is when the first template was set: the first execution is due then.
+	SetAt     time.Time `json:"set_at,omitzero"`
+	UpdatedAt time.Time `json:"updated_at,omitzero"`
+	Position  uint64    `json:"position,omitzero"`
 }
 
 // Exists reports whether the checklist has a template.
 func (c Checklist) Exists() bool { return c.ContractID != "" }
+
+// NextDue is when the next execution of the checklist is due: the first
+// when the template was set, each next one interval after the first
+// result of the latest execution; zero without an interval.
+func (c Checklist) NextDue() time.Time {
+	if c.Interval <= 0 {
+		return time.Time{}
+	}
+	var latest time.Time
+	starts := map[string]time.Time{}
+	for _, r := range c.Results {
+		if s, ok := starts[r.Period]; !ok || r.RecordedAt.Before(s) {
+			starts[r.Period] = r.RecordedAt
+		}
+	}
+	for _, s := range starts {
+		if s.After(latest) {
+			latest = s
+		}
+	}
+	if latest.IsZero() {
+		return c.SetAt
+	}
+	return latest.Add(c.Interval)
+}
 
 // DefaultTitles are the titles of the standard items of M 2.256.
 var DefaultTitles = map[auditsv1.CheckItemKind]string{
@@ -181,6 +208,9 @@ func EvolveChecklist(c Checklist, m proto.Message, meta Meta) Checklist {
 			c.Items = append(c.Items, CheckItem{Key: it.GetKey(), Kind: it.GetKind(), Title: it.GetTitle()})
 		}
 		c.Interval = e.GetInterval().AsDuration()
+		if c.SetAt.IsZero() {
+			c.SetAt = meta.Time
+		}
 	case *auditsv1.CheckResultRecorded:
 		r := CheckResult{
 			Period: e.GetPeriod(), ItemKey: e.GetItemKey(), Outcome: e.GetOutcome(), Note: e.GetNote(),

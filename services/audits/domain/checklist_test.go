@@ -96,8 +96,15 @@ func TestChecklist(t *testing.T) {
 
 func TestChecklistRuns(t *testing.T) {
 	var s domain.Checklist
-	for _, e := range []proto.Message{templateSet(), resultRecorded(provider, passed), resultRecorded(customer, deviate)} {
+	s = domain.EvolveChecklist(s, templateSet(), domain.Meta{Time: base})
+	if !s.NextDue().Equal(base) {
+		t.Fatalf("first execution due %s, want when the template was set", s.NextDue())
+	}
+	for _, e := range []proto.Message{resultRecorded(provider, passed), resultRecorded(customer, deviate)} {
 		s = domain.EvolveChecklist(s, e, domain.Meta{Time: base})
+	}
+	if want := at(day).Add(90 * day); !s.NextDue().Equal(want) {
+		t.Fatalf("next execution due %s, want %s", s.NextDue(), want)
 	}
 	view := domain.ChecklistToProto(s)
 	if len(view.GetRuns()) != 1 || len(view.GetRuns()[0].GetResults()) != 1 || view.GetRuns()[0].GetResults()[0].GetOutcome() != deviate || view.GetRuns()[0].GetComplete() {

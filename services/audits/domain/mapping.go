@@ -81,7 +81,7 @@ func FindingToProto(s State, f Finding) *auditsv1.Finding {
 // ChecklistToProto maps the checklist, its results grouped by execution in
 // the order the executions began.
 func ChecklistToProto(c Checklist) *auditsv1.Checklist {
-	m := &auditsv1.Checklist{ContractId: c.ContractID, Position: c.Position}
+	m := &auditsv1.Checklist{ContractId: c.ContractID, Position: c.Position, NextDueAt: ts(c.NextDue())}
 	for _, it := range c.Items {
 		m.Items = append(m.Items, &auditsv1.CheckItem{Key: it.Key, Kind: it.Kind, Title: it.Title})
 	}

@@ -698,12 +698,16 @@ func (x *CheckRun) GetComplete() bool {
 }
 
 type Checklist struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ContractId    string                 `protobuf:"bytes,1,opt,name=contract_id,json=contractId,proto3" json:"contract_id,omitempty"`
-	Items         []*CheckItem           `protobuf:"bytes,2,rep,name=items,proto3" json:"items,omitempty"`
-	Interval      *durationpb.Duration   `protobuf:"bytes,3,opt,name=interval,proto3" json:"interval,omitempty"`
-	Runs          []*CheckRun            `protobuf:"bytes,4,rep,name=runs,proto3" json:"runs,omitempty"`
-	Position      uint64                 `protobuf:"varint,5,opt,name=position,proto3" json:"position,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ContractId string                 `protobuf:"bytes,1,opt,name=contract_id,json=contractId,proto3" json:"contract_id,omitempty"`
+	Items      []*CheckItem           `protobuf:"bytes,2,rep,name=items,proto3" json:"items,omitempty"`
+	Interval   *durationpb.Duration   `protobuf:"bytes,3,opt,name=interval,proto3" json:"interval,omitempty"`
+	Runs       []*CheckRun            `protobuf:"bytes,4,rep,name=runs,proto3" json:"runs,omitempty"`
+	Position   uint64                 `protobuf:"varint,5,opt,name=position,proto3" json:"position,omitempty"`
+	// When the next execution is due: the first when the template was set,
+	// each next one interval after the first result of the latest
+	// execution; unset without an interval.
+	NextDueAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=next_due_at,json=nextDueAt,proto3" json:"next_due_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -771,6 +775,13 @@ func (x *Checklist) GetPosition() uint64 {
 		return x.Position
 	}
 	return 0
+}
+
+func (x *Checklist) GetNextDueAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextDueAt
+	}
+	return nil
 }
 
 type PlanAuditRequest struct {
@@ -2857,14 +2868,15 @@ const file_jsm_audits_v1_api_proto_rawDesc = "" +
 	"\bCheckRun\x12\x16\n" +
 	"\x06period\x18\x01 \x01(\tR\x06period\x124\n" +
 	"\aresults\x18\x02 \x03(\v2\x1a.jsm.audits.v1.CheckResultR\aresults\x12\x1a\n" +
-	"\bcomplete\x18\x03 \x01(\bR\bcomplete\"\xdc\x01\n" +
+	"\bcomplete\x18\x03 \x01(\bR\bcomplete\"\x98\x02\n" +
 	"\tChecklist\x12\x1f\n" +
 	"\vcontract_id\x18\x01 \x01(\tR\n" +
 	"contractId\x12.\n" +
 	"\x05items\x18\x02 \x03(\v2\x18.jsm.audits.v1.CheckItemR\x05items\x125\n" +
 	"\binterval\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\binterval\x12+\n" +
 	"\x04runs\x18\x04 \x03(\v2\x17.jsm.audits.v1.CheckRunR\x04runs\x12\x1a\n" +
-	"\bposition\x18\x05 \x01(\x04R\bposition\"\x87\x03\n" +
+	"\bposition\x18\x05 \x01(\x04R\bposition\x12:\n" +
+	"\vnext_due_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tnextDueAt\"\x87\x03\n" +
 	"\x10PlanAuditRequest\x12)\n" +
 	"\vcontract_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\n" +
 	"contractId\x12 \n" +
@@ -3154,60 +3166,61 @@ var file_jsm_audits_v1_api_proto_depIdxs = []int32{
 	47, // 24: jsm.audits.v1.Checklist.items:type_name -> jsm.audits.v1.CheckItem
 	48, // 25: jsm.audits.v1.Checklist.interval:type_name -> google.protobuf.Duration
 	4,  // 26: jsm.audits.v1.Checklist.runs:type_name -> jsm.audits.v1.CheckRun
-	41, // 27: jsm.audits.v1.PlanAuditRequest.starts_at:type_name -> google.protobuf.Timestamp
-	40, // 28: jsm.audits.v1.PlanAuditRequest.type:type_name -> jsm.audits.v1.AuditType
-	41, // 29: jsm.audits.v1.PlanAuditRequest.ends_at:type_name -> google.protobuf.Timestamp
-	43, // 30: jsm.audits.v1.RecordFindingRequest.severity:type_name -> jsm.common.v1.Severity
-	44, // 31: jsm.audits.v1.RecordFindingRequest.level:type_name -> jsm.audits.v1.NonconformityLevel
-	41, // 32: jsm.audits.v1.ProposeMeasureRequest.due_at:type_name -> google.protobuf.Timestamp
-	49, // 33: jsm.audits.v1.CheckItemInput.kind:type_name -> jsm.audits.v1.CheckItemKind
-	26, // 34: jsm.audits.v1.SetCheckTemplateRequest.items:type_name -> jsm.audits.v1.CheckItemInput
-	48, // 35: jsm.audits.v1.SetCheckTemplateRequest.interval:type_name -> google.protobuf.Duration
-	46, // 36: jsm.audits.v1.RecordCheckResultRequest.outcome:type_name -> jsm.audits.v1.CheckOutcome
-	0,  // 37: jsm.audits.v1.GetAuditResponse.audit:type_name -> jsm.audits.v1.Audit
-	39, // 38: jsm.audits.v1.ListAuditsRequest.status:type_name -> jsm.audits.v1.AuditStatus
-	0,  // 39: jsm.audits.v1.ListAuditsResponse.audits:type_name -> jsm.audits.v1.Audit
-	42, // 40: jsm.audits.v1.ListFindingsRequest.status:type_name -> jsm.audits.v1.FindingStatus
-	43, // 41: jsm.audits.v1.ListFindingsRequest.severity:type_name -> jsm.common.v1.Severity
-	1,  // 42: jsm.audits.v1.ListFindingsResponse.findings:type_name -> jsm.audits.v1.Finding
-	5,  // 43: jsm.audits.v1.ListChecksResponse.checklist:type_name -> jsm.audits.v1.Checklist
-	6,  // 44: jsm.audits.v1.AuditService.PlanAudit:input_type -> jsm.audits.v1.PlanAuditRequest
-	8,  // 45: jsm.audits.v1.AuditService.StartAudit:input_type -> jsm.audits.v1.StartAuditRequest
-	10, // 46: jsm.audits.v1.AuditService.CompleteAudit:input_type -> jsm.audits.v1.CompleteAuditRequest
-	12, // 47: jsm.audits.v1.AuditService.RecordFinding:input_type -> jsm.audits.v1.RecordFindingRequest
-	14, // 48: jsm.audits.v1.AuditService.CloseFinding:input_type -> jsm.audits.v1.CloseFindingRequest
-	16, // 49: jsm.audits.v1.AuditService.ProposeMeasure:input_type -> jsm.audits.v1.ProposeMeasureRequest
-	18, // 50: jsm.audits.v1.AuditService.AgreeMeasure:input_type -> jsm.audits.v1.AgreeMeasureRequest
-	20, // 51: jsm.audits.v1.AuditService.RejectMeasure:input_type -> jsm.audits.v1.RejectMeasureRequest
-	22, // 52: jsm.audits.v1.AuditService.RecordMeasureImplemented:input_type -> jsm.audits.v1.RecordMeasureImplementedRequest
-	24, // 53: jsm.audits.v1.AuditService.VerifyMeasure:input_type -> jsm.audits.v1.VerifyMeasureRequest
-	27, // 54: jsm.audits.v1.AuditService.SetCheckTemplate:input_type -> jsm.audits.v1.SetCheckTemplateRequest
-	29, // 55: jsm.audits.v1.AuditService.RecordCheckResult:input_type -> jsm.audits.v1.RecordCheckResultRequest
-	31, // 56: jsm.audits.v1.AuditService.GetAudit:input_type -> jsm.audits.v1.GetAuditRequest
-	33, // 57: jsm.audits.v1.AuditService.ListAudits:input_type -> jsm.audits.v1.ListAuditsRequest
-	35, // 58: jsm.audits.v1.AuditService.ListFindings:input_type -> jsm.audits.v1.ListFindingsRequest
-	37, // 59: jsm.audits.v1.AuditService.ListChecks:input_type -> jsm.audits.v1.ListChecksRequest
-	7,  // 60: jsm.audits.v1.AuditService.PlanAudit:output_type -> jsm.audits.v1.PlanAuditResponse
-	9,  // 61: jsm.audits.v1.AuditService.StartAudit:output_type -> jsm.audits.v1.StartAuditResponse
-	11, // 62: jsm.audits.v1.AuditService.CompleteAudit:output_type -> jsm.audits.v1.CompleteAuditResponse
-	13, // 63: jsm.audits.v1.AuditService.RecordFinding:output_type -> jsm.audits.v1.RecordFindingResponse
-	15, // 64: jsm.audits.v1.AuditService.CloseFinding:output_type -> jsm.audits.v1.CloseFindingResponse
-	17, // 65: jsm.audits.v1.AuditService.ProposeMeasure:output_type -> jsm.audits.v1.ProposeMeasureResponse
-	19, // 66: jsm.audits.v1.AuditService.AgreeMeasure:output_type -> jsm.audits.v1.AgreeMeasureResponse
-	21, // 67: jsm.audits.v1.AuditService.RejectMeasure:output_type -> jsm.audits.v1.RejectMeasureResponse
-	23, // 68: jsm.audits.v1.AuditService.RecordMeasureImplemented:output_type -> jsm.audits.v1.RecordMeasureImplementedResponse
-	25, // 69: jsm.audits.v1.AuditService.VerifyMeasure:output_type -> jsm.audits.v1.VerifyMeasureResponse
-	28, // 70: jsm.audits.v1.AuditService.SetCheckTemplate:output_type -> jsm.audits.v1.SetCheckTemplateResponse
-	30, // 71: jsm.audits.v1.AuditService.RecordCheckResult:output_type -> jsm.audits.v1.RecordCheckResultResponse
-	32, // 72: jsm.audits.v1.AuditService.GetAudit:output_type -> jsm.audits.v1.GetAuditResponse
-	34, // 73: jsm.audits.v1.AuditService.ListAudits:output_type -> jsm.audits.v1.ListAuditsResponse
-	36, // 74: jsm.audits.v1.AuditService.ListFindings:output_type -> jsm.audits.v1.ListFindingsResponse
-	38, // 75: jsm.audits.v1.AuditService.ListChecks:output_type -> jsm.audits.v1.ListChecksResponse
-	60, // [60:76] is the sub-list for method output_type
-	44, // [44:60] is the sub-list for method input_type
-	44, // [44:44] is the sub-list for extension type_name
-	44, // [44:44] is the sub-list for extension extendee
-	0,  // [0:44] is the sub-list for field type_name
+	41, // 27: jsm.audits.v1.Checklist.next_due_at:type_name -> google.protobuf.Timestamp
+	41, // 28: jsm.audits.v1.PlanAuditRequest.starts_at:type_name -> google.protobuf.Timestamp
+	40, // 29: jsm.audits.v1.PlanAuditRequest.type:type_name -> jsm.audits.v1.AuditType
+	41, // 30: jsm.audits.v1.PlanAuditRequest.ends_at:type_name -> google.protobuf.Timestamp
+	43, // 31: jsm.audits.v1.RecordFindingRequest.severity:type_name -> jsm.common.v1.Severity
+	44, // 32: jsm.audits.v1.RecordFindingRequest.level:type_name -> jsm.audits.v1.NonconformityLevel
+	41, // 33: jsm.audits.v1.ProposeMeasureRequest.due_at:type_name -> google.protobuf.Timestamp
+	49, // 34: jsm.audits.v1.CheckItemInput.kind:type_name -> jsm.audits.v1.CheckItemKind
+	26, // 35: jsm.audits.v1.SetCheckTemplateRequest.items:type_name -> jsm.audits.v1.CheckItemInput
+	48, // 36: jsm.audits.v1.SetCheckTemplateRequest.interval:type_name -> google.protobuf.Duration
+	46, // 37: jsm.audits.v1.RecordCheckResultRequest.outcome:type_name -> jsm.audits.v1.CheckOutcome
+	0,  // 38: jsm.audits.v1.GetAuditResponse.audit:type_name -> jsm.audits.v1.Audit
+	39, // 39: jsm.audits.v1.ListAuditsRequest.status:type_name -> jsm.audits.v1.AuditStatus
+	0,  // 40: jsm.audits.v1.ListAuditsResponse.audits:type_name -> jsm.audits.v1.Audit
+	42, // 41: jsm.audits.v1.ListFindingsRequest.status:type_name -> jsm.audits.v1.FindingStatus
+	43, // 42: jsm.audits.v1.ListFindingsRequest.severity:type_name -> jsm.common.v1.Severity
+	1,  // 43: jsm.audits.v1.ListFindingsResponse.findings:type_name -> jsm.audits.v1.Finding
+	5,  // 44: jsm.audits.v1.ListChecksResponse.checklist:type_name -> jsm.audits.v1.Checklist
+	6,  // 45: jsm.audits.v1.AuditService.PlanAudit:input_type -> jsm.audits.v1.PlanAuditRequest
+	8,  // 46: jsm.audits.v1.AuditService.StartAudit:input_type -> jsm.audits.v1.StartAuditRequest
+	10, // 47: jsm.audits.v1.AuditService.CompleteAudit:input_type -> jsm.audits.v1.CompleteAuditRequest
+	12, // 48: jsm.audits.v1.AuditService.RecordFinding:input_type -> jsm.audits.v1.RecordFindingRequest
+	14, // 49: jsm.audits.v1.AuditService.CloseFinding:input_type -> jsm.audits.v1.CloseFindingRequest
+	16, // 50: jsm.audits.v1.AuditService.ProposeMeasure:input_type -> jsm.audits.v1.ProposeMeasureRequest
+	18, // 51: jsm.audits.v1.AuditService.AgreeMeasure:input_type -> jsm.audits.v1.AgreeMeasureRequest
+	20, // 52: jsm.audits.v1.AuditService.RejectMeasure:input_type -> jsm.audits.v1.RejectMeasureRequest
+	22, // 53: jsm.audits.v1.AuditService.RecordMeasureImplemented:input_type -> jsm.audits.v1.RecordMeasureImplementedRequest
+	24, // 54: jsm.audits.v1.AuditService.VerifyMeasure:input_type -> jsm.audits.v1.VerifyMeasureRequest
+	27, // 55: jsm.audits.v1.AuditService.SetCheckTemplate:input_type -> jsm.audits.v1.SetCheckTemplateRequest
+	29, // 56: jsm.audits.v1.AuditService.RecordCheckResult:input_type -> jsm.audits.v1.RecordCheckResultRequest
+	31, // 57: jsm.audits.v1.AuditService.GetAudit:input_type -> jsm.audits.v1.GetAuditRequest
+	33, // 58: jsm.audits.v1.AuditService.ListAudits:input_type -> jsm.audits.v1.ListAuditsRequest
+	35, // 59: jsm.audits.v1.AuditService.ListFindings:input_type -> jsm.audits.v1.ListFindingsRequest
+	37, // 60: jsm.audits.v1.AuditService.ListChecks:input_type -> jsm.audits.v1.ListChecksRequest
+	7,  // 61: jsm.audits.v1.AuditService.PlanAudit:output_type -> jsm.audits.v1.PlanAuditResponse
+	9,  // 62: jsm.audits.v1.AuditService.StartAudit:output_type -> jsm.audits.v1.StartAuditResponse
+	11, // 63: jsm.audits.v1.AuditService.CompleteAudit:output_type -> jsm.audits.v1.CompleteAuditResponse
+	13, // 64: jsm.audits.v1.AuditService.RecordFinding:output_type -> jsm.audits.v1.RecordFindingResponse
+	15, // 65: jsm.audits.v1.AuditService.CloseFinding:output_type -> jsm.audits.v1.CloseFindingResponse
+	17, // 66: jsm.audits.v1.AuditService.ProposeMeasure:output_type -> jsm.audits.v1.ProposeMeasureResponse
+	19, // 67: jsm.audits.v1.AuditService.AgreeMeasure:output_type -> jsm.audits.v1.AgreeMeasureResponse
+	21, // 68: jsm.audits.v1.AuditService.RejectMeasure:output_type -> jsm.audits.v1.RejectMeasureResponse
+	23, // 69: jsm.audits.v1.AuditService.RecordMeasureImplemented:output_type -> jsm.audits.v1.RecordMeasureImplementedResponse
+	25, // 70: jsm.audits.v1.AuditService.VerifyMeasure:output_type -> jsm.audits.v1.VerifyMeasureResponse
+	28, // 71: jsm.audits.v1.AuditService.SetCheckTemplate:output_type -> jsm.audits.v1.SetCheckTemplateResponse
+	30, // 72: jsm.audits.v1.AuditService.RecordCheckResult:output_type -> jsm.audits.v1.RecordCheckResultResponse
+	32, // 73: jsm.audits.v1.AuditService.GetAudit:output_type -> jsm.audits.v1.GetAuditResponse
+	34, // 74: jsm.audits.v1.AuditService.ListAudits:output_type -> jsm.audits.v1.ListAuditsResponse
+	36, // 75: jsm.audits.v1.AuditService.ListFindings:output_type -> jsm.audits.v1.ListFindingsResponse
+	38, // 76: jsm.audits.v1.AuditService.ListChecks:output_type -> jsm.audits.v1.ListChecksResponse
+	61, // [61:77] is the sub-list for method output_type
+	45, // [45:61] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_jsm_audits_v1_api_proto_init() }
