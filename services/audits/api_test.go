@@ -118,9 +118,11 @@ func (p *platform) walk(contractID string) (auditID, findingID, measureID string
 	f := must[auditsv1.RecordFindingResponse](t)(aud.RecordFinding(ctx, connect.NewRequest(&auditsv1.RecordFindingRequest{
 		AuditId: planned.AuditId, Severity: high, Title: "TLS 1.0 enabled", Level: auditsv1.NonconformityLevel_NONCONFORMITY_LEVEL_MAJOR,
 		ControlRef: "ISO 27001:2022 A.8.24", Description: "The VPN gateway accepts TLS 1.0", EvidenceRefs: []string{"scan-2026-03-16.xml"}, RootCause: "legacy clients",
+		RequestId: "finding",
 	})))
 	m := must[auditsv1.ProposeMeasureResponse](t)(aud.ProposeMeasure(ctx, connect.NewRequest(&auditsv1.ProposeMeasureRequest{
 		AuditId: planned.AuditId, FindingId: f.FindingId, OwnerOrgId: provider, DueAt: timestamppb.New(p.clock.Now().Add(30 * day)), Description: "Disable TLS < 1.2",
+		RequestId: "measure",
 	})))
 	a := must[auditsv1.AgreeMeasureResponse](t)(prov.AgreeMeasure(ctx, connect.NewRequest(&auditsv1.AgreeMeasureRequest{AuditId: planned.AuditId, MeasureId: m.MeasureId})))
 	return planned.AuditId, f.FindingId, m.MeasureId, a.Position
@@ -311,6 +313,22 @@ func TestOverdueMeasureRecordedOnce(t *testing.T) {
 	}
 	if n := tick(p.newService()); n != 0 {
 		t.Fatalf("after the read model caught up: %d recorded", n)
+	}
+}
+
+// TestRequestIDsNameObjectsWithinTheirAudit: the same key on two audits
+// names two findings and two measures.
+func TestRequestIDsNameObjectsWithinTheirAudit(t *testing.T) {
+	p := start(t)
+	contractID := p.contract()
+	a1, f1, m1, _ := p.walk(contractID)
+	a2, f2, m2, pos := p.walk(contractID)
+	if a1 == a2 || f1 == f2 || m1 == m2 {
+		t.Fatalf("ids %s %s %s and %s %s %s", a1, f1, m1, a2, f2, m2)
+	}
+	l := must[auditsv1.ListFindingsResponse](t)(p.client(customer, "viewer").ListFindings(ctx, connect.NewRequest(&auditsv1.ListFindingsRequest{ContractId: contractID, MinPosition: pos})))
+	if len(l.Findings) != 2 || l.Findings[0].GetAuditId() != a2 || l.Findings[1].GetAuditId() != a1 {
+		t.Fatalf("findings %v", l.Findings)
 	}
 }
 

@@ -93,7 +93,8 @@ func hideContract(err error, id string) error {
 
 // Audit runs a command on an existing audit; who gives it and when come
 // from the request and the clock. A finding or measure the command creates
-// gets its id here (derived from the request id when there is one); the
+// gets its id here (derived from the audit and the request id when there
+// is one, so the same key on another audit names another object); the
 // result's ID names it.
 func (c *Commands) Audit(ctx context.Context, req Request, auditID string, cmd domain.Command) (Result, error) {
 	if domain.Missing(cmd) {
@@ -102,10 +103,10 @@ func (c *Commands) Audit(ctx context.Context, req Request, auditID string, cmd d
 	id := auditID
 	switch x := cmd.(type) {
 	case *domain.RecordFinding:
-		x.FindingID = es.NewID("audits.finding", req)
+		x.FindingID = es.NewID("audits.finding/"+auditID, req)
 		id = x.FindingID
 	case *domain.ProposeMeasure:
-		x.MeasureID = es.NewID("audits.measure", req)
+		x.MeasureID = es.NewID("audits.measure/"+auditID, req)
 		id = x.MeasureID
 	}
 	res, err := c.handle(ctx, req, auditID, cmd)
