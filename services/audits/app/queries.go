@@ -119,16 +119,7 @@ func (q *Queries) List(ctx context.Context, org domain.OrgID, f AuditFilter, p P
 	if err != nil {
 		return nil, "", fmt.Errorf("list audits: %w", err)
 	}
-	next := ""
-	if len(found) > size {
-		found = found[:size]
-		last := found[size-1]
-		next = cursor.Encode(last.PlannedAt, last.ID)
-	}
-	out := make([]*auditsv1.Audit, len(found))
-	for i, s := range found {
-		out[i] = domain.ToProto(s)
-	}
+	out, next := pageOf(found, size, func(s domain.State) (time.Time, string) { return s.PlannedAt, s.ID }, domain.ToProto)
 	return out, next, nil
 }
 
@@ -185,16 +176,7 @@ func (q *Queries) Findings(ctx context.Context, org domain.OrgID, f FindingFilte
 	if err != nil {
 		return nil, "", fmt.Errorf("list findings: %w", err)
 	}
-	next := ""
-	if len(found) > size {
-		found = found[:size]
-		last := found[size-1]
-		next = cursor.Encode(last.at, last.id)
-	}
-	out := make([]*auditsv1.Finding, len(found))
-	for i, r := range found {
-		out[i] = r.view
-	}
+	out, next := pageOf(found, size, func(r row) (time.Time, string) { return r.at, r.id }, func(r row) *auditsv1.Finding { return r.view })
 	return out, next, nil
 }
 
@@ -208,6 +190,21 @@ func (q *Queries) Checklist(ctx context.Context, org domain.OrgID, contractID st
 		return nil, err
 	}
 	return domain.ChecklistToProto(c), nil
+}
+
+// pageOf maps the rows of a page read with one row more than size, and
+// returns the token of the next page (none when that row is missing).
+func pageOf[R, V any](found []R, size int, key func(R) (time.Time, string), view func(R) V) ([]V, string) {
+	next := ""
+	if len(found) > size {
+		found = found[:size]
+		next = cursor.Encode(key(found[size-1]))
+	}
+	out := make([]V, len(found))
+	for i, r := range found {
+		out[i] = view(r)
+	}
+	return out, next
 }
 
 // decodeToken returns the sort key of a page token (package cursor).

@@ -109,6 +109,17 @@ type RecordCheckResult struct {
 	EvidenceRefs []string
 }
 
+// partyOnly refuses an unknown contract and an org that is no party to it.
+func (k Contract) partyOnly(org OrgID) error {
+	if k.ID == "" {
+		return NotFoundError{What: "contract"}
+	}
+	if !k.IsParty(org) {
+		return fmt.Errorf("org %q on contract %s: %w", org, k.ID, ErrNotParty)
+	}
+	return nil
+}
+
 // DecideChecklist checks cmd against the checklist c.
 func DecideChecklist(c Checklist, cmd Command) ([]proto.Message, error) {
 	if Missing(cmd) {
@@ -126,11 +137,10 @@ func DecideChecklist(c Checklist, cmd Command) ([]proto.Message, error) {
 
 func decideTemplate(c Checklist, x *SetCheckTemplate) ([]proto.Message, error) {
 	k := x.Contract
+	if err := k.partyOnly(x.Org); err != nil {
+		return nil, err
+	}
 	switch {
-	case k.ID == "":
-		return nil, NotFoundError{What: "contract"}
-	case !k.IsParty(x.Org):
-		return nil, fmt.Errorf("org %q on contract %s: %w", x.Org, k.ID, ErrNotParty)
 	case !k.InForce:
 		return nil, fmt.Errorf("contract %s has no terms in force: %w", k.ID, ErrContractNotActive)
 	case len(x.Items) == 0:
@@ -170,11 +180,10 @@ func decideTemplate(c Checklist, x *SetCheckTemplate) ([]proto.Message, error) {
 
 func decideCheckResult(c Checklist, x *RecordCheckResult) ([]proto.Message, error) {
 	k := x.Contract
+	if err := k.partyOnly(x.Org); err != nil {
+		return nil, err
+	}
 	switch {
-	case k.ID == "":
-		return nil, NotFoundError{What: "contract"}
-	case !k.IsParty(x.Org):
-		return nil, fmt.Errorf("org %q on contract %s: %w", x.Org, k.ID, ErrNotParty)
 	case !c.Exists():
 		return nil, fmt.Errorf("contract %s: %w", k.ID, ErrNoTemplate)
 	case blank(x.Period):
