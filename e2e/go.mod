@@ -5,6 +5,7 @@ go 1.26.0
 replace (
 	github.com/jsmplatform/jsm/libs => ../libs
 	github.com/jsmplatform/jsm/proto => ../proto
+	github.com/jsmplatform/jsm/services/audits => ../services/audits
 	github.com/jsmplatform/jsm/services/changeadvisory => ../services/changeadvisory
 	github.com/jsmplatform/jsm/services/contracts => ../services/contracts
 	github.com/jsmplatform/jsm/services/incidents => ../services/incidents

@@ -5,6 +5,7 @@ go 1.26.0
 replace (
 	github.com/jsmplatform/jsm/libs => ../libs
 	github.com/jsmplatform/jsm/proto => ../proto
+	github.com/jsmplatform/jsm/services/audits => ../services/audits
 	github.com/jsmplatform/jsm/services/changeadvisory => ../services/changeadvisory
 	github.com/jsmplatform/jsm/services/contracts => ../services/contracts
 	github.com/jsmplatform/jsm/services/incidents => ../services/incidents
@@ -18,6 +19,7 @@ require (
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/jsmplatform/jsm/libs v0.0.0-00010101000000-000000000000
 	github.com/jsmplatform/jsm/proto v0.0.0-00010101000000-000000000000
+	github.com/jsmplatform/jsm/services/audits v0.0.0-00010101000000-000000000000
 	github.com/jsmplatform/jsm/services/changeadvisory v0.0.0-00010101000000-000000000000
 	github.com/jsmplatform/jsm/services/contracts v0.0.0-00010101000000-000000000000
 	github.com/jsmplatform/jsm/services/incidents v0.0.0-00010101000000-000000000000

@@ -1,9 +1,12 @@
 package trail
 
 import (
+	auditsv1 "github.com/jsmplatform/jsm/proto/gen/jsm/audits/v1"
 	changeadvisoryv1 "github.com/jsmplatform/jsm/proto/gen/jsm/changeadvisory/v1"
 	incidentsv1 "github.com/jsmplatform/jsm/proto/gen/jsm/incidents/v1"
 	patchingv1 "github.com/jsmplatform/jsm/proto/gen/jsm/patching/v1"
+	"github.com/jsmplatform/jsm/services/audits"
+	auditsdomain "github.com/jsmplatform/jsm/services/audits/domain"
 	"github.com/jsmplatform/jsm/services/changeadvisory"
 	changedomain "github.com/jsmplatform/jsm/services/changeadvisory/domain"
 	"github.com/jsmplatform/jsm/services/contracts"
@@ -32,6 +35,8 @@ func Aggregates() map[string]app.Aggregate {
 		patching.RemediationDecider().AggregateType: app.FromDecider(patching.RemediationDecider(), func(r patchingdomain.Remediation, _ uint64) *patchingv1.Remediation {
 			return patchingdomain.ToProto(r, true)
 		}),
+		audits.Decider().AggregateType:          app.FromDecider(audits.Decider(), func(s auditsdomain.State, _ uint64) *auditsv1.Audit { return auditsdomain.ToProto(s) }),
+		audits.ChecklistDecider().AggregateType: app.FromDecider(audits.ChecklistDecider(), func(c auditsdomain.Checklist, _ uint64) *auditsv1.Checklist { return auditsdomain.ChecklistToProto(c) }),
 		changeadvisory.Decider().AggregateType: app.FromDecider(changeadvisory.Decider(), func(s changedomain.State, _ uint64) *changeadvisoryv1.Change {
 			return changedomain.ToProto(s)
 		}),

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jsmplatform/jsm/libs/eventstore"
 	"github.com/jsmplatform/jsm/libs/rpc"
+	"github.com/jsmplatform/jsm/services/audits"
 	"github.com/jsmplatform/jsm/services/changeadvisory"
 	"github.com/jsmplatform/jsm/services/contracts"
 	"github.com/jsmplatform/jsm/services/incidents"
@@ -43,9 +44,13 @@ func platformServices(ctx context.Context, d serviceDeps) ([]rpc.Service, error)
 	if err != nil {
 		return nil, err
 	}
+	au, err := audits.New(ctx, audits.Deps{Store: d.Store, Pool: d.Pool, Logger: d.Logger})
+	if err != nil {
+		return nil, err
+	}
 	tr, err := newTrail(d)
 	if err != nil {
 		return nil, err
 	}
-	return []rpc.Service{c, i, p, ca, tr}, nil
+	return []rpc.Service{c, i, p, ca, au, tr}, nil
 }
