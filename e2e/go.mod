@@ -10,6 +10,7 @@ replace (
 	github.com/jsmplatform/jsm/services/contracts => ../services/contracts
 	github.com/jsmplatform/jsm/services/incidents => ../services/incidents
 	github.com/jsmplatform/jsm/services/patching => ../services/patching
+	github.com/jsmplatform/jsm/services/reporting => ../services/reporting
 )
 
 require (

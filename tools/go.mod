@@ -10,6 +10,7 @@ replace (
 	github.com/jsmplatform/jsm/services/contracts => ../services/contracts
 	github.com/jsmplatform/jsm/services/incidents => ../services/incidents
 	github.com/jsmplatform/jsm/services/patching => ../services/patching
+	github.com/jsmplatform/jsm/services/reporting => ../services/reporting
 	github.com/jsmplatform/jsm/services/trail => ../services/trail
 )
 
@@ -24,6 +25,7 @@ require (
 	github.com/jsmplatform/jsm/services/contracts v0.0.0-00010101000000-000000000000
 	github.com/jsmplatform/jsm/services/incidents v0.0.0-00010101000000-000000000000
 	github.com/jsmplatform/jsm/services/patching v0.0.0-00010101000000-000000000000
+	github.com/jsmplatform/jsm/services/reporting v0.0.0-00010101000000-000000000000
 	github.com/jsmplatform/jsm/services/trail v0.0.0-00010101000000-000000000000
 	golang.org/x/mod v0.42.0
 	google.golang.org/protobuf v1.36.12
@@ -43,6 +45,7 @@ require (
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
 	github.com/antlr4-go/antlr/v4 v4.13.1 // indirect
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
+	github.com/go-pdf/fpdf v0.9.0 // indirect
 	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
 	github.com/google/go-tpm v0.9.8 // indirect
 	github.com/google/uuid v1.6.0 // indirect

@@ -5,6 +5,7 @@ import (
 	changeadvisoryv1 "github.com/jsmplatform/jsm/proto/gen/jsm/changeadvisory/v1"
 	incidentsv1 "github.com/jsmplatform/jsm/proto/gen/jsm/incidents/v1"
 	patchingv1 "github.com/jsmplatform/jsm/proto/gen/jsm/patching/v1"
+	reportingv1 "github.com/jsmplatform/jsm/proto/gen/jsm/reporting/v1"
 	"github.com/jsmplatform/jsm/services/audits"
 	auditsdomain "github.com/jsmplatform/jsm/services/audits/domain"
 	"github.com/jsmplatform/jsm/services/changeadvisory"
@@ -15,6 +16,8 @@ import (
 	incidentsdomain "github.com/jsmplatform/jsm/services/incidents/domain"
 	"github.com/jsmplatform/jsm/services/patching"
 	patchingdomain "github.com/jsmplatform/jsm/services/patching/domain"
+	"github.com/jsmplatform/jsm/services/reporting"
+	reportingdomain "github.com/jsmplatform/jsm/services/reporting/domain"
 	"github.com/jsmplatform/jsm/services/trail/app"
 )
 
@@ -40,5 +43,6 @@ func Aggregates() map[string]app.Aggregate {
 		changeadvisory.Decider().AggregateType: app.FromDecider(changeadvisory.Decider(), func(s changedomain.State, _ uint64) *changeadvisoryv1.Change {
 			return changedomain.ToProto(s)
 		}),
+		reporting.Decider().AggregateType: app.FromDecider(reporting.Decider(), func(r reportingdomain.Report, _ uint64) *reportingv1.Report { return reportingdomain.ToProto(r) }),
 	}
 }

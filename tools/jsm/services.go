@@ -13,6 +13,7 @@ import (
 	"github.com/jsmplatform/jsm/services/contracts"
 	"github.com/jsmplatform/jsm/services/incidents"
 	"github.com/jsmplatform/jsm/services/patching"
+	"github.com/jsmplatform/jsm/services/reporting"
 )
 
 // serviceDeps are what `jsm up` hands every service.
@@ -48,9 +49,13 @@ func platformServices(ctx context.Context, d serviceDeps) ([]rpc.Service, error)
 	if err != nil {
 		return nil, err
 	}
+	re, err := reporting.New(ctx, reporting.Deps{Store: d.Store, Pool: d.Pool, Logger: d.Logger})
+	if err != nil {
+		return nil, err
+	}
 	tr, err := newTrail(d)
 	if err != nil {
 		return nil, err
 	}
-	return []rpc.Service{c, i, p, ca, au, tr}, nil
+	return []rpc.Service{c, i, p, ca, au, re, tr}, nil
 }

@@ -131,7 +131,7 @@ func TestTrailCommandsAgainstJsmUp(t *testing.T) {
 	if _, err := jsm(t, "rebuild", "--server", e.HTTP, "--token", tok, "--all"); connect.CodeOf(err) != connect.CodePermissionDenied {
 		t.Fatalf("rebuild by an org admin: %v", err)
 	}
-	if _, err := jsm(t, "rebuild", "--server", e.HTTP, "--token", op, "nope"); err == nil || !strings.Contains(err.Error(), "there are: contracts, incidents, patching, changeadvisory, audits, trail") {
+	if _, err := jsm(t, "rebuild", "--server", e.HTTP, "--token", op, "nope"); err == nil || !strings.Contains(err.Error(), "there are: contracts, incidents, patching, changeadvisory, audits, reporting, trail") {
 		t.Fatalf("rebuild of an unknown projection: %v", err)
 	}
 	out, err = jsm(t, "rebuild", "--server", e.HTTP, "--token", op, "--all", "--progress-every", "10ms")
