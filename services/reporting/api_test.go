@@ -397,7 +397,7 @@ func TestReportLifecycle(t *testing.T) {
 func TestScheduler(t *testing.T) {
 	p := start(t)
 	pos := p.fixture()
-	p.kpis(customer, pos) // the scheduler reads the read model as it is: let it catch up
+	p.kpis(customer, pos)     // the scheduler reads the read model as it is: let it catch up
 	p.clock.Advance(33 * day) // 1 April 00:00
 	sched := p.reporting.Scheduler()
 	tick := func() int {
@@ -432,6 +432,7 @@ func TestScheduler(t *testing.T) {
 		t.Fatalf("second overdue tick appended %d", n)
 	}
 	d := must[reportingv1.DeliverReportResponse](t)(prov.DeliverReport(ctx, connect.NewRequest(&reportingv1.DeliverReportRequest{ReportId: id})))
+	must[reportingv1.GetReportResponse](t)(cust.GetReport(ctx, connect.NewRequest(&reportingv1.GetReportRequest{ReportId: id, MinPosition: d.Position}))) // the scheduler reads the read model
 	p.clock.Advance(10*day + time.Second)
 	if n := tick(); n != 1 {
 		t.Fatalf("acknowledgement overdue tick appended %d", n)

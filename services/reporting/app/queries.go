@@ -213,6 +213,7 @@ func (q *Queries) Situation(ctx context.Context, org domain.OrgID, contractID st
 		t, t2            time.Time
 		b                bool
 		raw              []byte
+		due              *time.Time
 	)
 	err := q.read(ctx, o, `SELECT incident_id, title, severity, reported_at, clocks FROM reporting.incidents
 		WHERE contract_id = $1 AND status NOT IN (3, 4) ORDER BY reported_at, incident_id`, args,
@@ -233,8 +234,8 @@ func (q *Queries) Situation(ctx context.Context, org domain.OrgID, contractID st
 	if err == nil {
 		err = q.read(ctx, o, `SELECT remediation_id, cve_id, severity, due_at FROM reporting.remediations
 			WHERE contract_id = $1 AND overdue_at IS NOT NULL AND closed_at IS NULL ORDER BY due_at, remediation_id`, args,
-			[]any{&id, &title, &sev, &t}, func() {
-				out.OverdueRemediations = append(out.OverdueRemediations, &reportingv1.OverdueRemediation{RemediationId: id, CveId: title, Severity: commonv1.Severity(sev), DueAt: timestamppb.New(t)})
+			[]any{&id, &title, &sev, &due}, func() {
+				out.OverdueRemediations = append(out.OverdueRemediations, &reportingv1.OverdueRemediation{RemediationId: id, CveId: title, Severity: commonv1.Severity(sev), DueAt: tsOf(due)})
 			})
 	}
 	if err == nil {
@@ -268,6 +269,13 @@ func (q *Queries) Situation(ctx context.Context, org domain.OrgID, contractID st
 		return nil, fmt.Errorf("situation of contract %s: %w", contractID, err)
 	}
 	return out, nil
+}
+
+func tsOf(t *time.Time) *timestamppb.Timestamp {
+	if t == nil {
+		return nil
+	}
+	return timestamppb.New(*t)
 }
 
 // Get returns a report of a contract the org is a party to; any other is

@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/jsmplatform/jsm/libs/es"
 	"github.com/jsmplatform/jsm/libs/event"
@@ -161,6 +162,15 @@ func at(t interface{ AsTime() time.Time }, fallback time.Time) time.Time {
 	return fallback
 }
 
+// optional is a timestamp that may be unset.
+func optional(t *timestamppb.Timestamp) *time.Time {
+	if t == nil {
+		return nil
+	}
+	v := t.AsTime()
+	return &v
+}
+
 // fact queues the statements one event of patching, changes or audits
 // makes of the facts. Events of an object whose first event was not seen
 // update nothing.
@@ -172,12 +182,16 @@ func fact(b *pgx.Batch, e event.Event, m proto.Message) {
 		b.Queue(`INSERT INTO reporting.remediations (remediation_id, contract_id, customer_org_id, provider_org_id, cve_id, severity, registered_at, due_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (remediation_id) DO NOTHING`,
 			x.GetRemediationId(), x.GetContractId(), x.GetCustomerOrgId(), x.GetProviderOrgId(), x.GetCveId(), int16(x.GetSeverity()),
-			at(x.GetRegisteredAt(), e.Time), at(x.GetDueAt(), e.Time))
+			at(x.GetRegisteredAt(), e.Time), optional(x.GetDueAt()))
 	case *patchingv1.PatchApplied:
 		b.Queue(`UPDATE reporting.remediations SET patched_at = $2 WHERE remediation_id = $1`, x.GetRemediationId(), at(x.GetAppliedAt(), e.Time))
 	case *patchingv1.PatchVerified:
 		if x.GetSuccess() {
 			b.Queue(`UPDATE reporting.remediations SET closed_at = $2 WHERE remediation_id = $1`, x.GetRemediationId(), at(x.GetVerifiedAt(), e.Time))
+		}
+	case *patchingv1.DeferralExpired:
+		if due := optional(x.GetDueAt()); due != nil {
+			b.Queue(`UPDATE reporting.remediations SET due_at = $2 WHERE remediation_id = $1`, x.GetRemediationId(), *due)
 		}
 	case *patchingv1.RemediationOverdue:
 		b.Queue(`UPDATE reporting.remediations SET overdue_at = COALESCE(overdue_at, $2) WHERE remediation_id = $1`, x.GetRemediationId(), at(x.GetDetectedAt(), e.Time))

@@ -62,7 +62,9 @@ CREATE TABLE reporting.remediations (
     cve_id          text        NOT NULL,
     severity        smallint    NOT NULL,
     registered_at   timestamptz NOT NULL,
-    due_at          timestamptz NOT NULL,
+    -- The due date: at registration, then as a deferral's expiry moves it;
+    -- none without a patch deadline for the severity.
+    due_at          timestamptz,
     -- The latest patch applied, and the successful verification that closes it.
     patched_at      timestamptz,
     closed_at       timestamptz,
