@@ -8,9 +8,7 @@ package audits
 
 import (
 	"context"
-	"errors"
 	"net/http"
-	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/proto"
@@ -113,7 +111,7 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 		audits:     audits,
 		checklists: checklists,
 		projector:  projector,
-		scheduler:  app.NewScheduler(d.Pool, commands, d.Now, d.Logger),
+		scheduler:  app.NewScheduler(d.Pool, commands, d.Now),
 	}, nil
 }
 
@@ -140,21 +138,14 @@ func (s *Service) Migrate(ctx context.Context) error {
 // Run keeps the read model up to date and records overdue measures until
 // ctx ends, then stores the snapshots not stored yet.
 func (s *Service) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		err := s.projector.Run(ctx)
-		cancel() // without its read model the scheduler has nothing to go on
-		done <- err
-	}()
-	if s.deps.SchedulerEvery > 0 {
-		_ = s.scheduler.Run(ctx, s.deps.SchedulerEvery)
-	}
-	err := <-done
-	flushCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer stop()
-	return errors.Join(err, s.audits.Flush(flushCtx), s.checklists.Flush(flushCtx))
+	return svcmain.Background{
+		Projector: s.projector,
+		Reactors:  nil,
+		Tick:      s.scheduler.Tick,
+		Every:     s.deps.SchedulerEvery,
+		Log:       s.deps.Logger,
+		Flush:     []svcmain.Flusher{s.audits, s.checklists},
+	}.Run(ctx)
 }
 
 // Handlers mounts jsm.audits.v1.AuditService.

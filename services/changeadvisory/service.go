@@ -9,9 +9,7 @@ package changeadvisory
 
 import (
 	"context"
-	"errors"
 	"net/http"
-	"time"
 
 	"connectrpc.com/connect"
 
@@ -87,7 +85,7 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 		app:       app.Application{Commands: commands, Queries: queries},
 		changes:   changes,
 		projector: projector,
-		scheduler: app.NewScheduler(d.Pool, commands, d.Now, d.Logger),
+		scheduler: app.NewScheduler(d.Pool, commands, d.Now),
 		reactor:   react,
 	}, nil
 }
@@ -116,29 +114,14 @@ func (s *Service) Migrate(ctx context.Context) error {
 // Run keeps the read model up to date and records overdue emergency
 // reviews until ctx ends, then stores the snapshots not stored yet.
 func (s *Service) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		err := s.projector.Run(ctx)
-		cancel() // without its read model the scheduler has nothing to go on
-		done <- err
-	}()
-	reacted := make(chan error, 1)
-	go func() {
-		err := s.reactor.Run(ctx)
-		if err != nil {
-			cancel() // a service that cannot react must not look healthy
-		}
-		reacted <- err
-	}()
-	if s.deps.SchedulerEvery > 0 {
-		_ = s.scheduler.Run(ctx, s.deps.SchedulerEvery)
-	}
-	err := errors.Join(<-done, <-reacted)
-	flushCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer stop()
-	return errors.Join(err, s.changes.Flush(flushCtx))
+	return svcmain.Background{
+		Projector: s.projector,
+		Reactors:  []svcmain.Runner{s.reactor},
+		Tick:      s.scheduler.Tick,
+		Every:     s.deps.SchedulerEvery,
+		Log:       s.deps.Logger,
+		Flush:     []svcmain.Flusher{s.changes},
+	}.Run(ctx)
 }
 
 // Handlers mounts jsm.changeadvisory.v1.ChangeService.

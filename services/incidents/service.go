@@ -7,9 +7,7 @@ package incidents
 
 import (
 	"context"
-	"errors"
 	"net/http"
-	"time"
 
 	"connectrpc.com/connect"
 
@@ -93,7 +91,7 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 		incidents: incidents,
 		exercises: exercises,
 		projector: projector,
-		scheduler: app.NewScheduler(d.Pool, commands, d.Now, d.Logger),
+		scheduler: app.NewScheduler(d.Pool, commands, d.Now),
 	}, nil
 }
 
@@ -117,21 +115,14 @@ func (s *Service) Migrate(ctx context.Context) error {
 // Run keeps the read model up to date and records overdue deadlines until
 // ctx ends, then stores the snapshots not stored yet.
 func (s *Service) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		err := s.projector.Run(ctx)
-		cancel() // without its read model the scheduler has nothing to go on
-		done <- err
-	}()
-	if s.deps.SchedulerEvery > 0 {
-		_ = s.scheduler.Run(ctx, s.deps.SchedulerEvery)
-	}
-	err := <-done
-	flushCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer stop()
-	return errors.Join(err, s.incidents.Flush(flushCtx), s.exercises.Flush(flushCtx))
+	return svcmain.Background{
+		Projector: s.projector,
+		Reactors:  nil,
+		Tick:      s.scheduler.Tick,
+		Every:     s.deps.SchedulerEvery,
+		Log:       s.deps.Logger,
+		Flush:     []svcmain.Flusher{s.incidents, s.exercises},
+	}.Run(ctx)
 }
 
 // Handlers mounts jsm.incidents.v1.IncidentService.

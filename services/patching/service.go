@@ -9,9 +9,7 @@ package patching
 
 import (
 	"context"
-	"errors"
 	"net/http"
-	"time"
 
 	"connectrpc.com/connect"
 
@@ -97,7 +95,7 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 	return &Service{
 		deps: d, app: app.Application{Commands: commands, Queries: queries},
 		inventory: inventory, remediations: remediations, projector: projector,
-		scheduler: app.NewScheduler(d.Pool, commands, d.Now, d.Logger), reactor: react,
+		scheduler: app.NewScheduler(d.Pool, commands, d.Now), reactor: react,
 	}, nil
 }
 
@@ -124,30 +122,14 @@ func (s *Service) Migrate(ctx context.Context) error {
 // Run keeps the read model up to date, reacts to changes and runs the
 // scheduler until ctx ends, then stores the snapshots not stored yet.
 func (s *Service) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	projected := make(chan error, 1)
-	go func() {
-		err := s.projector.Run(ctx)
-		cancel() // without its read model the service cannot go on
-		projected <- err
-	}()
-	reacted := make(chan error, 1)
-	go func() {
-		err := s.reactor.Run(ctx)
-		if err != nil {
-			cancel() // a service that cannot react must not look healthy
-		}
-		reacted <- err
-	}()
-	if s.deps.SchedulerEvery > 0 {
-		_ = s.scheduler.Run(ctx, s.deps.SchedulerEvery)
-	}
-	<-ctx.Done()
-	err := errors.Join(<-projected, <-reacted)
-	flushCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer stop()
-	return errors.Join(err, s.inventory.Flush(flushCtx), s.remediations.Flush(flushCtx))
+	return svcmain.Background{
+		Projector: s.projector,
+		Reactors:  []svcmain.Runner{s.reactor},
+		Tick:      s.scheduler.Tick,
+		Every:     s.deps.SchedulerEvery,
+		Log:       s.deps.Logger,
+		Flush:     []svcmain.Flusher{s.inventory, s.remediations},
+	}.Run(ctx)
 }
 
 // Handlers mounts jsm.patching.v1.PatchService.

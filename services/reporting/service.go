@@ -10,9 +10,7 @@ package reporting
 
 import (
 	"context"
-	"errors"
 	"net/http"
-	"time"
 
 	"connectrpc.com/connect"
 
@@ -81,7 +79,7 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 		app:       app.Application{Commands: commands, Queries: queries},
 		reports:   reports,
 		projector: projector,
-		scheduler: app.NewScheduler(d.Pool, commands, d.Now, d.Logger),
+		scheduler: app.NewScheduler(d.Pool, commands, d.Now),
 	}, nil
 }
 
@@ -109,21 +107,14 @@ func (s *Service) Migrate(ctx context.Context) error {
 // Run keeps the read model up to date and runs the scheduler until ctx
 // ends, then stores the snapshots not stored yet.
 func (s *Service) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		err := s.projector.Run(ctx)
-		cancel() // without its read model the scheduler has nothing to go on
-		done <- err
-	}()
-	if s.deps.SchedulerEvery > 0 {
-		_ = s.scheduler.Run(ctx, s.deps.SchedulerEvery)
-	}
-	err := <-done
-	flushCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer stop()
-	return errors.Join(err, s.reports.Flush(flushCtx))
+	return svcmain.Background{
+		Projector: s.projector,
+		Reactors:  nil,
+		Tick:      s.scheduler.Tick,
+		Every:     s.deps.SchedulerEvery,
+		Log:       s.deps.Logger,
+		Flush:     []svcmain.Flusher{s.reports},
+	}.Run(ctx)
 }
 
 // Handlers mounts jsm.reporting.v1.ReportingService.

@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -20,14 +19,13 @@ type Scheduler struct {
 	pool     *pgxpool.Pool
 	commands *Commands
 	now      func() time.Time
-	log      *slog.Logger
 	// Batch bounds the changes one tick handles.
 	Batch int
 }
 
 // NewScheduler returns a scheduler reading the clock now.
-func NewScheduler(pool *pgxpool.Pool, commands *Commands, now func() time.Time, log *slog.Logger) *Scheduler {
-	return &Scheduler{pool: pool, commands: commands, now: now, log: log, Batch: 500}
+func NewScheduler(pool *pgxpool.Pool, commands *Commands, now func() time.Time) *Scheduler {
+	return &Scheduler{pool: pool, commands: commands, now: now, Batch: 500}
 }
 
 // Tick records the reviews overdue now and returns how many it recorded.
@@ -74,21 +72,5 @@ func (s *Scheduler) Tick(ctx context.Context) (int, error) {
 			return recorded, errors.Join(errs...)
 		}
 		after = &page[len(page)-1]
-	}
-}
-
-// Run ticks every interval until ctx ends.
-func (s *Scheduler) Run(ctx context.Context, every time.Duration) error {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		if _, err := s.Tick(ctx); err != nil && ctx.Err() == nil {
-			s.log.WarnContext(ctx, "emergency review scheduler", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
 	}
 }

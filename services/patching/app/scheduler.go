@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -24,14 +23,13 @@ type Scheduler struct {
 	pool     *pgxpool.Pool
 	commands *Commands
 	now      func() time.Time
-	log      *slog.Logger
 	// Batch bounds the remediations one tick handles of each kind.
 	Batch int
 }
 
 // NewScheduler returns a scheduler reading the clock now.
-func NewScheduler(pool *pgxpool.Pool, commands *Commands, now func() time.Time, log *slog.Logger) *Scheduler {
-	return &Scheduler{pool: pool, commands: commands, now: now, log: log, Batch: 500}
+func NewScheduler(pool *pgxpool.Pool, commands *Commands, now func() time.Time) *Scheduler {
+	return &Scheduler{pool: pool, commands: commands, now: now, Batch: 500}
 }
 
 // SchedulerActor is who records overdue remediations and expired deferrals.
@@ -102,20 +100,4 @@ func (s *Scheduler) Tick(ctx context.Context) (int, error) {
 			run(r.ID, fmt.Sprintf("overdue/%d", r.At.UnixNano()), &domain.MarkOverdue{DueAt: r.At})
 		})
 	return appended, errors.Join(append(errs, err)...)
-}
-
-// Run ticks every interval until ctx ends.
-func (s *Scheduler) Run(ctx context.Context, every time.Duration) error {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		if _, err := s.Tick(ctx); err != nil && ctx.Err() == nil {
-			s.log.WarnContext(ctx, "patching scheduler", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
 }

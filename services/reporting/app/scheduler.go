@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -27,14 +26,13 @@ type Scheduler struct {
 	pool     *pgxpool.Pool
 	commands *Commands
 	now      func() time.Time
-	log      *slog.Logger
 	// Batch bounds the rows one query of a tick reads; a tick pages through all.
 	Batch int
 }
 
 // NewScheduler returns a scheduler reading the clock now.
-func NewScheduler(pool *pgxpool.Pool, commands *Commands, now func() time.Time, log *slog.Logger) *Scheduler {
-	return &Scheduler{pool: pool, commands: commands, now: now, log: log, Batch: 500}
+func NewScheduler(pool *pgxpool.Pool, commands *Commands, now func() time.Time) *Scheduler {
+	return &Scheduler{pool: pool, commands: commands, now: now, Batch: 500}
 }
 
 // Tick generates the reports due and records the overdue ones; it returns
@@ -147,20 +145,4 @@ func due(c cdomain.State, now time.Time) (time.Time, time.Time, bool) {
 		return start, end, false
 	}
 	return start, end, true
-}
-
-// Run ticks every interval until ctx ends.
-func (s *Scheduler) Run(ctx context.Context, every time.Duration) error {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		if _, err := s.Tick(ctx); err != nil && ctx.Err() == nil {
-			s.log.WarnContext(ctx, "reporting scheduler", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
 }
