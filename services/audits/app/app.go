@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/jsmplatform/jsm/libs/decide"
 	"github.com/jsmplatform/jsm/libs/es"
 	"github.com/jsmplatform/jsm/libs/event"
 	"github.com/jsmplatform/jsm/services/audits/domain"
@@ -79,16 +80,7 @@ func (c *Commands) Plan(ctx context.Context, req Request, contractID string, cmd
 	cmd.Contract = k
 	cmd.AuditID = es.NewID("audits.plan", req)
 	res, err := c.handle(ctx, req, cmd.AuditID, cmd)
-	return res, hideContract(err, contractID)
-}
-
-// hideContract answers for a contract the caller is no party to as for one
-// that does not exist, so a caller cannot probe which contracts exist.
-func hideContract(err error, id string) error {
-	if errors.Is(err, domain.ErrNotParty) || errors.Is(err, domain.NotFoundError{What: "contract"}) {
-		return domain.NotFoundError{What: "contract", ID: id}
-	}
-	return err
+	return res, decide.HideContract(err, contractID)
 }
 
 // Audit runs a command on an existing audit; who gives it and when come
@@ -162,7 +154,7 @@ func (c *Commands) Checklist(ctx context.Context, req Request, contractID string
 	domain.Stamp(cmd, es.ActorOf(req), c.now().UTC())
 	res, err := c.checklists.Handle(ctx, es.CommandFor(req, contractID, cmd))
 	if err != nil {
-		return 0, hideContract(err, contractID)
+		return 0, decide.HideContract(err, contractID)
 	}
 	return res.Position, nil
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/jsmplatform/jsm/libs/decide"
 	"github.com/jsmplatform/jsm/libs/es"
 	"github.com/jsmplatform/jsm/libs/event"
 	"github.com/jsmplatform/jsm/services/changeadvisory/domain"
@@ -70,16 +71,7 @@ func (c *Commands) Request(ctx context.Context, req Request, contractID string, 
 	cmd.Contract = k
 	cmd.ChangeID = es.NewID("changeadvisory.request", req)
 	res, err := c.handle(ctx, req, cmd.ChangeID, cmd)
-	return res, hideContract(err, contractID)
-}
-
-// hideContract answers for a contract the caller is no party to as for one
-// that does not exist, so a caller cannot probe which contracts exist.
-func hideContract(err error, id string) error {
-	if errors.Is(err, domain.ErrNotParty) || errors.Is(err, domain.NotFoundError{What: "contract"}) {
-		return domain.NotFoundError{What: "contract", ID: id}
-	}
-	return err
+	return res, decide.HideContract(err, contractID)
 }
 
 // Change runs a command on an existing change; who gives it and when come

@@ -2,19 +2,12 @@ package domain
 
 import (
 	"errors"
-	"fmt"
+
+	"github.com/jsmplatform/jsm/libs/decide"
 )
 
 // Domain errors. The API layer maps them to status codes in one place.
 var (
-	// ErrNotParty: the acting org is not a party to the change's contract.
-	ErrNotParty = errors.New("org is not a party to the contract")
-	// ErrWrongParty: the acting org is a party, but not the one allowed to do
-	// this (approving or rejecting without being a required approver, agreeing
-	// to downtime as the provider).
-	ErrWrongParty = errors.New("party may not do this")
-	// ErrContractNotActive: changes are requested on contracts in force only.
-	ErrContractNotActive = errors.New("contract is not active")
 	// ErrWrongStatus: the command does not fit the change's status.
 	ErrWrongStatus = errors.New("wrong change status")
 	// ErrNotEmergency: only emergency changes are reviewed after the fact.
@@ -26,46 +19,21 @@ var (
 	ErrReviewPending = errors.New("emergency review pending")
 	// ErrAlreadyExists: a change with this id exists already.
 	ErrAlreadyExists = errors.New("already exists")
-	// ErrInvalid: the command is invalid; every ValidationError matches it.
-	ErrInvalid = errors.New("invalid command")
 )
 
-// NotFoundError: the change or contract does not exist (or is not visible
-// to the caller). What names it: "change", "contract".
-type NotFoundError struct {
-	What string
-	ID   string
-}
+// Errors every area shares (libs/decide).
+var (
+	ErrNotParty          = decide.ErrNotParty
+	ErrWrongParty        = decide.ErrWrongParty
+	ErrContractNotActive = decide.ErrContractNotActive
+	ErrInvalid           = decide.ErrInvalid
+)
 
-func (e NotFoundError) Error() string {
-	if e.ID == "" {
-		return e.What + " not found"
-	}
-	return fmt.Sprintf("%s %s not found", e.What, e.ID)
-}
+type (
+	// NotFoundError: what a command names does not exist (or is not visible).
+	NotFoundError = decide.NotFoundError
+	// ValidationError: a field of the command breaks a domain rule; it matches ErrInvalid.
+	ValidationError = decide.ValidationError
+)
 
-// Is matches every NotFoundError when the target has no What.
-func (e NotFoundError) Is(target error) bool {
-	t, ok := target.(NotFoundError)
-	return ok && (t.What == "" || t.What == e.What) && (t.ID == "" || t.ID == e.ID)
-}
-
-// ValidationError: a field of the command breaks a domain rule. It matches ErrInvalid.
-type ValidationError struct {
-	Field  string
-	Reason string
-}
-
-func (e ValidationError) Error() string {
-	if e.Field == "" {
-		return "invalid command: " + e.Reason
-	}
-	return "invalid " + e.Field + ": " + e.Reason
-}
-
-// Is makes every ValidationError match ErrInvalid.
-func (e ValidationError) Is(target error) bool { return target == ErrInvalid }
-
-func invalid(field, format string, args ...any) error {
-	return ValidationError{Field: field, Reason: fmt.Sprintf(format, args...)}
-}
+func invalid(field, format string, args ...any) error { return decide.Invalid(field, format, args...) }

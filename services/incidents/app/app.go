@@ -8,6 +8,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/jsmplatform/jsm/libs/decide"
 	"github.com/jsmplatform/jsm/libs/es"
 	"github.com/jsmplatform/jsm/libs/event"
 	cdomain "github.com/jsmplatform/jsm/services/contracts/domain"
@@ -66,16 +67,7 @@ func (c *Commands) Report(ctx context.Context, req Request, contractID string, c
 	cmd.Contract = k
 	cmd.IncidentID = es.NewID("incidents.report", req)
 	res, err := c.Change(ctx, req, cmd.IncidentID, cmd)
-	return res, hideContract(err, contractID)
-}
-
-// hideContract answers for a contract the caller is no party to as for one
-// that does not exist, so a caller cannot probe which contracts exist.
-func hideContract(err error, id string) error {
-	if errors.Is(err, domain.ErrNotParty) || errors.Is(err, domain.NotFoundError{What: "contract"}) {
-		return domain.NotFoundError{What: "contract", ID: id}
-	}
-	return err
+	return res, decide.HideContract(err, contractID)
 }
 
 // Change runs a command on an existing incident; who gives it and when
@@ -116,7 +108,7 @@ func (c *Commands) ScheduleExercise(ctx context.Context, req Request, contractID
 	cmd.Contract = k
 	cmd.ExerciseID = es.NewID("incidents.exercise", req)
 	id, pos, err := c.exercise(ctx, req, cmd.ExerciseID, cmd)
-	return id, pos, hideContract(err, contractID)
+	return id, pos, decide.HideContract(err, contractID)
 }
 
 // RecordExerciseResult records an exercise's outcome.

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/jsmplatform/jsm/libs/decide"
 	"github.com/jsmplatform/jsm/libs/es"
 	"github.com/jsmplatform/jsm/libs/event"
 	"github.com/jsmplatform/jsm/libs/projection"
@@ -76,15 +77,6 @@ func (c *Commands) contract(ctx context.Context, id string, at time.Time) (domai
 	return k, nil
 }
 
-// hideContract answers for a contract the caller is no party to as for one
-// that does not exist.
-func hideContract(err error, id string) error {
-	if errors.Is(err, domain.ErrNotParty) || errors.Is(err, domain.NotFoundError{What: "contract"}) {
-		return domain.NotFoundError{What: "contract", ID: id}
-	}
-	return err
-}
-
 // RegisterAssets adds assets to a contract's inventory or updates them.
 func (c *Commands) RegisterAssets(ctx context.Context, req Request, contractID string, assets []*patchingv1.Asset) (uint64, error) {
 	at := c.now().UTC()
@@ -95,7 +87,7 @@ func (c *Commands) RegisterAssets(ctx context.Context, req Request, contractID s
 	cmd := &domain.RegisterAssets{Contract: k, Assets: assets}
 	domain.Stamp(cmd, es.ActorOf(req), at)
 	res, err := c.inventory.Handle(ctx, es.CommandFor[domain.Command](req, contractID, cmd))
-	return res.Position, hideContract(err, contractID)
+	return res.Position, decide.HideContract(err, contractID)
 }
 
 // RetireAssets takes assets out of a contract's inventory, all or none.
@@ -118,7 +110,7 @@ func (c *Commands) RetireAssets(ctx context.Context, req Request, contractID str
 	cmd := &domain.RetireAssets{Contract: k, AssetIDs: assetIDs, Reason: reason, Retired: retired}
 	domain.Stamp(cmd, es.ActorOf(req), at)
 	res, err := c.inventory.Handle(ctx, es.CommandFor[domain.Command](req, contractID, cmd))
-	return res.Position, hideContract(err, contractID)
+	return res.Position, decide.HideContract(err, contractID)
 }
 
 // RemediationID is the remediation of a CVE on a contract: one per pair,
@@ -137,7 +129,7 @@ func (c *Commands) RegisterVulnerability(ctx context.Context, req Request, contr
 		return Result{}, err
 	}
 	if err := k.Check(domain.OrgID(req.Actor.Org)); err != nil {
-		return Result{}, hideContract(err, contractID)
+		return Result{}, decide.HideContract(err, contractID)
 	}
 	matcher, err := domain.NewMatcher(cmd.AffectedVersions)
 	if err != nil {
@@ -150,7 +142,7 @@ func (c *Commands) RegisterVulnerability(ctx context.Context, req Request, contr
 	cmd.Contract, cmd.Affected = k, affected
 	cmd.RemediationID = RemediationID(contractID, cmd.CVE)
 	res, err := c.change(ctx, req, cmd.RemediationID, cmd, at)
-	return res, hideContract(err, contractID)
+	return res, decide.HideContract(err, contractID)
 }
 
 // match returns the contract's assets in service that run an affected
