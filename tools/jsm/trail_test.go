@@ -34,7 +34,7 @@ func jsm(t *testing.T, args ...string) (string, error) {
 
 func TestTrailCommandsAgainstJsmUp(t *testing.T) {
 	if _, err := pglocal.BinDir(); err != nil {
-		t.Skip(err)
+		t.Fatalf("make test installs PostgreSQL first: %v", err)
 	}
 	dataDir := filepath.Join(t.TempDir(), "data")
 	e, _ := startUp(t, dataDir)

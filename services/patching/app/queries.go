@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -184,22 +183,7 @@ func (q *Queries) Assets(ctx context.Context, org domain.OrgID, contractID strin
 }
 
 func remediations(ctx context.Context, pool *pgxpool.Pool, org domain.OrgID, sql string, args ...any) ([]domain.Remediation, error) {
-	var out []domain.Remediation
-	err := pgdb.ReadAs(ctx, pool, string(org), sql, args, func(rows pgx.Rows) error {
-		for rows.Next() {
-			var raw []byte
-			if err := rows.Scan(&raw); err != nil {
-				return err
-			}
-			var r domain.Remediation
-			if err := json.Unmarshal(raw, &r); err != nil {
-				return fmt.Errorf("stored remediation: %w", err)
-			}
-			out = append(out, r)
-		}
-		return rows.Err()
-	})
-	return out, err
+	return pgdb.ReadJSONAs[domain.Remediation](ctx, pool, string(org), sql, args...)
 }
 
 // A register page token is the sort key of the last row handed out: its
