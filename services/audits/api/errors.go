@@ -2,50 +2,19 @@ package api
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 
-	"connectrpc.com/connect"
-
-	"github.com/jsmplatform/jsm/libs/es"
-	"github.com/jsmplatform/jsm/libs/eventstore"
-	"github.com/jsmplatform/jsm/libs/projection"
+	"github.com/jsmplatform/jsm/libs/rpc"
 	"github.com/jsmplatform/jsm/services/audits/domain"
 )
 
-// toConnect maps every error of the app and domain layers to a Connect code,
-// in this one place. Audits and contracts of other orgs are not found (the
-// app layer makes them so), so a caller cannot probe which exist.
+// domainErrors maps the app and domain layers' errors to Connect codes.
+var domainErrors = rpc.DomainErrors{
+	Service:            "audits",
+	AlreadyExists:      []error{domain.ErrAlreadyExists},
+	FailedPrecondition: []error{domain.ErrWrongStatus, domain.ErrAuditRights, domain.ErrTooEarly, domain.ErrMeasuresPending, domain.ErrNoTemplate},
+}
+
 func toConnect(ctx context.Context, log *slog.Logger, err error) error {
-	var code connect.Code
-	switch {
-	case errors.Is(err, domain.NotFoundError{}):
-		code = connect.CodeNotFound
-	case errors.Is(err, domain.ErrNotParty):
-		return connect.NewError(connect.CodeNotFound, errors.New("not found"))
-	case errors.Is(err, domain.ErrWrongParty):
-		code = connect.CodePermissionDenied
-	case errors.Is(err, domain.ErrInvalid), errors.Is(err, es.ErrInvalidID):
-		code = connect.CodeInvalidArgument
-	case errors.Is(err, domain.ErrAlreadyExists):
-		code = connect.CodeAlreadyExists
-	case errors.Is(err, domain.ErrWrongStatus), errors.Is(err, domain.ErrContractNotActive),
-		errors.Is(err, domain.ErrAuditRights), errors.Is(err, domain.ErrTooEarly),
-		errors.Is(err, domain.ErrMeasuresPending), errors.Is(err, domain.ErrNoTemplate):
-		code = connect.CodeFailedPrecondition
-	case errors.Is(err, eventstore.ErrConflict):
-		code = connect.CodeAborted
-	case errors.Is(err, projection.ErrNotCaughtUp):
-		code = connect.CodeUnavailable
-	case errors.Is(err, projection.ErrBeyondStream):
-		code = connect.CodeInvalidArgument
-	case errors.Is(err, context.Canceled):
-		code = connect.CodeCanceled
-	case errors.Is(err, context.DeadlineExceeded):
-		code = connect.CodeDeadlineExceeded
-	default:
-		log.ErrorContext(ctx, "audits request failed", "err", err)
-		return connect.NewError(connect.CodeInternal, errors.New("internal error"))
-	}
-	return connect.NewError(code, err)
+	return domainErrors.ToConnect(ctx, log, err)
 }
