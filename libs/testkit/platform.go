@@ -14,6 +14,7 @@ import (
 	"connectrpc.com/validate"
 
 	"github.com/jsmplatform/jsm/libs/auth"
+	"github.com/jsmplatform/jsm/libs/eventstore"
 	"github.com/jsmplatform/jsm/libs/rpc"
 )
 
@@ -122,4 +123,20 @@ func Code(t testing.TB, want connect.Code, err error) {
 	if connect.CodeOf(err) != want {
 		t.Fatalf("got %v (code %v), want %v", err, connect.CodeOf(err), want)
 	}
+}
+
+// CountEvents counts the events of type typ an aggregate has in the stream.
+func CountEvents(t testing.TB, store *eventstore.Store, aggregateType, id, typ string) int {
+	t.Helper()
+	evs, err := store.Load(context.Background(), aggregateType, id, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range evs {
+		if e.Type == typ {
+			n++
+		}
+	}
+	return n
 }

@@ -179,17 +179,7 @@ func (p *platform) last() uint64 {
 
 func countEvents(t *testing.T, store *eventstore.Store, id, typ string) int {
 	t.Helper()
-	evs, err := store.Load(ctx, readmodel.ChangeType, id, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, e := range evs {
-		if e.Type == typ {
-			n++
-		}
-	}
-	return n
+	return testkit.CountEvents(t, store, readmodel.ChangeType, id, typ)
 }
 
 func approvers(c *changeadvisoryv1.Change) []string {

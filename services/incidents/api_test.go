@@ -140,17 +140,7 @@ func clockOf(t *testing.T, inc *incidentsv1.Incident, kind incidentsv1.ClockKind
 
 func countEvents(t *testing.T, store *eventstore.Store, id, typ string) int {
 	t.Helper()
-	evs, err := store.Load(ctx, readmodel.IncidentType, id, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, e := range evs {
-		if e.Type == typ {
-			n++
-		}
-	}
-	return n
+	return testkit.CountEvents(t, store, readmodel.IncidentType, id, typ)
 }
 
 func TestIncidentWalkthrough(t *testing.T) {

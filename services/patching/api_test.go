@@ -143,17 +143,7 @@ func (p *platform) eventually(id string, ok func(*patchingv1.Remediation) bool) 
 
 func countEvents(t *testing.T, store *eventstore.Store, id, typ string) int {
 	t.Helper()
-	evs, err := store.Load(ctx, readmodel.RemediationType, id, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, e := range evs {
-		if e.Type == typ {
-			n++
-		}
-	}
-	return n
+	return testkit.CountEvents(t, store, readmodel.RemediationType, id, typ)
 }
 
 func TestVulnerabilityToVerifiedFixThroughAnApprovedChange(t *testing.T) {
