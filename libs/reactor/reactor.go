@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -47,7 +48,11 @@ type Config struct {
 	// (default 100ms, doubling up to 5s).
 	MaxRetries      int
 	InitialInterval time.Duration
-	Logger          *slog.Logger
+	// AckWait is how soon an event delivered to an instance that stopped or
+	// died before acking it comes again (default 10s). A handler may run
+	// longer: the reactor tells the server it is still at work.
+	AckWait time.Duration
+	Logger  *slog.Logger
 }
 
 // DeadLetterStream holds the dead-lettered messages of every reactor.
@@ -81,6 +86,9 @@ func New(ctx context.Context, store *eventstore.Store, cfg Config, handle Handle
 	if cfg.InitialInterval == 0 {
 		cfg.InitialInterval = 100 * time.Millisecond
 	}
+	if cfg.AckWait == 0 {
+		cfg.AckWait = 10 * time.Second
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -113,9 +121,9 @@ func (r *Reactor) Run(ctx context.Context) error {
 	sub, err := wmjs.NewSubscriber(wmjs.SubscriberConfig{
 		Conn:   subConn,
 		Logger: wlog,
-		// Longer than a handler's retries take, shorter than the consumer's
-		// AckWait: the subscriber, not the server, decides a slow handler failed.
-		AckWaitTimeout:      ackWait - 30*time.Second,
+		// Longer than a handler's retries take: past it the subscriber gives
+		// the event up and it comes again.
+		AckWaitTimeout:      handleTimeout,
 		ResourceInitializer: durable(r.store.Name(), r.cfg),
 		Unmarshaler:         unmarshaler{},
 	})
@@ -168,8 +176,8 @@ func (r *Reactor) Run(ctx context.Context) error {
 	return errors.Join(errors.New("reactor: stopped consuming"), err)
 }
 
-// ackWait bounds one event's handling, retries included.
-const ackWait = 3 * time.Minute
+// handleTimeout bounds one event's handling, retries included.
+const handleTimeout = 3 * time.Minute
 
 // Running is closed once the reactor consumes.
 func (r *Reactor) Running() <-chan struct{} { return r.running }
@@ -188,11 +196,58 @@ func durable(stream string, cfg Config) wmjs.ResourceInitializer {
 			FilterSubjects: cfg.Subjects,
 			AckPolicy:      jetstream.AckExplicitPolicy,
 			DeliverPolicy:  jetstream.DeliverAllPolicy,
-			AckWait:        ackWait,
+			AckWait:        cfg.AckWait,
 			MaxAckPending:  1,
 		})
-		return c, nil, err
+		if err != nil {
+			return nil, nil, err
+		}
+		return inProgress{c, cfg.AckWait}, nil, nil
 	}
+}
+
+// inProgress wraps the watermill-nats subscriber's (v2.1.3) handling of
+// each message. While the router works on it, the server hears every third
+// of AckWait that it is in progress, so AckWait can be short and an event
+// stranded by a stopped or dead instance comes again soon (a pull request
+// outstanding when an instance stops still takes a message the instance
+// never sees). When the subscriber lets go of a message unacked, it is
+// nacked, so it comes again at once instead of after AckWait. And the
+// subscriber closes its output channel while a delivery may still be
+// sending on it, which panics ("send on closed channel") at shutdown; that
+// panic is caught here, and its message nacked too. Handlers are
+// idempotent, so a second delivery is harmless.
+type inProgress struct {
+	jetstream.Consumer
+	ackWait time.Duration
+}
+
+func (c inProgress) Consume(handle jetstream.MessageHandler, opts ...jetstream.PullConsumeOpt) (jetstream.ConsumeContext, error) {
+	return c.Consumer.Consume(func(m jetstream.Msg) {
+		done := make(chan struct{})
+		go func() {
+			tick := time.NewTicker(c.ackWait / 3)
+			defer tick.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-tick.C:
+					_ = m.InProgress()
+				}
+			}
+		}()
+		defer func() {
+			close(done)
+			if r := recover(); r != nil {
+				if err, ok := r.(runtime.Error); !ok || err.Error() != "send on closed channel" {
+					panic(r)
+				}
+			}
+			_ = m.Nak() // ErrMsgAlreadyAckd when the handler acked or nacked it
+		}()
+		handle(m)
+	}, opts...)
 }
 
 // unmarshaler keeps every header of the event and its stream position.

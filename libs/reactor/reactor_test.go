@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -64,18 +63,21 @@ func (s *seen) handle(fail int64) reactor.Handler {
 	}
 }
 
-func run(t *testing.T, r *reactor.Reactor) context.CancelFunc {
+// run runs the reactor until the test ends or stop is called; stop
+// returns once Run has.
+func run(t *testing.T, r *reactor.Reactor) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() {
+	stop = sync.OnceFunc(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("reactor: %v", err)
 		}
 	})
-	return cancel
+	t.Cleanup(stop)
+	return stop
 }
 
 func TestEventsReachTheHandlerInOrderAndPoisonGoesToTheDeadLetterSubject(t *testing.T) {
@@ -188,4 +190,79 @@ func TestARestartedReactorGoesOnWhereItStopped(t *testing.T) {
 	}
 }
 
-var _ = jetstream.AckExplicitPolicy
+// Stopping reactors while events stream in must neither crash the process
+// nor strand an event: whatever one instance left unacked, the next handles
+// at once rather than after the consumer's AckWait.
+func TestReactorsStoppedMidStreamLoseNothing(t *testing.T) {
+	n := testkit.StartNATS(t)
+	store := n.Store()
+	cfg := reactor.Config{Name: "churning", Subjects: []string{event.Subject("test.thing", ">")}, AckWait: 2 * time.Second}
+	const total = 60
+	s := &seen{calls: map[int64]int{}, done: make(chan struct{}), want: -1}
+	handled := func() map[int64]bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		got := map[int64]bool{}
+		for v := range s.calls {
+			got[v] = true
+		}
+		return got
+	}
+	for v := int64(1); v <= total; v++ {
+		appendValues(t, store, "a", v)
+		if v%10 == 0 {
+			r, err := reactor.New(context.Background(), store, cfg, s.handle(0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			stop := run(t, r)
+			<-r.Running()
+			time.Sleep(time.Duration(v%7) * time.Millisecond)
+			stop()
+		}
+	}
+	r, err := reactor.New(context.Background(), store, cfg, s.handle(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, r)
+	deadline := time.Now().Add(20 * time.Second)
+	for len(handled()) < total {
+		if time.Now().After(deadline) {
+			t.Fatalf("handled %d of %d events within 20s (AckWait is 2s: a stranded event)", len(handled()), total)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A handler may take longer than AckWait: the reactor keeps the event
+// its own, so it is not delivered a second time meanwhile.
+func TestASlowHandlerIsNotRedelivered(t *testing.T) {
+	n := testkit.StartNATS(t)
+	store := n.Store()
+	appendValues(t, store, "a", 1, 2)
+	s := &seen{calls: map[int64]int{}, done: make(chan struct{}), want: 2}
+	handle := s.handle(0)
+	r, err := reactor.New(context.Background(), store, reactor.Config{
+		Name: "slow", Subjects: []string{event.Subject("test.thing", ">")}, AckWait: time.Second,
+	}, func(ctx context.Context, e event.Event, m proto.Message) error {
+		if m.(*wrapperspb.Int64Value).GetValue() == 1 {
+			time.Sleep(3500 * time.Millisecond)
+		}
+		return handle(ctx, e, m)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, r)
+	select {
+	case <-s.done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("not handled")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.calls[1] != 1 || len(s.values) != 2 || s.values[0] != 1 {
+		t.Fatalf("handled %v with %d calls of the slow one, want 1 2 and one call", s.values, s.calls[1])
+	}
+}
