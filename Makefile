@@ -11,7 +11,7 @@ GOTESTSUM := go run gotest.tools/gotestsum@v1.13.0
 DATA_DIR ?= .jsm
 LISTEN   ?= 127.0.0.1:8080
 # Every module of the workspace, for tools that do not understand `work`.
-MODULES  := libs proto services/audits services/changeadvisory services/contracts services/incidents services/patching services/reporting services/trail tools e2e
+MODULES  := libs proto services/audits services/changeadvisory services/contracts services/incidents services/integration services/patching services/reporting services/trail tools e2e
 
 .PHONY: help
 help: ## list the targets
