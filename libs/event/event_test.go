@@ -2,6 +2,7 @@ package event_test
 
 import (
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -91,15 +92,20 @@ func FuzzFromMsg(f *testing.F) {
 // Events stored before a change of meaning are upcast on the way out; new
 // ones carry the new version; events of a version this code does not know
 // yet are refused rather than misread.
+var registerHoursToMinutes sync.Once
+
 func TestUpcastersTurnOldBodiesIntoCurrentOnes(t *testing.T) {
 	typ := "google.protobuf.UInt32Value" // used by no other test of this package
-	// Version 2 counts minutes where version 1 counted hours.
-	event.RegisterUpcaster(typ, 1, func(body []byte) ([]byte, error) {
-		var v wrapperspb.UInt32Value
-		if err := proto.Unmarshal(body, &v); err != nil {
-			return nil, err
-		}
-		return proto.Marshal(wrapperspb.UInt32(v.Value * 60))
+	// Version 2 counts minutes where version 1 counted hours. Registered
+	// once per process: upcasters are global, and -count runs tests again.
+	registerHoursToMinutes.Do(func() {
+		event.RegisterUpcaster(typ, 1, func(body []byte) ([]byte, error) {
+			var v wrapperspb.UInt32Value
+			if err := proto.Unmarshal(body, &v); err != nil {
+				return nil, err
+			}
+			return proto.Marshal(wrapperspb.UInt32(v.Value * 60))
+		})
 	})
 	if got := event.CurrentVersion(typ); got != 2 {
 		t.Fatalf("current version %d, want 2", got)
