@@ -158,7 +158,7 @@ func (s *Subscriptions) requeue(ctx context.Context, tx pgx.Tx, sub domain.State
 	}
 	queued := 0
 	for pos := from - 1; pos < last; {
-		msgs, err := cons.Fetch(500, jetstream.FetchMaxWait(5*time.Second))
+		msgs, err := cons.Fetch(int(min(500, last-pos)), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
 			return 0, fmt.Errorf("read stream from %d: %w", pos+1, err)
 		}
