@@ -192,4 +192,3 @@ func (s *Subscriptions) requeue(ctx context.Context, tx pgx.Tx, sub domain.State
 	}
 	return queued, nil
 }
-

@@ -20,12 +20,14 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/jsmplatform/jsm/libs/auth"
 	"github.com/jsmplatform/jsm/libs/event"
 	"github.com/jsmplatform/jsm/libs/eventstore"
+	"github.com/jsmplatform/jsm/libs/pgdb"
 	"github.com/jsmplatform/jsm/libs/rpc"
 	"github.com/jsmplatform/jsm/libs/testkit"
 	contractsv1 "github.com/jsmplatform/jsm/proto/gen/jsm/contracts/v1"
@@ -510,7 +512,9 @@ func TestGivesUpAfterMaxAttempts(t *testing.T) {
 		eventually(t, fmt.Sprintf("attempt %d", n), func() bool { return rc.count() == n })
 		p.clock.Advance(time.Hour)
 	}
-	eventually(t, "the next event", func() bool { return slices.Equal(rc.texts(""), []string{"doomed", "doomed", "doomed", "doomed", "next"}) })
+	eventually(t, "the next event", func() bool {
+		return slices.Equal(rc.texts(""), []string{"doomed", "doomed", "doomed", "doomed", "next"})
+	})
 	ds := p.deliveries(customer, sub.Subscription.SubscriptionId)
 	if ds[0].Status != integrationv1.DeliveryStatus_DELIVERY_STATUS_FAILED || ds[0].Attempts != 4 {
 		t.Fatalf("doomed delivery %v", ds[0])
@@ -669,6 +673,32 @@ func TestScopedToOwner(t *testing.T) {
 	}
 	if rc.count() != 1 {
 		t.Fatalf("%d requests, want 1", rc.count())
+	}
+
+	// Row-level security backs the queries up: read without any filter,
+	// an org sees only its own rows.
+	eventually(t, "the attempt to be recorded", func() bool {
+		ds := p.deliveries(customer, id)
+		return len(ds) == 1 && ds[0].Status == integrationv1.DeliveryStatus_DELIVERY_STATUS_DELIVERED
+	})
+	for _, table := range []string{"webhooks.subscriptions", "webhooks.deliveries", "webhooks.attempts"} {
+		for org, want := range map[string]int{customer: 1, provider: 0, outsider: 0} {
+			n := 0
+			err := pgdb.ReadAs(ctx, p.pool, org, `SELECT count(*) FROM `+table, nil, func(rows pgx.Rows) error {
+				for rows.Next() {
+					if err := rows.Scan(&n); err != nil {
+						return err
+					}
+				}
+				return rows.Err()
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n != want {
+				t.Errorf("%s sees %d rows of %s, want %d", org, n, table, want)
+			}
+		}
 	}
 }
 

@@ -204,7 +204,11 @@ func (w *worker) attempt(ctx context.Context, c claimed) error {
 	default:
 		next = started.Add(w.backoff(tries))
 	}
-	w.log.InfoContext(ctx, "webhook attempt", "delivery", c.id, "subscription", c.subscription, "attempt", attempts, "status_code", code, "err", errText, "next", next)
+	level := slog.LevelDebug
+	if status != statusDelivered {
+		level = slog.LevelInfo
+	}
+	w.log.Log(ctx, level, "webhook attempt", "delivery", c.id, "subscription", c.subscription, "attempt", attempts, "status_code", code, "err", errText, "status", status, "next", next)
 	b := &pgx.Batch{}
 	b.Queue(`INSERT INTO webhooks.attempts (delivery_id, attempt, org_id, attempted_at, status_code, error, duration_ms)
 		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
