@@ -176,10 +176,6 @@ func (s *Subscriptions) Run(ctx context.Context) error {
 // Projector is the matcher's projector (status, rebuild).
 func (s *Subscriptions) Projector() *projection.Projector { return s.projector }
 
-// Deliver sends the deliveries due now and reports how many it sent; Run
-// does it continuously, tests call it to step the worker.
-func (s *Subscriptions) Deliver(ctx context.Context) (int, error) { return s.worker.Tick(ctx) }
-
 // Procedures maps the webhooks procedures to their permissions.
 func Procedures() map[string]auth.Permission {
 	return map[string]auth.Permission{

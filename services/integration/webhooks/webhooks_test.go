@@ -371,15 +371,15 @@ func TestDeliveredSigned(t *testing.T) {
 	eventually(t, "the delivery", func() bool { return rc.count() == 1 })
 
 	got := rc.all()[0]
-	if err := verify(sub.Secret, got.Header, got.Body, p.clock.Now()); err != nil {
+	if err := verify(sub.Secret, got.Header, got.Body, got.At); err != nil {
 		t.Fatalf("signature: %v", err)
 	}
 	tampered := bytes.Replace(got.Body, []byte("first"), []byte("fir5t"), 1)
-	if err := verify(sub.Secret, got.Header, tampered, p.clock.Now()); err == nil {
+	if err := verify(sub.Secret, got.Header, tampered, got.At); err == nil {
 		t.Fatal("a tampered body verified")
 	}
 	other := p.keys.Derive(secret.ForSubscription, "another", 1)
-	if err := verify(other, got.Header, got.Body, p.clock.Now()); err == nil {
+	if err := verify(other, got.Header, got.Body, got.At); err == nil {
 		t.Fatal("another secret verified")
 	}
 	if got.Type != timelineEntry || got.Event.Position != pos || got.Event.ContractID != contractID || got.Event.AggregateID != "inc-1" || got.Text != "first" {
@@ -398,7 +398,8 @@ func TestDeliveredSigned(t *testing.T) {
 		t.Fatalf("delivery %v", d)
 	}
 
-	// After a rotation the new secret signs; the old one no longer verifies.
+	// After a rotation deliveries carry signatures of the new secret and,
+	// for a day, of the old one too; then of the new one only.
 	rot := must[integrationv1.RotateSubscriptionSecretResponse](t)(p.client(customer, "org-admin").RotateSubscriptionSecret(ctx, connect.NewRequest(&integrationv1.RotateSubscriptionSecretRequest{SubscriptionId: sub.Subscription.SubscriptionId})))
 	if rot.SecretVersion != 2 || rot.Secret == sub.Secret {
 		t.Fatalf("rotated %v", rot)
@@ -407,11 +408,20 @@ func TestDeliveredSigned(t *testing.T) {
 	p.emit(contractID, "inc-1", "second")
 	eventually(t, "the second delivery", func() bool { return rc.count() == 2 })
 	second := rc.all()[1]
-	if err := verify(rot.Secret, second.Header, second.Body, p.clock.Now()); err != nil {
-		t.Fatalf("signature after rotation: %v", err)
+	for _, whsec := range []string{rot.Secret, sub.Secret} {
+		if err := verify(whsec, second.Header, second.Body, second.At); err != nil {
+			t.Fatalf("signature in the rotation's grace period: %v", err)
+		}
 	}
-	if err := verify(sub.Secret, second.Header, second.Body, p.clock.Now()); err == nil {
-		t.Fatal("the old secret verified after rotation")
+	p.clock.Advance(25 * time.Hour)
+	p.emit(contractID, "inc-1", "third")
+	eventually(t, "the third delivery", func() bool { return rc.count() == 3 })
+	third := rc.all()[2]
+	if err := verify(rot.Secret, third.Header, third.Body, third.At); err != nil {
+		t.Fatalf("signature after the grace period: %v", err)
+	}
+	if err := verify(sub.Secret, third.Header, third.Body, third.At); err == nil {
+		t.Fatal("the old secret verified after the grace period")
 	}
 }
 
@@ -780,7 +790,7 @@ func TestRedeliverAndReplay(t *testing.T) {
 		if want, ok := idOf[r.Text]; ok && r.Header.Get("webhook-id") != want {
 			t.Errorf("replayed %s with id %s, first sent as %s", r.Text, r.Header.Get("webhook-id"), want)
 		}
-		if err := verify(sub.Secret, r.Header, r.Body, p.clock.Now()); err != nil {
+		if err := verify(sub.Secret, r.Header, r.Body, r.At); err != nil {
 			t.Errorf("replayed %s: %v", r.Text, err)
 		}
 	}
@@ -817,7 +827,8 @@ func TestRestartResumes(t *testing.T) {
 	p := start(t)
 	contractID := p.contract()
 	rc := p.receiver()
-	if _, err := p.subscribe(customer, rc.URL, []string{contractID}); err != nil {
+	sub, err := p.subscribe(customer, rc.URL, []string{contractID})
+	if err != nil {
 		t.Fatal(err)
 	}
 	p.emit(contractID, "inc-1", "before-1")
@@ -844,6 +855,25 @@ func TestRestartResumes(t *testing.T) {
 	if len(seen) != 12 || rc.count() != 12 {
 		t.Fatalf("%d requests for %d deliveries, want 12 each", rc.count(), len(seen))
 	}
+	// The log pages in stream order.
+	var paged []uint64
+	token := ""
+	for page := 0; ; page++ {
+		r := must[integrationv1.ListDeliveriesResponse](t)(p.client(customer, "viewer").ListDeliveries(ctx, connect.NewRequest(&integrationv1.ListDeliveriesRequest{
+			SubscriptionId: sub.Subscription.SubscriptionId, PageSize: 5, PageToken: token,
+		})))
+		for _, d := range r.Deliveries {
+			paged = append(paged, d.Position)
+		}
+		if token = r.NextPageToken; token == "" || page > 5 {
+			break
+		}
+	}
+	if len(paged) != 12 || !slices.IsSorted(paged) {
+		t.Fatalf("paged positions %v", paged)
+	}
+	_, err = p.client(customer, "viewer").ListDeliveries(ctx, connect.NewRequest(&integrationv1.ListDeliveriesRequest{SubscriptionId: sub.Subscription.SubscriptionId, PageToken: "bogus"}))
+	testkit.Code(t, connect.CodeInvalidArgument, err)
 	for i := range 3 {
 		var want []string
 		for j := i; j < 10; j += 3 {

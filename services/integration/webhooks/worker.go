@@ -3,7 +3,6 @@ package webhooks
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -57,6 +56,9 @@ type Delivery struct {
 	PollEvery time.Duration
 	// Concurrency bounds the attempts in flight (default 8).
 	Concurrency int
+	// RotationGrace is how long after a rotation deliveries are signed
+	// with the previous secret too (default 24h; negative: not at all).
+	RotationGrace time.Duration
 }
 
 func (c Delivery) withDefaults() Delivery {
@@ -77,6 +79,9 @@ func (c Delivery) withDefaults() Delivery {
 	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = 8
+	}
+	if c.RotationGrace == 0 {
+		c.RotationGrace = 24 * time.Hour
 	}
 	return c
 }
@@ -106,16 +111,38 @@ func (w *worker) Wake() {
 }
 
 // Run sends deliveries until ctx ends; attempts in flight finish first.
+// It claims only as many deliveries as it has free slots, so a claimed
+// delivery is sent at once (its lease runs from then) and a slow endpoint
+// holds one slot, not the others.
 func (w *worker) Run(ctx context.Context) error {
 	t := time.NewTicker(w.cfg.PollEvery)
 	defer t.Stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	slots := make(chan struct{}, w.cfg.Concurrency)
 	for {
-		n, err := w.Tick(ctx)
-		if err != nil && ctx.Err() == nil {
-			w.log.WarnContext(ctx, "webhook deliveries", "err", err)
-		}
-		if n > 0 && err == nil {
-			continue // there may be more
+		if free := cap(slots) - len(slots); free > 0 {
+			batch, err := w.claim(ctx, free)
+			if err != nil && ctx.Err() == nil {
+				w.log.WarnContext(ctx, "webhook deliveries", "err", err)
+			}
+			for _, c := range batch {
+				slots <- struct{}{}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					// An attempt under way is finished and recorded even
+					// when the worker is stopping, within its timeout.
+					if err := w.attempt(context.WithoutCancel(ctx), c); err != nil {
+						w.log.WarnContext(ctx, "webhook delivery", "delivery", c.id, "err", err)
+					}
+					<-slots
+					w.Wake() // a slot is free, and the aggregate's next event may be due
+				}()
+			}
+			if err == nil && len(batch) == free {
+				continue // there may be more
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -130,13 +157,18 @@ func (w *worker) Run(ctx context.Context) error {
 type claimed struct {
 	id, subscription, org, url string
 	version                    uint32
-	payload                    []byte
-	tries, attempts            int
+	// previous is the secret version before the last rotation while its
+	// grace period lasts (0 when none): deliveries carry signatures of
+	// both, so receivers can switch secrets without losing any.
+	previous        uint32
+	payload         []byte
+	tries, attempts int
 }
 
-// Tick sends the deliveries due now (at most one per aggregate of a
-// subscription: the earliest pending) and reports how many it sent.
-func (w *worker) Tick(ctx context.Context) (int, error) {
+// claim leases up to n deliveries due now: at most one per aggregate of a
+// subscription, the earliest pending one, and none of a disabled
+// subscription.
+func (w *worker) claim(ctx context.Context, n int) ([]claimed, error) {
 	now := w.now()
 	lease := now.Add(w.cfg.AttemptTimeout + 30*time.Second)
 	rows, err := w.pool.Query(ctx, `
@@ -155,37 +187,26 @@ func (w *worker) Tick(ctx context.Context) (int, error) {
 			UPDATE webhooks.deliveries d SET lease_until = $2
 			FROM due WHERE d.delivery_id = due.delivery_id
 			RETURNING d.delivery_id, d.subscription_id, d.org_id, d.payload, d.tries, d.attempts)
-		SELECT c.delivery_id, c.subscription_id, c.org_id, s.state->>'URL', (s.state->>'SecretVersion')::bigint, c.payload, c.tries, c.attempts
+		SELECT c.delivery_id, c.subscription_id, c.org_id, s.state->>'URL', (s.state->>'SecretVersion')::bigint,
+			CASE WHEN (s.state->>'RotatedAt')::timestamptz > $1 - $4 * interval '1 microsecond'
+				THEN (s.state->>'SecretVersion')::bigint - 1 ELSE 0 END,
+			c.payload, c.tries, c.attempts
 		FROM claimed c JOIN webhooks.subscriptions s ON s.subscription_id = c.subscription_id`,
-		now, lease, w.cfg.Concurrency*4)
+		now, lease, n, w.cfg.RotationGrace.Microseconds())
 	if err != nil {
-		return 0, fmt.Errorf("claim: %w", err)
+		return nil, fmt.Errorf("claim: %w", err)
 	}
 	batch, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (claimed, error) {
 		var c claimed
-		var version int64
-		err := r.Scan(&c.id, &c.subscription, &c.org, &c.url, &version, &c.payload, &c.tries, &c.attempts)
-		c.version = uint32(version)
+		var version, previous int64
+		err := r.Scan(&c.id, &c.subscription, &c.org, &c.url, &version, &previous, &c.payload, &c.tries, &c.attempts)
+		c.version, c.previous = uint32(version), uint32(previous)
 		return c, err
 	})
 	if err != nil {
-		return 0, fmt.Errorf("claim: %w", err)
+		return nil, fmt.Errorf("claim: %w", err)
 	}
-	var wg sync.WaitGroup
-	errs := make([]error, len(batch))
-	sem := make(chan struct{}, w.cfg.Concurrency)
-	for i, c := range batch {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			// An attempt under way is finished and recorded even when the
-			// worker is stopping, within its timeout.
-			errs[i] = w.attempt(context.WithoutCancel(ctx), c)
-		}()
-	}
-	wg.Wait()
-	return len(batch), errors.Join(errs...)
+	return batch, nil
 }
 
 // attempt sends one delivery and records the outcome.
@@ -228,13 +249,16 @@ func (w *worker) attempt(ctx context.Context, c claimed) error {
 func (w *worker) send(ctx context.Context, c claimed, at time.Time) (int, string) {
 	ctx, cancel := context.WithTimeout(ctx, w.cfg.AttemptTimeout)
 	defer cancel()
-	wh, err := standardwebhooks.NewWebhookRaw(w.keys.Raw(secret.ForSubscription, c.subscription, c.version))
+	sig, err := w.sign(c, c.version, at)
 	if err != nil {
 		return 0, err.Error()
 	}
-	sig, err := wh.Sign(c.id, at, c.payload)
-	if err != nil {
-		return 0, err.Error()
+	if c.previous > 0 {
+		old, err := w.sign(c, c.previous, at)
+		if err != nil {
+			return 0, err.Error()
+		}
+		sig += " " + old
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(c.payload))
 	if err != nil {
@@ -261,4 +285,13 @@ func (w *worker) send(ctx context.Context, c claimed, at time.Time) (int, string
 		text += ": " + string(head)
 	}
 	return resp.StatusCode, text
+}
+
+// sign is the "v1,<base64>" signature of c with the secret of version.
+func (w *worker) sign(c claimed, version uint32, at time.Time) (string, error) {
+	wh, err := standardwebhooks.NewWebhookRaw(w.keys.Raw(secret.ForSubscription, c.subscription, version))
+	if err != nil {
+		return "", err
+	}
+	return wh.Sign(c.id, at, c.payload)
 }

@@ -47,8 +47,10 @@ type State struct {
 	Description   string
 	Enabled       bool
 	SecretVersion uint32
-	RegisteredAt  time.Time
-	UpdatedAt     time.Time
+	// RotatedAt is when the secret last changed (zero: never).
+	RotatedAt    time.Time
+	RegisteredAt time.Time
+	UpdatedAt    time.Time
 }
 
 // Exists reports whether the subscription was registered.
@@ -191,6 +193,7 @@ func Evolve(s State, m proto.Message, meta Meta) State {
 		}
 	case *integrationv1.SubscriptionSecretRotated:
 		s.SecretVersion = e.GetSecretVersion()
+		s.RotatedAt = meta.Time
 	case *integrationv1.SubscriptionDisabled:
 		s.Enabled = false
 	case *integrationv1.SubscriptionEnabled:

@@ -100,7 +100,7 @@ func TestEvolve(t *testing.T) {
 	for _, e := range []proto.Message{registered, &integrationv1.SubscriptionSecretRotated{SubscriptionId: subID, SecretVersion: 2}, disabled} {
 		s = domain.Evolve(s, e, decide.Meta{Time: now})
 	}
-	if s.ID != subID || s.Org != acme || s.Enabled || s.SecretVersion != 2 || s.URL != registered.Url {
+	if s.ID != subID || s.Org != acme || s.Enabled || s.SecretVersion != 2 || !s.RotatedAt.Equal(now) || s.URL != registered.Url {
 		t.Fatalf("state %+v", s)
 	}
 }
