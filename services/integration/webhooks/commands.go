@@ -90,7 +90,7 @@ func (s *Subscriptions) redeliver(ctx context.Context, org, subscriptionID, deli
 }
 
 // replayLimit bounds the stream a replay reads in one request.
-const replayLimit = 1_000_000
+const replayLimit = 100_000
 
 // replay queues again every event of the stream from position from on
 // that the subscription matches: deliveries that exist are queued again
