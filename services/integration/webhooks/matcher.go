@@ -84,10 +84,14 @@ func (matcher) Apply(ctx context.Context, tx pgx.Tx, events []event.Event) error
 		if err != nil {
 			return err
 		}
-		b.Queue(`INSERT INTO webhooks.subscriptions (subscription_id, org_id, enabled, registered_at, state, position)
-			VALUES ($1, $2, $3, $4, $5, $6)
-			ON CONFLICT (subscription_id) DO UPDATE SET enabled = $3, state = $5, position = $6`,
-			string(id), string(s.Org), s.Enabled, s.RegisteredAt, raw, int64(pos))
+		var rotated *time.Time
+		if !s.RotatedAt.IsZero() {
+			rotated = &s.RotatedAt
+		}
+		b.Queue(`INSERT INTO webhooks.subscriptions (subscription_id, org_id, enabled, url, secret_version, rotated_at, registered_at, state, position)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+			ON CONFLICT (subscription_id) DO UPDATE SET enabled = $3, url = $4, secret_version = $5, rotated_at = $6, state = $8, position = $9`,
+			string(id), string(s.Org), s.Enabled, s.URL, int64(s.SecretVersion), rotated, s.RegisteredAt, raw, int64(pos))
 	}
 	return tx.SendBatch(ctx, b).Close()
 }

@@ -888,3 +888,45 @@ func TestRestartResumes(t *testing.T) {
 		}
 	}
 }
+
+// TestLeaseKeepsInstancesApart: while one instance is sending a delivery,
+// another does not send it too; if the first never reports back (it
+// died), the delivery is sent again once its lease has expired.
+func TestLeaseKeepsInstancesApart(t *testing.T) {
+	p := start(t)
+	contractID := p.contract()
+	rc := p.receiver()
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	rc.respond = func(r received, n int) int {
+		if r.Text == "slow" && n == 1 {
+			<-release // the first instance hangs here, holding the lease
+		}
+		return http.StatusOK
+	}
+	if _, err := p.subscribe(customer, rc.URL, nil); err != nil {
+		t.Fatal(err)
+	}
+	p.emit(contractID, "inc-1", "slow")
+	eventually(t, "the first attempt", func() bool { return rc.count() == 1 })
+	p.run(p.instance())
+	p.emit(contractID, "inc-2", "other")
+	eventually(t, "the other incident", func() bool { return len(rc.texts("inc-2")) == 1 })
+	time.Sleep(100 * time.Millisecond)
+	if got := rc.texts("inc-1"); len(got) != 1 {
+		t.Fatalf("sent %d times while leased", len(got))
+	}
+	// The lease outlives the attempt timeout (5s) by 30s.
+	p.clock.Advance(time.Minute)
+	eventually(t, "the delivery after the lease expired", func() bool { return len(rc.texts("inc-1")) == 2 })
+	all := rc.all()
+	var ids []string
+	for _, r := range all {
+		if r.Text == "slow" {
+			ids = append(ids, r.Header.Get("webhook-id"))
+		}
+	}
+	if len(ids) != 2 || ids[0] != ids[1] {
+		t.Fatalf("webhook-ids %v, want the same twice", ids)
+	}
+}

@@ -187,9 +187,8 @@ func (w *worker) claim(ctx context.Context, n int) ([]claimed, error) {
 			UPDATE webhooks.deliveries d SET lease_until = $2
 			FROM due WHERE d.delivery_id = due.delivery_id
 			RETURNING d.delivery_id, d.subscription_id, d.org_id, d.payload, d.tries, d.attempts)
-		SELECT c.delivery_id, c.subscription_id, c.org_id, s.state->>'URL', (s.state->>'SecretVersion')::bigint,
-			CASE WHEN (s.state->>'RotatedAt')::timestamptz > $1 - $4 * interval '1 microsecond'
-				THEN (s.state->>'SecretVersion')::bigint - 1 ELSE 0 END,
+		SELECT c.delivery_id, c.subscription_id, c.org_id, s.url, s.secret_version,
+			CASE WHEN s.rotated_at > $1 - $4 * interval '1 microsecond' THEN s.secret_version - 1 ELSE 0 END,
 			c.payload, c.tries, c.attempts
 		FROM claimed c JOIN webhooks.subscriptions s ON s.subscription_id = c.subscription_id`,
 		now, lease, n, w.cfg.RotationGrace.Microseconds())

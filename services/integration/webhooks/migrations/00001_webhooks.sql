@@ -19,6 +19,11 @@ CREATE TABLE webhooks.subscriptions (
     subscription_id text PRIMARY KEY,
     org_id          text        NOT NULL,
     enabled         boolean     NOT NULL,
+    url             text        NOT NULL,
+    secret_version  integer     NOT NULL,
+    -- When the secret last changed (NULL: never): the previous one signs
+    -- too for a while.
+    rotated_at      timestamptz,
     registered_at   timestamptz NOT NULL,
     -- The folded aggregate (the domain's JSON).
     state           jsonb       NOT NULL,
