@@ -1,0 +1,89 @@
+package webhooks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jsmplatform/jsm/services/integration/webhooks/domain"
+)
+
+// errPrivateTarget: the endpoint is on a loopback, private or otherwise
+// internal address, which a webhook must not reach unless the deployment
+// allows it (AllowPrivateTargets): else an org could make the platform
+// call into its own network.
+var errPrivateTarget = errors.New("address is not public")
+
+// checkURL validates a subscription's endpoint: an absolute http or https
+// URL without credentials whose host, if it is an address, is public
+// unless allowPrivate. A name is checked again when the worker dials it
+// (see publicDialer), since what it resolves to may change.
+func checkURL(raw string, allowPrivate bool) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return domain.ValidationError{Field: "url", Reason: err.Error()}
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return domain.ValidationError{Field: "url", Reason: "scheme must be http or https"}
+	}
+	if u.Host == "" || u.Hostname() == "" {
+		return domain.ValidationError{Field: "url", Reason: "host missing"}
+	}
+	if u.User != nil {
+		return domain.ValidationError{Field: "url", Reason: "credentials in the URL are not allowed"}
+	}
+	if allowPrivate {
+		return nil
+	}
+	host := u.Hostname()
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return domain.ValidationError{Field: "url", Reason: errPrivateTarget.Error()}
+	}
+	if addr, err := netip.ParseAddr(host); err == nil && !public(addr) {
+		return domain.ValidationError{Field: "url", Reason: errPrivateTarget.Error()}
+	}
+	return nil
+}
+
+func public(a netip.Addr) bool {
+	a = a.Unmap()
+	return a.IsValid() && !a.IsLoopback() && !a.IsPrivate() && !a.IsLinkLocalUnicast() && !a.IsLinkLocalMulticast() &&
+		!a.IsUnspecified() && !a.IsMulticast() && !a.IsInterfaceLocalMulticast() &&
+		!netip.MustParsePrefix("100.64.0.0/10").Contains(a) // carrier-grade NAT
+}
+
+// newHTTPClient is the worker's default client: no redirects (a 3xx is a
+// failed attempt, and a redirect could lead inside), and unless
+// allowPrivate a dialer that refuses non-public addresses after
+// resolution.
+func newHTTPClient(allowPrivate bool) *http.Client {
+	dialer := &net.Dialer{Timeout: 10 * time.Second}
+	if !allowPrivate {
+		dialer.Control = func(_, address string, _ syscall.RawConn) error {
+			ap, err := netip.ParseAddrPort(address)
+			if err != nil {
+				return err
+			}
+			if !public(ap.Addr()) {
+				return fmt.Errorf("%s: %w", address, errPrivateTarget)
+			}
+			return nil
+		}
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.Proxy = nil
+	transport.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return dialer.DialContext(ctx, network, addr)
+	}
+	return &http.Client{
+		Transport:     transport,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
