@@ -71,7 +71,8 @@ func (d Deps) Defaults(service string) (Deps, error) {
 	return d, nil
 }
 
-// Build makes the service from its dependencies.
+// Build makes the service from its dependencies. ctx bounds the start-up
+// only (creating streams and buckets): nothing built may keep it.
 type Build func(ctx context.Context, d Deps) (rpc.Service, error)
 
 // Main runs the service named name until SIGINT or SIGTERM and exits.
@@ -140,6 +141,11 @@ func Run(name, defaultListen string, build Build, log *slog.Logger, args []strin
 	defer pool.Close()
 	var svc rpc.Service
 	err = retryStart(ctx, log, name, func() error {
+		// A replicated stream or bucket can take longer to create than
+		// JetStream's default 5 s request timeout while a busy cluster forms
+		// its groups; the context's deadline replaces that timeout.
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
 		store, err := eventstore.Open(ctx, nc, eventstore.Config{Replicas: cfg.replicas})
 		if err != nil {
 			return err
