@@ -601,7 +601,7 @@ func (f *faults) startLoad(ctx context.Context, clients int) *load {
 	url := f.c.Service("contracts").URL
 	// Short per-request timeouts: a request stuck on a paused process is
 	// retried rather than waited for.
-	hc := &http.Client{Timeout: 5 * time.Second}
+	hc := &http.Client{Timeout: 3 * time.Second}
 	acme := contractsv1connect.NewContractServiceClient(hc, url, connect.WithInterceptors(bearer(f.acme)))
 	itsec := contractsv1connect.NewContractServiceClient(hc, url, connect.WithInterceptors(bearer(f.itsec)))
 	for i := range clients {
@@ -647,7 +647,7 @@ func (l *load) do(ctx context.Context, request, typ, org string, call func(conte
 	began := time.Now()
 	finish := context.WithoutCancel(ctx)
 	for attempt := 0; ; attempt++ {
-		rctx, cancel := context.WithTimeout(finish, 5*time.Second)
+		rctx, cancel := context.WithTimeout(finish, 3*time.Second)
 		contract, pos, err := call(rctx)
 		cancel()
 		if err == nil {

@@ -193,9 +193,22 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	}
 	log := cfg.Logger
 	start := time.Now()
-	all, err := Build(ctx, cfg.Root, cfg.BinDir)
-	if err != nil {
-		return nil, err
+	c = &Cluster{DataDir: dataDir, attached: cfg.Attached, log: log}
+	defer func() {
+		if err != nil {
+			_ = c.Stop(context.WithoutCancel(ctx), false)
+		}
+	}()
+	// PostgreSQL initialises while the binaries link.
+	var all []string
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) {
+		all, err = Build(gctx, cfg.Root, cfg.BinDir)
+		return err
+	})
+	g.Go(func() error { return c.startPostgres(gctx) })
+	if err := g.Wait(); err != nil {
+		return c, err
 	}
 	names := cfg.Services
 	if names == nil {
@@ -203,21 +216,12 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	}
 	for _, n := range names {
 		if !slices.Contains(all, n) {
-			return nil, fmt.Errorf("cluster: no service %q (have %v)", n, all)
+			return c, fmt.Errorf("cluster: no service %q (have %v)", n, all)
 		}
 	}
 	log.Info("built", "services", names, "took", time.Since(start).Round(time.Millisecond))
 
-	c = &Cluster{DataDir: dataDir, attached: cfg.Attached, log: log}
-	defer func() {
-		if err != nil {
-			_ = c.Stop(context.WithoutCancel(ctx), false)
-		}
-	}()
 	if err := c.startNATS(ctx, cfg); err != nil {
-		return c, err
-	}
-	if err := c.startPostgres(ctx); err != nil {
 		return c, err
 	}
 	if err := c.startServices(ctx, cfg, names); err != nil {
