@@ -268,13 +268,22 @@ func (f *faults) behind(ctx context.Context, schema string) uint64 {
 	return last - uint64(pos)
 }
 
+// lastPosition asks a few times: a node may still be settling after a fault.
 func (f *faults) lastPosition(ctx context.Context) uint64 {
 	f.t.Helper()
-	s, err := f.js.Stream(ctx, "JSM_EVENTS")
-	f.must(err)
-	info, err := s.Info(ctx)
-	f.must(err)
-	return info.State.LastSeq
+	var err error
+	for range 20 {
+		var s jetstream.Stream
+		if s, err = f.js.Stream(ctx, "JSM_EVENTS"); err == nil {
+			var info *jetstream.StreamInfo
+			if info, err = s.Info(ctx); err == nil {
+				return info.State.LastSeq
+			}
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	f.t.Fatalf("stream info: %v", err)
+	return 0
 }
 
 // witness runs `jsm trail witness` against the trail service: it checks the
@@ -389,45 +398,61 @@ func (f *faults) checkStream(ctx context.Context, t *testing.T, acked []ack) {
 	var info *jetstream.StreamInfo
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		s, err := f.js.Stream(ctx, "JSM_EVENTS")
-		f.must(err)
-		info, err = s.Info(ctx)
-		f.must(err)
-		current := info.Cluster != nil && len(info.Cluster.Replicas) == cluster.Nodes-1
-		for _, r := range info.Cluster.Replicas {
-			current = current && r.Current && r.Lag == 0 && !r.Offline
+		if err == nil {
+			info, err = s.Info(ctx)
+		}
+		current := err == nil && info.Cluster != nil && len(info.Cluster.Replicas) == cluster.Nodes-1
+		for i := 0; current && i < len(info.Cluster.Replicas); i++ {
+			r := info.Cluster.Replicas[i]
+			current = r.Current && r.Lag == 0 && !r.Offline
 		}
 		if current {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("replicas of JSM_EVENTS not current after 30s: %+v", info.Cluster)
+			t.Fatalf("replicas of JSM_EVENTS not current after 30s (%v): %+v", err, info)
 		}
 	}
-	cons, err := f.js.OrderedConsumer(ctx, "JSM_EVENTS", jetstream.OrderedConsumerConfig{})
-	f.must(err)
 	type stored struct{ id, typ, aggregate, actorOrg string }
 	byPos := map[uint64]stored{}
 	ids := map[string]uint64{}
 	per := map[string]int{} // contract/type/actor org -> events
+	// A read that fails (a node still settling after the faults) goes on
+	// from the next position with a new consumer, a few times at most.
+	next, failures := uint64(1), 0
+	var cons jetstream.Consumer
 	for uint64(len(byPos)) < info.State.Msgs {
-		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(5*time.Second))
-		f.must(err)
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			md, err := m.Metadata()
+		if cons == nil {
+			var err error
+			cons, err = f.js.OrderedConsumer(ctx, "JSM_EVENTS", jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: next})
 			f.must(err)
-			h := m.Headers()
-			s := stored{h.Get(nats.MsgIdHdr), h.Get("ce-type"), h.Get("ce-subject"), h.Get("jsm-actor-org")}
-			byPos[md.Sequence.Stream] = s
-			if prev, dup := ids[s.id]; dup {
-				t.Errorf("event id %s at positions %d and %d", s.id, prev, md.Sequence.Stream)
-			}
-			ids[s.id] = md.Sequence.Stream
-			per[s.aggregate+"/"+s.typ+"/"+s.actorOrg]++
 		}
-		if batch.Error() != nil || n == 0 {
-			t.Fatalf("read stream: %v after %d of %d", batch.Error(), len(byPos), info.State.Msgs)
+		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(5*time.Second))
+		n := 0
+		if err == nil {
+			for m := range batch.Messages() {
+				n++
+				md, err := m.Metadata()
+				f.must(err)
+				h := m.Headers()
+				s := stored{h.Get(nats.MsgIdHdr), h.Get("ce-type"), h.Get("ce-subject"), h.Get("jsm-actor-org")}
+				byPos[md.Sequence.Stream] = s
+				if prev, dup := ids[s.id]; dup {
+					t.Errorf("event id %s at positions %d and %d", s.id, prev, md.Sequence.Stream)
+				}
+				ids[s.id] = md.Sequence.Stream
+				per[s.aggregate+"/"+s.typ+"/"+s.actorOrg]++
+				next = md.Sequence.Stream + 1
+			}
+			err = batch.Error()
+		}
+		if err != nil || n == 0 {
+			if failures++; failures > 5 {
+				t.Fatalf("read stream: %v after %d of %d", err, len(byPos), info.State.Msgs)
+			}
+			t.Logf("read stream: %v after %d of %d; again from %d", err, len(byPos), info.State.Msgs, next)
+			cons = nil
+			time.Sleep(500 * time.Millisecond)
 		}
 	}
 	for _, a := range acked {
