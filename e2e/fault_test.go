@@ -167,7 +167,20 @@ func TestFaults(t *testing.T) {
 			f.healthy(ctx, p)
 		}
 		l.waitAcks(t, l.count()+10, 30*time.Second)
-		t.Logf("PostgreSQL stopped (immediate) for 3s and restarted; %d commands acked meanwhile and after", l.count()-before)
+		// Every read model resumes from its checkpoint and catches up.
+		restarted, at := time.Now(), f.lastPosition(ctx)
+		conn, err := pgx.Connect(ctx, c.DSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		var names []string
+		for _, p := range c.Services {
+			names = append(names, p.Name)
+		}
+		waitCaughtUp(ctx, t, conn, names, at)
+		t.Logf("PostgreSQL stopped (immediate) for 3s and restarted; %d commands acked meanwhile and after; every read model past position %d %v later",
+			l.count()-before, at, time.Since(restarted).Round(time.Millisecond))
 	})
 
 	t.Run("PoisonMessage", func(t *testing.T) {
