@@ -34,6 +34,23 @@ bench: postgres ## run the benchmarks with the raw baselines side by side
 e2e: postgres ## run the black-box scenarios against jsm up processes
 	go test -count=1 -timeout 10m ./e2e/...
 
+CLUSTER_DIR ?= .jsm-cluster
+
+.PHONY: cluster-up
+cluster-up: postgres ## run the production topology here: 3 NATS nodes, PostgreSQL, each service its own process
+	go build -o bin/jsm ./tools/jsm
+	./bin/jsm cluster up --data-dir $(CLUSTER_DIR)
+
+.PHONY: cluster-down
+cluster-down: ## stop what cluster-up started (data kept; PURGE=1 deletes it)
+	go build -o bin/jsm ./tools/jsm
+	./bin/jsm cluster down --data-dir $(CLUSTER_DIR) $(if $(PURGE),--purge)
+
+.PHONY: cluster-status
+cluster-status: ## show the processes of cluster-up and whether they are ready
+	go build -o bin/jsm ./tools/jsm
+	./bin/jsm cluster status --data-dir $(CLUSTER_DIR)
+
 .PHONY: postgres
 postgres: ## install PostgreSQL from Debian's packages when its binaries are missing
 	@bash tools/scripts/ensure-postgres.sh

@@ -284,6 +284,10 @@ func (p *Projector) reset(ctx context.Context) error {
 	})
 }
 
+// shutdownCommit bounds how long a batch in hand may take to commit once
+// the projector is stopped.
+const shutdownCommit = 10 * time.Second
+
 // errRestart ends one consumption round so Run starts again from the checkpoint.
 var errRestart = errors.New("restart")
 
@@ -373,10 +377,15 @@ func (p *Projector) round(ctx context.Context) error {
 	// prepares the next one.
 	jobs := make(chan job, 1)
 	committed := make(chan error, 1)
+	// A batch in hand when ctx ends (shutdown) is still committed, within
+	// shutdownCommit: the work is done, and its checkpoint moves with it.
+	applyCtx, stopApply := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopApply()
+	defer context.AfterFunc(ctx, func() { time.AfterFunc(shutdownCommit, stopApply) })()
 	go func() {
 		defer close(committed)
 		for j := range jobs {
-			if err := p.apply(ctx, j); err != nil {
+			if err := p.apply(applyCtx, j); err != nil {
 				committed <- err
 				return
 			}

@@ -351,3 +351,30 @@ func TestRunReturnsWhenCancelledWhileCatchingUp(t *testing.T) {
 		}
 	}
 }
+
+// A shutdown that comes while a batch is being committed lets it commit:
+// the rows and the checkpoint of the batch in hand are kept.
+func TestShutdownCommitsTheBatchInHand(t *testing.T) {
+	kinds(t, func(t *testing.T, prepared bool) {
+		f := setup(t, 64, prepared)
+		ctx, cancel := context.WithCancel(context.Background())
+		var at atomic.Uint64
+		p := f.projector(t, projection.Hooks{BeforeCommit: func(last uint64) error {
+			if at.CompareAndSwap(0, last) {
+				cancel() // SIGTERM arrives while the batch is on its way
+			}
+			return nil
+		}})
+		if err := p.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var pos int64
+		if err := f.pool.QueryRow(context.Background(), `SELECT position FROM t.checkpoints WHERE name = 'seen'`).Scan(&pos); err != nil {
+			t.Fatal(err)
+		}
+		if pos != int64(at.Load()) || pos == 0 {
+			t.Fatalf("checkpoint at %d after shutdown, want the batch in hand (%d) committed", pos, at.Load())
+		}
+		f.exactlyOnce(t, int(pos))
+	})
+}

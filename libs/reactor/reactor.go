@@ -105,7 +105,9 @@ func New(ctx context.Context, store *eventstore.Store, cfg Config, handle Handle
 // Run consumes until ctx ends. Watermill's subscriber and publisher close
 // the connections they are given, so the reactor opens its own two.
 func (r *Reactor) Run(ctx context.Context) error {
-	url := r.store.Conn().ConnectedUrl()
+	// Every server the store's connection knows, not only the one it is on:
+	// a reactor must start and reconnect while a cluster node is down.
+	url := strings.Join(r.store.Conn().Servers(), ",")
 	subConn, err := nats.Connect(url, nats.Name("jsm-"+r.cfg.Name), nats.MaxReconnects(-1))
 	if err != nil {
 		return fmt.Errorf("reactor: connect: %w", err)

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jsmplatform/jsm/libs/auth"
 	"github.com/jsmplatform/jsm/libs/eventstore"
@@ -69,7 +71,8 @@ func (d Deps) Defaults(service string) (Deps, error) {
 	return d, nil
 }
 
-// Build makes the service from its dependencies.
+// Build makes the service from its dependencies. ctx bounds the start-up
+// only (creating streams and buckets): nothing built may keep it.
 type Build func(ctx context.Context, d Deps) (rpc.Service, error)
 
 // Main runs the service named name until SIGINT or SIGTERM and exits.
@@ -131,16 +134,25 @@ func Run(name, defaultListen string, build Build, log *slog.Logger, args []strin
 		return err
 	}
 	defer nc.Drain()
-	store, err := eventstore.Open(ctx, nc, eventstore.Config{Replicas: cfg.replicas})
-	if err != nil {
-		return err
-	}
 	pool, err := pgdb.Open(ctx, cfg.pgDSN)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	svc, err := build(ctx, Deps{Store: store, Pool: pool, Logger: log})
+	var svc rpc.Service
+	err = retryStart(ctx, log, name, func() error {
+		// A replicated stream or bucket can take longer to create than
+		// JetStream's default 5 s request timeout while a busy cluster forms
+		// its groups; the context's deadline replaces that timeout.
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		store, err := eventstore.Open(ctx, nc, eventstore.Config{Replicas: cfg.replicas})
+		if err != nil {
+			return err
+		}
+		svc, err = build(ctx, Deps{Store: store, Pool: pool, Logger: log})
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -150,6 +162,33 @@ func Run(name, defaultListen string, build Build, log *slog.Logger, args []strin
 	}
 	log.Info(name+" starting", "listen", cfg.listen, "nats", cfg.natsURL)
 	return host.Run(ctx)
+}
+
+// startTimeout bounds how long a service keeps trying to create its
+// streams and buckets.
+const startTimeout = 2 * time.Minute
+
+// retryStart runs start until it succeeds, fails for good, or startTimeout
+// passes. Creating replicated streams and buckets times out while a cluster
+// elects leaders, or while every service of a fresh cluster creates its
+// assets at once on a busy machine: that is worth another try, unlike a
+// wrong setting.
+func retryStart(ctx context.Context, log *slog.Logger, name string, start func() error) error {
+	deadline := time.Now().Add(startTimeout)
+	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		err := start()
+		transient := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+			errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled)
+		if err == nil || !transient || ctx.Err() != nil || time.Now().After(deadline) {
+			return err
+		}
+		log.Warn(name+" start-up failed, retrying", "err", err, "in", wait)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
 }
 
 // fromEnv fills every flag not given on the command line from JSM_<NAME>.

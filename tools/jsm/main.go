@@ -5,6 +5,7 @@
 //	jsm trail   search|replay|export|verify|witness the audit trail
 //	jsm timeline --correlation ID   one interaction across areas, in order
 //	jsm rebuild PROJECTION|--all    rebuild read models from the stream
+//	jsm cluster up|down|status      the production topology as local processes
 package main
 
 import (
@@ -26,6 +27,7 @@ var commands = []command{
 	{"trail", "search, replay, export, verify and witness the audit trail", runTrailCommand},
 	{"rebuild", "rebuild a projection (or --all) from the stream while the platform serves", runRebuildCommand},
 	{"timeline", "show one interaction across areas in order (--correlation ID)", runTimelineCommand},
+	{"cluster", "up|down|status: 3 NATS nodes, PostgreSQL and each service as its own process", runClusterCommand},
 }
 
 func main() {

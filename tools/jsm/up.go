@@ -16,15 +16,13 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
-
 	"github.com/jsmplatform/jsm/libs/auth"
 	"github.com/jsmplatform/jsm/libs/eventstore"
 	"github.com/jsmplatform/jsm/libs/natsx"
 	"github.com/jsmplatform/jsm/libs/pgdb"
 	"github.com/jsmplatform/jsm/libs/pglocal"
 	"github.com/jsmplatform/jsm/libs/rpc"
+	"github.com/jsmplatform/jsm/tools/cluster"
 )
 
 // database is the PostgreSQL database `jsm up` keeps every service's schema in.
@@ -144,20 +142,20 @@ func runUp(ctx context.Context, cfg upConfig, ready func(endpoints)) (err error)
 	}()
 
 	start := time.Now()
-	cluster, err := pglocal.Start(ctx, filepath.Join(dataDir, "postgres"), cfg.PGPort)
+	pg, err := pglocal.Start(ctx, filepath.Join(dataDir, "postgres"), cfg.PGPort)
 	if err != nil {
 		return err
 	}
 	stops = append(stops, func(ctx context.Context) error {
-		err := cluster.Stop(ctx)
+		err := pg.Stop(ctx)
 		log.Info("postgres stopped", "err", err)
 		return err
 	})
-	log.Info("postgres started", "port", cluster.Port, "reused", cluster.Reused, "took", time.Since(start).Round(time.Millisecond))
-	if err := ensureDatabase(ctx, cluster.DSN("postgres"), database); err != nil {
+	log.Info("postgres started", "port", pg.Port, "reused", pg.Reused, "took", time.Since(start).Round(time.Millisecond))
+	if err := cluster.CreateDatabase(ctx, pg.DSN("postgres"), database); err != nil {
 		return err
 	}
-	pool, err := pgdb.Open(ctx, cluster.DSN(database))
+	pool, err := pgdb.Open(ctx, pg.DSN(database))
 	if err != nil {
 		return err
 	}
@@ -215,7 +213,7 @@ func runUp(ctx context.Context, cfg upConfig, ready func(endpoints)) (err error)
 	}
 	// The host's own admin API works on the services' projectors.
 	services = append(services, newAdmin(store, services))
-	dsn := cluster.DSN(database)
+	dsn := pg.DSN(database)
 	host, err := rpc.NewHost(rpc.HostConfig{
 		Listen:    cfg.Listen,
 		Verifier:  verifier,
@@ -233,30 +231,6 @@ func runUp(ctx context.Context, cfg upConfig, ready func(endpoints)) (err error)
 	}
 	// Run returns once HTTP is shut down and every service's Run returned.
 	return host.Run(ctx)
-}
-
-// ensureDatabase creates database unless it exists.
-func ensureDatabase(ctx context.Context, adminDSN, name string) error {
-	conn, err := pgx.Connect(ctx, adminDSN)
-	if err != nil {
-		return fmt.Errorf("connect postgres: %w", err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	var exists bool
-	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name).Scan(&exists); err != nil {
-		return fmt.Errorf("look up database %s: %w", name, err)
-	}
-	if exists {
-		return nil
-	}
-	_, err = conn.Exec(ctx, `CREATE DATABASE `+pgx.Identifier{name}.Sanitize())
-	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok && pgErr.Code == "42P04" { // duplicate_database
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("create database %s: %w", name, err)
-	}
-	return nil
 }
 
 // natsPort returns want when it is free on host, otherwise -1 (any free port).

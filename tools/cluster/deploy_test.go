@@ -1,0 +1,239 @@
+package cluster_test
+
+// No container engine runs on the development machines, so the compose
+// file and the Kubernetes manifests are checked here by structure: every
+// service of the repository is deployed with the settings it needs, and
+// the NATS configuration keeps three nodes, R3 and sync_interval: always.
+// `make cluster-up` and e2e/fault_test.go run the same topology for real.
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"go.yaml.in/yaml/v3"
+)
+
+const root = "../.."
+
+// services are the repository's services/*/cmd/* (the integration service
+// is deployed ahead of its command, which lands with its own branch).
+func services(t *testing.T) []string {
+	t.Helper()
+	mains, err := filepath.Glob(filepath.Join(root, "services", "*", "cmd", "*", "main.go"))
+	if err != nil || len(mains) == 0 {
+		t.Fatalf("no services/*/cmd/*: %v", err)
+	}
+	var names []string
+	for _, m := range mains {
+		names = append(names, filepath.Base(filepath.Dir(m)))
+	}
+	return names
+}
+
+// secrets a service cannot start without, beyond the common settings.
+var secrets = map[string]string{
+	"trail":       "JSM_TRAIL_SIGNING_KEY",
+	"integration": "JSM_INTEGRATION_MASTER_KEY",
+}
+
+func readYAML(t *testing.T, path string, out any) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, out); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+func TestComposeDeploysEveryService(t *testing.T) {
+	var compose struct {
+		Services map[string]struct {
+			Image       string            `yaml:"image"`
+			Environment map[string]string `yaml:"environment"`
+			Volumes     []string          `yaml:"volumes"`
+			Build       struct {
+				Args map[string]string `yaml:"args"`
+			} `yaml:"build"`
+		} `yaml:"services"`
+	}
+	readYAML(t, "deploy/compose.yaml", &compose)
+
+	for _, n := range []string{"nats-1", "nats-2", "nats-3"} {
+		s, ok := compose.Services[n]
+		if !ok {
+			t.Fatalf("compose: no %s", n)
+		}
+		if !slices.ContainsFunc(s.Volumes, func(v string) bool { return strings.HasPrefix(v, "./nats/jsm-events.conf:") }) {
+			t.Errorf("compose: %s does not run deploy/nats/jsm-events.conf: %v", n, s.Volumes)
+		}
+		if got := strings.Count(s.Environment["NATS_ROUTES"], "nats://"); got != 2 {
+			t.Errorf("compose: %s routes to %d nodes, want the 2 others: %q", n, got, s.Environment["NATS_ROUTES"])
+		}
+	}
+	for _, n := range []string{"postgres", "otel-collector"} {
+		if _, ok := compose.Services[n]; !ok {
+			t.Errorf("compose: no %s", n)
+		}
+	}
+	for _, name := range append(services(t), "integration") {
+		s, ok := compose.Services[name]
+		if !ok {
+			t.Errorf("compose: service %s is missing", name)
+			continue
+		}
+		env := s.Environment
+		if s.Build.Args["SERVICE"] != name {
+			t.Errorf("compose: %s builds %q", name, s.Build.Args["SERVICE"])
+		}
+		if got := strings.Count(env["JSM_NATS_URL"], "nats://"); got != 3 {
+			t.Errorf("compose: %s knows %d NATS nodes, want 3: %q", name, got, env["JSM_NATS_URL"])
+		}
+		if env["JSM_REPLICAS"] != "3" {
+			t.Errorf("compose: %s JSM_REPLICAS=%q, want 3", name, env["JSM_REPLICAS"])
+		}
+		for _, k := range []string{"JSM_PG_DSN", "JSM_LISTEN", "JSM_JWKS_URL", "OTEL_EXPORTER_OTLP_ENDPOINT"} {
+			if env[k] == "" {
+				t.Errorf("compose: %s has no %s", name, k)
+			}
+		}
+		if k, ok := secrets[name]; ok && env[k] == "" {
+			t.Errorf("compose: %s has no %s", name, k)
+		}
+	}
+}
+
+// The node configuration the compose file mounts, read by the NATS server
+// itself, with the environment compose gives the first node.
+func TestNATSNodeConfig(t *testing.T) {
+	t.Setenv("NATS_SERVER_NAME", "nats-1")
+	t.Setenv("NATS_ROUTES", "[nats://nats-2:6222, nats://nats-3:6222]")
+	opts, err := server.ProcessConfigFile(filepath.Join(root, "deploy/nats/jsm-events.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !opts.JetStream || !opts.SyncAlways {
+		t.Errorf("jetstream %v, sync_interval always %v; want both", opts.JetStream, opts.SyncAlways)
+	}
+	if len(opts.Routes) != 2 || opts.Cluster.Name == "" {
+		t.Errorf("cluster %q with %d routes, want a named cluster of 3 nodes", opts.Cluster.Name, len(opts.Routes))
+	}
+	if opts.MaxPayload != 8<<20 {
+		t.Errorf("max_payload %d, want 8 MiB", opts.MaxPayload)
+	}
+}
+
+func TestKubernetesManifests(t *testing.T) {
+	var kust struct {
+		Resources          []string `yaml:"resources"`
+		ConfigMapGenerator []struct {
+			Name     string   `yaml:"name"`
+			Literals []string `yaml:"literals"`
+		} `yaml:"configMapGenerator"`
+	}
+	readYAML(t, "deploy/k8s/base/kustomization.yaml", &kust)
+	config := map[string]string{}
+	for _, g := range kust.ConfigMapGenerator {
+		for _, l := range g.Literals {
+			k, v, _ := strings.Cut(l, "=")
+			config[k] = v
+		}
+	}
+	if config["JSM_REPLICAS"] != "3" || strings.Count(config["JSM_NATS_URL"], "nats://") != 3 {
+		t.Errorf("jsm-config: JSM_REPLICAS=%q JSM_NATS_URL=%q; want 3 and every node", config["JSM_REPLICAS"], config["JSM_NATS_URL"])
+	}
+	for _, name := range append(services(t), "integration") {
+		if !slices.Contains(kust.Resources, name+".yaml") {
+			t.Errorf("kustomization: %s.yaml is not a resource", name)
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(root, "deploy/k8s/base", name+".yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		kinds := map[string]bool{}
+		for _, doc := range strings.Split(string(b), "\n---\n") {
+			var m struct {
+				Kind string `yaml:"kind"`
+				Spec struct {
+					Template struct {
+						Spec struct {
+							Containers []struct {
+								Env []struct {
+									Name string `yaml:"name"`
+								} `yaml:"env"`
+								EnvFrom []struct {
+									ConfigMapRef struct{ Name string } `yaml:"configMapRef"`
+								} `yaml:"envFrom"`
+								Readiness struct {
+									HTTPGet struct{ Path string } `yaml:"httpGet"`
+								} `yaml:"readinessProbe"`
+								Liveness struct {
+									HTTPGet struct{ Path string } `yaml:"httpGet"`
+								} `yaml:"livenessProbe"`
+							} `yaml:"containers"`
+						} `yaml:"spec"`
+					} `yaml:"template"`
+				} `yaml:"spec"`
+			}
+			if err := yaml.Unmarshal([]byte(doc), &m); err != nil {
+				t.Fatalf("%s.yaml: %v", name, err)
+			}
+			kinds[m.Kind] = true
+			if m.Kind != "Deployment" {
+				continue
+			}
+			c := m.Spec.Template.Spec.Containers[0]
+			var env []string
+			for _, e := range c.Env {
+				env = append(env, e.Name)
+			}
+			if len(c.EnvFrom) == 0 || c.EnvFrom[0].ConfigMapRef.Name != "jsm-config" || !slices.Contains(env, "JSM_PG_DSN") || !slices.Contains(env, "JSM_LISTEN") {
+				t.Errorf("%s: env %v from %+v; want jsm-config, JSM_PG_DSN and JSM_LISTEN", name, env, c.EnvFrom)
+			}
+			if k, ok := secrets[name]; ok && !slices.Contains(env, k) {
+				t.Errorf("%s: no %s", name, k)
+			}
+			if c.Readiness.HTTPGet.Path != "/readyz" || c.Liveness.HTTPGet.Path != "/healthz" {
+				t.Errorf("%s: probes %q %q", name, c.Readiness.HTTPGet.Path, c.Liveness.HTTPGet.Path)
+			}
+		}
+		if !kinds["Deployment"] || !kinds["Service"] {
+			t.Errorf("%s.yaml: kinds %v, want a Deployment and a Service", name, kinds)
+		}
+	}
+
+	var overlay struct {
+		Resources []string `yaml:"resources"`
+	}
+	readYAML(t, "deploy/k8s/overlays/production/kustomization.yaml", &overlay)
+	if !slices.Contains(overlay.Resources, "../../base") {
+		t.Errorf("production overlay does not build on the base: %v", overlay.Resources)
+	}
+
+	var values struct {
+		Config struct {
+			Cluster struct {
+				Enabled  bool `yaml:"enabled"`
+				Replicas int  `yaml:"replicas"`
+			} `yaml:"cluster"`
+			JetStream struct {
+				Enabled   bool `yaml:"enabled"`
+				FileStore struct {
+					Enabled bool `yaml:"enabled"`
+				} `yaml:"fileStore"`
+				Merge map[string]string `yaml:"merge"`
+			} `yaml:"jetstream"`
+		} `yaml:"config"`
+	}
+	readYAML(t, "deploy/k8s/nats/values.yaml", &values)
+	c := values.Config
+	if !c.Cluster.Enabled || c.Cluster.Replicas != 3 || !c.JetStream.Enabled || !c.JetStream.FileStore.Enabled || c.JetStream.Merge["sync_interval"] != "always" {
+		t.Errorf("NATS Helm values: %+v; want a cluster of 3, JetStream on file storage, sync_interval always", c)
+	}
+}
