@@ -15,6 +15,8 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
+
+	"github.com/jsmplatform/jsm/libs/telemetry"
 )
 
 // Open connects a pool and checks the server answers.
@@ -25,7 +27,7 @@ func Open(ctx context.Context, dsn string) (*pgxpool.Pool, error) {
 	}
 	// Queries become spans only inside a traced piece of work (a recording
 	// span in their context): no root span per background query.
-	cfg.ConnConfig.Tracer = otelpgx.NewTracer(otelpgx.WithDisableAcquireTracer())
+	cfg.ConnConfig.Tracer = otelpgx.NewTracer(otelpgx.WithDisableAcquireTracer(), otelpgx.WithTracerProvider(telemetry.TracerProvider()))
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect postgres: %w", err)

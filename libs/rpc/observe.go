@@ -28,6 +28,7 @@ func Interceptors(verifier *auth.Verifier, policy auth.Policy) (connect.HandlerO
 		otelconnect.WithTrustRemote(),
 		otelconnect.WithoutMetrics(),
 		otelconnect.WithPropagator(telemetry.Propagator),
+		otelconnect.WithTracerProvider(telemetry.TracerProvider()),
 	)
 	if err != nil {
 		return nil, err

@@ -25,6 +25,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/embedded"
 )
 
 // instrumentation names the tracer of every JSM library.
@@ -131,3 +132,25 @@ func (c *traceParentCarrier) Set(key, value string) {
 }
 
 func (c *traceParentCarrier) Keys() []string { return []string{"traceparent"} }
+
+// TracerProvider is a provider whose tracers look the global provider up at
+// each span, for libraries that take their tracer once when built (the
+// Connect and pgx instrumentation): they follow a provider installed later,
+// or replaced (OpenTelemetry's global delegation follows only the first).
+func TracerProvider() trace.TracerProvider { return lateProvider{} }
+
+type lateProvider struct{ embedded.TracerProvider }
+
+func (lateProvider) Tracer(name string, opts ...trace.TracerOption) trace.Tracer {
+	return lateTracer{name: name, opts: opts}
+}
+
+type lateTracer struct {
+	embedded.Tracer
+	name string
+	opts []trace.TracerOption
+}
+
+func (t lateTracer) Start(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	return otel.GetTracerProvider().Tracer(t.name, t.opts...).Start(ctx, name, opts...)
+}
