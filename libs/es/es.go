@@ -380,11 +380,11 @@ func (r *Runner[S, C]) load(ctx context.Context, id string, fresh bool) (snapsho
 			if err := json.Unmarshal(entry.Value(), &stored); err == nil && stored.StateVersion == r.dec.StateVersion {
 				snap = stored
 			} else if err != nil {
-				r.log.Warn("ignoring unreadable snapshot", "key", key, "err", err)
+				r.log.WarnContext(ctx, "ignoring unreadable snapshot", "key", key, "err", err)
 			}
 		} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
 			// Snapshots only save time: without one, read the whole subject.
-			r.log.Warn("snapshot unavailable, loading from the stream", "key", key, "err", err)
+			r.log.WarnContext(ctx, "snapshot unavailable, loading from the stream", "key", key, "err", err)
 		}
 	}
 	events, err := r.store.Load(ctx, r.dec.AggregateType, id, snap.Version)

@@ -306,7 +306,7 @@ func (p *Projector) Run(ctx context.Context) error {
 			backoff = 100 * time.Millisecond
 			continue
 		}
-		p.cfg.Logger.Warn("projection failed, retrying from checkpoint", "projection", p.cfg.Name, "position", p.Position(), "err", err, "backoff", backoff)
+		p.cfg.Logger.WarnContext(ctx, "projection failed, retrying from checkpoint", "projection", p.cfg.Name, "position", p.Position(), "err", err, "backoff", backoff)
 		select {
 		case <-time.After(backoff):
 		case <-ctx.Done():

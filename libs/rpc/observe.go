@@ -2,6 +2,8 @@ package rpc
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"time"
 
 	"connectrpc.com/connect"
@@ -21,7 +23,12 @@ import (
 // every call, an unauthenticated caller is turned away before validation
 // tells it anything about the request, and the caller's org and the
 // request's contract label the span and the log lines of what follows.
-func Interceptors(verifier *auth.Verifier, policy auth.Policy) (connect.HandlerOption, error) {
+// Failures that are the platform's fault (internal, unknown, data loss) are
+// logged with that context, so the line leads to the trace.
+func Interceptors(verifier *auth.Verifier, policy auth.Policy, log *slog.Logger) (connect.HandlerOption, error) {
+	if log == nil {
+		log = slog.Default()
+	}
 	// The platform's clients are its parties' own systems: a trace they
 	// started goes on here rather than starting over with a link.
 	otel, err := otelconnect.NewInterceptor(
@@ -33,7 +40,7 @@ func Interceptors(verifier *auth.Verifier, policy auth.Policy) (connect.HandlerO
 	if err != nil {
 		return nil, err
 	}
-	return connect.WithInterceptors(otel, metrics{}, auth.NewInterceptor(verifier, policy), scope{}, validate.NewInterceptor()), nil
+	return connect.WithInterceptors(otel, metrics{}, auth.NewInterceptor(verifier, policy), scope{log}, validate.NewInterceptor()), nil
 }
 
 // metrics counts and times every RPC by procedure and outcome.
@@ -75,25 +82,40 @@ func observe(procedure string, start time.Time, err error) {
 
 // scope puts the caller's org and the request's contract (its contract_id
 // field, when it has one) on the context and the RPC's span.
-type scope struct{}
+type scope struct{ log *slog.Logger }
 
-func (scope) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+func (s scope) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
 		if req.Spec().IsClient {
 			return next(ctx, req)
 		}
 		msg, _ := req.Any().(proto.Message)
-		return next(withScope(ctx, msg), req)
+		ctx = withScope(ctx, msg)
+		res, err := next(ctx, req)
+		s.failed(ctx, req.Spec().Procedure, err)
+		return res, err
 	}
 }
 
-func (scope) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+func (s scope) failed(ctx context.Context, procedure string, err error) {
+	switch connect.CodeOf(err) {
+	case connect.CodeInternal, connect.CodeUnknown, connect.CodeDataLoss:
+		if err != nil && !errors.Is(err, context.Canceled) {
+			s.log.ErrorContext(ctx, "rpc failed", "procedure", procedure, "err", err)
+		}
+	}
+}
+
+func (s scope) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
 	return next
 }
 
-func (scope) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+func (s scope) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
-		return next(withScope(ctx, nil), conn)
+		ctx = withScope(ctx, nil)
+		err := next(ctx, conn)
+		s.failed(ctx, conn.Spec().Procedure, err)
+		return err
 	}
 }
 

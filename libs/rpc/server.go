@@ -101,7 +101,7 @@ func NewHost(cfg HostConfig, services ...Service) (*Host, error) {
 	policy := auth.Policy{}.Merge(policies...)
 
 	limit := connect.WithReadMaxBytes(cfg.MaxRequestBytes)
-	interceptors, err := Interceptors(cfg.Verifier, policy)
+	interceptors, err := Interceptors(cfg.Verifier, policy, cfg.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("rpc host: %w", err)
 	}

@@ -71,7 +71,7 @@ func Serve(t testing.TB, svcs ...rpc.Service) *Services {
 		}
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = svc.Run(ctx) }()
-		interceptors, err := rpc.Interceptors(v, svc.Policy())
+		interceptors, err := rpc.Interceptors(v, svc.Policy(), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
