@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	oteltrace "go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -74,6 +76,7 @@ type thingService struct {
 	things    *es.Runner[struct{}, string]
 	followups *es.Runner[struct{}, string]
 	bg        svcmain.Background
+	due       atomic.Pointer[string]
 }
 
 func newThingService(t *testing.T, store *eventstore.Store) *thingService {
@@ -121,7 +124,19 @@ func newThingService(t *testing.T, store *eventstore.Store) *thingService {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.bg = svcmain.Background{Projector: proj, Reactors: []svcmain.Runner{react}}
+	// The scheduler finds a deadline passed once the test names one.
+	tick := func(ctx context.Context) (int, error) {
+		d := s.due.Load()
+		if d == nil {
+			return 0, nil
+		}
+		res, err := followups.Handle(ctx, es.Command[string]{ID: "deadline/" + *d, AggregateID: *d, Body: *d})
+		if err != nil || res.Duplicate {
+			return 0, err
+		}
+		return 1, nil
+	}
+	s.bg = svcmain.Background{Projector: proj, Reactors: []svcmain.Runner{react}, Tick: tick, Every: 20 * time.Millisecond, Name: "things"}
 	return s
 }
 
@@ -167,6 +182,7 @@ func (s *thingService) Policy() auth.Policy {
 type platform struct {
 	base  string
 	store *eventstore.Store
+	svc   *thingService
 	call  func(ctx context.Context, id, traceparent string) (uint64, error)
 }
 
@@ -186,7 +202,8 @@ func startPlatform(t *testing.T) *platform {
 		t.Fatal(err)
 	}
 	ready := make(chan net.Addr, 1)
-	host, err := rpc.NewHost(rpc.HostConfig{Listen: "127.0.0.1:0", Verifier: verifier, OnReady: func(a net.Addr) { ready <- a }}, newThingService(t, store))
+	svc := newThingService(t, store)
+	host, err := rpc.NewHost(rpc.HostConfig{Listen: "127.0.0.1:0", Verifier: verifier, OnReady: func(a net.Addr) { ready <- a }}, svc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +228,7 @@ func startPlatform(t *testing.T) *platform {
 		t.Fatal(err)
 	}
 	client := connect.NewClient[wrapperspb.StringValue, wrapperspb.UInt64Value](http.DefaultClient, base+doProcedure)
-	return &platform{base: base, store: store, call: func(ctx context.Context, id, traceparent string) (uint64, error) {
+	return &platform{base: base, store: store, svc: svc, call: func(ctx context.Context, id, traceparent string) (uint64, error) {
 		req := connect.NewRequest(wrapperspb.String(id))
 		req.Header().Set("Authorization", "Bearer "+token)
 		if traceparent != "" {
@@ -227,7 +244,8 @@ func startPlatform(t *testing.T) *platform {
 
 // One trace shows a command and all its consequences: the RPC, the
 // command and its append, the projection's batch, and the reaction with
-// its own command and append. Before any exporter is installed the client's
+// its own command and append; a scheduler's tick is a trace with its
+// appends. Before any exporter is installed the client's
 // traceparent still reaches the event; afterwards /metrics counts it all.
 func TestTraceFollowsACommandThroughItsConsequences(t *testing.T) {
 	ctx := context.Background()
@@ -315,6 +333,26 @@ func TestTraceFollowsACommandThroughItsConsequences(t *testing.T) {
 		t.Fatalf("the reaction's event carries %q, want trace %s", followup[0].TraceParent, onTrace)
 	}
 
+	// A scheduler's tick is a trace of its own, holding what it appends.
+	due := "deadline-1"
+	p.svc.due.Store(&due)
+	waitFor(t, func() bool {
+		byID := map[oteltrace.SpanID]sdktrace.ReadOnlySpan{}
+		for _, s := range spans.GetSpans().Snapshots() {
+			byID[s.SpanContext().SpanID()] = s
+		}
+		for _, s := range byID {
+			cmd, ok := byID[s.Parent().SpanID()]
+			if s.Name() != "append test.followup" || !ok || cmd.Name() != "command test.followup" {
+				continue
+			}
+			if tick, ok := byID[cmd.Parent().SpanID()]; ok && tick.Name() == "things scheduler" {
+				return true
+			}
+		}
+		return false
+	})
+
 	// A thing whose reaction fails for good is dead-lettered. Metrics are
 	// the process's: the test counts what it adds to them.
 	const deadLettered = `jsm_reactor_dead_lettered_total{reactor="thing-followups"}`
@@ -324,7 +362,7 @@ func TestTraceFollowsACommandThroughItsConsequences(t *testing.T) {
 	}
 	waitFor(t, func() bool {
 		last, err := p.store.LastPosition(ctx)
-		return err == nil && last >= pos+2 && value(scrape(t, p.base), deadLettered) == value(before, deadLettered)+1
+		return err == nil && last >= pos+3 && value(scrape(t, p.base), deadLettered) == value(before, deadLettered)+1
 	})
 	after := scrape(t, p.base)
 	for series, added := range map[string]float64{
@@ -341,8 +379,8 @@ func TestTraceFollowsACommandThroughItsConsequences(t *testing.T) {
 		`jsm_deadlines_overdue_total{area="test"}`,
 		`jsm_projection_position{projection="things"}`,
 	} {
-		if value(after, series) < 2 {
-			t.Errorf("/metrics: %s is %v, want at least 2", series, value(after, series))
+		if value(after, series) < 3 {
+			t.Errorf("/metrics: %s is %v, want at least 3", series, value(after, series))
 		}
 	}
 	if !strings.Contains(after, `jsm_projection_lag_events{projection="things"} `) {
