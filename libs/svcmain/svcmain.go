@@ -139,7 +139,7 @@ func Run(name, defaultListen string, build Build, log *slog.Logger, args []strin
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	shutdownTracing, err := telemetry.Setup(ctx, "jsm-"+name)
+	shutdownTracing, err := telemetry.Setup(ctx, "jsm-"+name, log)
 	if err != nil {
 		return err
 	}

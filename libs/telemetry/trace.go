@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 
@@ -54,10 +55,14 @@ func Enabled() bool {
 // otherwise. The exporter reads the standard OTEL_EXPORTER_OTLP_* variables
 // and the sampler OTEL_TRACES_SAMPLER. shutdown flushes what is buffered; it
 // is a no-op when nothing was installed.
-func Setup(ctx context.Context, service string) (shutdown func(context.Context) error, err error) {
+// The exporter's own failures (an unreachable collector) go to log.
+func Setup(ctx context.Context, service string, log *slog.Logger) (shutdown func(context.Context) error, err error) {
 	otel.SetTextMapPropagator(Propagator)
 	if !Enabled() {
 		return func(context.Context) error { return nil }, nil
+	}
+	if log != nil {
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("opentelemetry", "err", err) }))
 	}
 	exp, err := otlptracehttp.New(ctx)
 	if err != nil {

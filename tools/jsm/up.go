@@ -75,7 +75,7 @@ func runUpCommand(args []string, stdout, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	shutdownTracing, err := telemetry.Setup(ctx, "jsm")
+	shutdownTracing, err := telemetry.Setup(ctx, "jsm", log)
 	if err != nil {
 		return err
 	}
