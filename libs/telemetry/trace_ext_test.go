@@ -325,6 +325,13 @@ func TestTraceFollowsACommandThroughItsConsequences(t *testing.T) {
 	parentOf("react thing-followups", "append test.thing")
 	parentOf("command test.followup", "react thing-followups")
 	parentOf("append test.followup", "command test.followup")
+	orgOK := false
+	for _, kv := range trace["test.v1.ThingService/Do"][0].Attributes() {
+		orgOK = orgOK || (kv.Key == "jsm.org" && kv.Value.AsString() == "cust")
+	}
+	if !orgOK {
+		t.Error("the RPC's span does not name the caller's org")
+	}
 	followup, err := p.store.Load(ctx, "test.followup", "on", 0)
 	if err != nil || len(followup) != 1 {
 		t.Fatalf("load followup: %v, %d events", err, len(followup))
