@@ -28,10 +28,13 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/jsmplatform/jsm/libs/event"
 	"github.com/jsmplatform/jsm/libs/eventstore"
+	"github.com/jsmplatform/jsm/libs/telemetry"
 )
 
 // SnapshotBucket is the KV bucket that holds aggregate snapshots.
@@ -215,7 +218,24 @@ func (r *Runner[S, C]) key(id string) string { return r.dec.AggregateType + "." 
 
 // Handle decides cmd against the aggregate's current state and appends the
 // events. Domain errors from Decide are returned as they are.
-func (r *Runner[S, C]) Handle(ctx context.Context, cmd Command[C]) (Result[S], error) {
+func (r *Runner[S, C]) Handle(ctx context.Context, cmd Command[C]) (res Result[S], err error) {
+	// A command given without a span of its own (its RPC is not traced
+	// here) still joins the trace its client sent.
+	if cmd.TraceParent != "" && !trace.SpanContextFromContext(ctx).IsValid() {
+		ctx = telemetry.FromTraceParent(ctx, cmd.TraceParent)
+	}
+	ctx, span := telemetry.Tracer().Start(ctx, "command "+r.dec.AggregateType)
+	defer func() {
+		if span.IsRecording() {
+			span.SetAttributes(
+				attribute.String("jsm.command", fmt.Sprintf("%T", cmd.Body)),
+				attribute.String("jsm.aggregate_id", cmd.AggregateID),
+				attribute.Int64("jsm.position", int64(res.Position)),
+				attribute.Bool("jsm.duplicate", res.Duplicate),
+			)
+		}
+		telemetry.End(span, err)
+	}()
 	if !validID(cmd.AggregateID) {
 		return Result[S]{}, fmt.Errorf("%w: %q", ErrInvalidID, cmd.AggregateID)
 	}
@@ -360,11 +380,11 @@ func (r *Runner[S, C]) load(ctx context.Context, id string, fresh bool) (snapsho
 			if err := json.Unmarshal(entry.Value(), &stored); err == nil && stored.StateVersion == r.dec.StateVersion {
 				snap = stored
 			} else if err != nil {
-				r.log.Warn("ignoring unreadable snapshot", "key", key, "err", err)
+				r.log.WarnContext(ctx, "ignoring unreadable snapshot", "key", key, "err", err)
 			}
 		} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
 			// Snapshots only save time: without one, read the whole subject.
-			r.log.Warn("snapshot unavailable, loading from the stream", "key", key, "err", err)
+			r.log.WarnContext(ctx, "snapshot unavailable, loading from the stream", "key", key, "err", err)
 		}
 	}
 	events, err := r.store.Load(ctx, r.dec.AggregateType, id, snap.Version)

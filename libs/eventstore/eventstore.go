@@ -14,13 +14,17 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/jsmplatform/jsm/libs/event"
+	"github.com/jsmplatform/jsm/libs/telemetry"
 )
 
 // DefaultStream is the name of the event stream.
@@ -183,11 +187,41 @@ func (s *Store) Conn() *nats.Conn { return s.nc }
 // Several events are appended atomically. A resent append whose events are
 // stored already (same event ids) stores nothing and returns a *StoredError
 // with their position; a different version fails with a *ConflictError.
-func (s *Store) Append(ctx context.Context, expected uint64, events ...event.Event) (uint64, error) {
-	switch len(events) {
-	case 0:
+//
+// The events carry the trace context of ctx (the append's own span) in
+// their traceparent header, so whatever handles them joins the trace; with
+// no span in ctx they keep the TraceParent they were given.
+func (s *Store) Append(ctx context.Context, expected uint64, events ...event.Event) (pos uint64, err error) {
+	if len(events) == 0 {
 		return 0, errors.New("append: no events")
-	case 1:
+	}
+	ctx, span := telemetry.Tracer().Start(ctx, "append "+events[0].AggregateType, trace.WithSpanKind(trace.SpanKindProducer))
+	defer func() {
+		if errors.Is(err, ErrAlreadyStored) {
+			telemetry.End(span, nil)
+			return
+		}
+		telemetry.End(span, err)
+		if err == nil {
+			appended(events)
+		}
+	}()
+	if span.IsRecording() {
+		span.SetAttributes(
+			attribute.String("messaging.system", "nats"),
+			attribute.String("messaging.destination.name", event.Subject(events[0].AggregateType, events[0].AggregateID)),
+			attribute.String("jsm.event.type", events[0].Type),
+			attribute.Int("messaging.batch.message_count", len(events)),
+			attribute.Int64("jsm.expected_version", int64(expected)),
+		)
+		defer func() { span.SetAttributes(attribute.Int64("jsm.position", int64(pos))) }()
+	}
+	if tp := telemetry.TraceParent(ctx); tp != "" {
+		for i := range events {
+			events[i].TraceParent = tp
+		}
+	}
+	if len(events) == 1 {
 		return s.appendOne(ctx, expected, events[0])
 	}
 	subject := event.Subject(events[0].AggregateType, events[0].AggregateID)
@@ -197,6 +231,18 @@ func (s *Store) Append(ctx context.Context, expected uint64, events ...event.Eve
 		}
 	}
 	return s.appendBatch(ctx, subject, expected, events)
+}
+
+// appended counts stored events by type, and the deadlines they say passed
+// by area: an area's scheduler appends one ...Overdue event per deadline.
+func appended(events []event.Event) {
+	for _, e := range events {
+		telemetry.EventsAppended.WithLabelValues(e.Type).Inc()
+		if strings.HasSuffix(e.Type, "Overdue") {
+			area, _, _ := strings.Cut(e.AggregateType, ".")
+			telemetry.DeadlinesOverdue.WithLabelValues(area).Inc()
+		}
+	}
 }
 
 func (s *Store) appendOne(ctx context.Context, expected uint64, e event.Event) (uint64, error) {

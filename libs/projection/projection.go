@@ -25,6 +25,7 @@ import (
 
 	"github.com/jsmplatform/jsm/libs/event"
 	"github.com/jsmplatform/jsm/libs/eventstore"
+	"github.com/jsmplatform/jsm/libs/telemetry"
 )
 
 // Handler turns events into rows. Apply runs inside the batch's transaction
@@ -294,6 +295,7 @@ var errRestart = errors.New("restart")
 // Run applies events until ctx ends. Failures of NATS or PostgreSQL are
 // retried with backoff from the last checkpoint; a hook's error ends Run.
 func (p *Projector) Run(ctx context.Context) error {
+	defer p.register()()
 	backoff := 100 * time.Millisecond
 	for {
 		err := p.round(ctx)
@@ -308,7 +310,7 @@ func (p *Projector) Run(ctx context.Context) error {
 			backoff = 100 * time.Millisecond
 			continue
 		}
-		p.cfg.Logger.Warn("projection failed, retrying from checkpoint", "projection", p.cfg.Name, "position", p.Position(), "err", err, "backoff", backoff)
+		p.cfg.Logger.WarnContext(ctx, "projection failed, retrying from checkpoint", "projection", p.cfg.Name, "position", p.Position(), "err", err, "backoff", backoff)
 		select {
 		case <-time.After(backoff):
 		case <-ctx.Done():
@@ -511,7 +513,15 @@ type pendingEvent struct {
 // apply commits one batch with its checkpoint: in one round trip when the
 // batch is prepared and the checkpoint is where this projector left it,
 // else in an explicit transaction that locks the checkpoint first.
-func (p *Projector) apply(ctx context.Context, j job) error {
+func (p *Projector) apply(ctx context.Context, j job) (err error) {
+	ctx, span := p.startBatch(ctx, j.batch)
+	defer func() {
+		if errors.Is(err, errRestart) {
+			telemetry.End(span, nil) // not a failure: another instance rebuilt
+			return
+		}
+		telemetry.End(span, err)
+	}()
 	last := j.batch[len(j.batch)-1].Position
 	if j.prepared != nil {
 		done, err := p.applyPrepared(ctx, j, last)

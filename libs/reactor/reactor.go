@@ -27,10 +27,13 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/jsmplatform/jsm/libs/event"
 	"github.com/jsmplatform/jsm/libs/eventstore"
+	"github.com/jsmplatform/jsm/libs/telemetry"
 )
 
 // Handler reacts to one event.
@@ -138,7 +141,7 @@ func (r *Reactor) Run(ctx context.Context) error {
 	}
 	// A handler cut short by shutdown did not fail: its event stays unacked
 	// and comes again, instead of going to the dead letters.
-	poison, err := middleware.PoisonQueueWithFilter(pub, DeadLetterSubject(r.cfg.Name), func(err error) bool {
+	poison, err := middleware.PoisonQueueWithFilter(deadLetterCounter{pub, r.cfg.Name}, DeadLetterSubject(r.cfg.Name), func(err error) bool {
 		return ctx.Err() == nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
 	})
 	if err != nil {
@@ -155,13 +158,7 @@ func (r *Reactor) Run(ctx context.Context) error {
 		middleware.Retry{MaxRetries: r.cfg.MaxRetries, InitialInterval: r.cfg.InitialInterval, MaxInterval: 5 * time.Second, Multiplier: 2, Logger: wlog}.Middleware,
 		middleware.Recoverer,
 	)
-	router.AddConsumerHandler(r.cfg.Name, r.cfg.Subjects[0], sub, func(msg *message.Message) error {
-		e, m, err := decode(msg)
-		if err != nil {
-			return err
-		}
-		return r.handle(msg.Context(), e, m)
-	})
+	router.AddConsumerHandler(r.cfg.Name, r.cfg.Subjects[0], sub, r.handleMsg)
 	go func() {
 		select {
 		case <-router.Running():
@@ -176,6 +173,46 @@ func (r *Reactor) Run(ctx context.Context) error {
 	// The router also stops when its handler's subscription ends: a service
 	// must not go on looking healthy without its reactions.
 	return errors.Join(errors.New("reactor: stopped consuming"), err)
+}
+
+// handleMsg runs the handler in a span that continues the event's trace,
+// so the command a reaction gives appends its events in that trace too.
+// Each retry is a span of its own.
+func (r *Reactor) handleMsg(msg *message.Message) (err error) {
+	e, m, err := decode(msg)
+	if err != nil {
+		return err
+	}
+	ctx := telemetry.FromTraceParent(msg.Context(), e.TraceParent)
+	ctx = telemetry.WithScope(ctx, telemetry.Scope{Contract: e.Contract, Org: e.Actor.Org})
+	ctx, span := telemetry.Tracer().Start(ctx, "react "+r.cfg.Name, trace.WithSpanKind(trace.SpanKindConsumer))
+	if span.IsRecording() {
+		span.SetAttributes(
+			attribute.String("jsm.reactor", r.cfg.Name),
+			attribute.String("jsm.event.type", e.Type),
+			attribute.String("jsm.event.id", e.ID),
+			attribute.Int64("jsm.position", int64(e.Position)),
+		)
+	}
+	defer func() { telemetry.End(span, err) }()
+	if err = r.handle(ctx, e, m); err != nil {
+		r.log.DebugContext(ctx, "reaction failed", "event", e.ID, "type", e.Type, "err", err)
+	}
+	return err
+}
+
+// deadLetterCounter counts what the poison queue moves to the dead letters.
+type deadLetterCounter struct {
+	message.Publisher
+	reactor string
+}
+
+func (p deadLetterCounter) Publish(topic string, msgs ...*message.Message) error {
+	err := p.Publisher.Publish(topic, msgs...)
+	if err == nil {
+		telemetry.DeadLettered.WithLabelValues(p.reactor).Add(float64(len(msgs)))
+	}
+	return err
 }
 
 // handleTimeout bounds one event's handling, retries included.

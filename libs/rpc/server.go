@@ -13,10 +13,10 @@ import (
 
 	"connectrpc.com/connect"
 	"connectrpc.com/grpcreflect"
-	"connectrpc.com/validate"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/jsmplatform/jsm/libs/auth"
+	"github.com/jsmplatform/jsm/libs/telemetry"
 )
 
 // DefaultMaxRequestBytes bounds a request message when HostConfig leaves it 0.
@@ -50,7 +50,7 @@ type HostConfig struct {
 
 // Host serves the Connect APIs of several services on one listener, with
 // the same interceptors (authentication, then validation) and limits, gRPC
-// reflection, /healthz and /readyz. It also migrates the services and runs
+// reflection, /healthz, /readyz and /metrics (Prometheus). It also migrates the services and runs
 // their background work.
 type Host struct {
 	cfg      HostConfig
@@ -101,9 +101,10 @@ func NewHost(cfg HostConfig, services ...Service) (*Host, error) {
 	policy := auth.Policy{}.Merge(policies...)
 
 	limit := connect.WithReadMaxBytes(cfg.MaxRequestBytes)
-	// The first interceptor is the outermost: an unauthenticated caller is
-	// turned away before validation tells it anything about the request.
-	interceptors := connect.WithInterceptors(auth.NewInterceptor(cfg.Verifier, policy), validate.NewInterceptor())
+	interceptors, err := Interceptors(cfg.Verifier, policy, cfg.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("rpc host: %w", err)
+	}
 
 	mux := http.NewServeMux()
 	rpcMux := http.NewServeMux()
@@ -132,6 +133,7 @@ func NewHost(cfg HostConfig, services ...Service) (*Host, error) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeText(w, http.StatusOK, "ok")
 	})
+	mux.Handle("GET /metrics", telemetry.MetricsHandler())
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if h.ready.Load() {
 			writeText(w, http.StatusOK, "ready")

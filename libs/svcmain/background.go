@@ -5,6 +5,10 @@ import (
 	"errors"
 	"log/slog"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+
+	"github.com/jsmplatform/jsm/libs/telemetry"
 )
 
 // Runner is work that runs until its context ends (a projector, a reactor).
@@ -25,7 +29,9 @@ type Background struct {
 	// scheduler of deadlines that passed. Its errors are logged.
 	Tick  func(context.Context) (int, error)
 	Every time.Duration
-	Log   *slog.Logger
+	// Name names the scheduler's spans ("<Name> scheduler").
+	Name string
+	Log  *slog.Logger
 	// Flush runs once the rest has stopped, with up to 5 s of its own.
 	Flush []Flusher
 }
@@ -69,13 +75,30 @@ func (b Background) tick(ctx context.Context) {
 	t := time.NewTicker(b.Every)
 	defer t.Stop()
 	for {
-		if _, err := b.Tick(ctx); err != nil && ctx.Err() == nil {
-			b.Log.WarnContext(ctx, "scheduler", "err", err)
-		}
+		b.tickOnce(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// tickOnce runs one tick in a span of its own: the ...Overdue events it
+// appends start their traces there.
+func (b Background) tickOnce(ctx context.Context) {
+	name := "scheduler"
+	if b.Name != "" {
+		name = b.Name + " scheduler"
+	}
+	ctx, span := telemetry.Tracer().Start(ctx, name)
+	n, err := b.Tick(ctx)
+	span.SetAttributes(attribute.Int("jsm.scheduler.appended", n))
+	if ctx.Err() != nil {
+		err = nil
+	}
+	telemetry.End(span, err)
+	if err != nil {
+		b.Log.WarnContext(ctx, "scheduler", "err", err)
 	}
 }

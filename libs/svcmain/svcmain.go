@@ -29,6 +29,7 @@ import (
 	"github.com/jsmplatform/jsm/libs/natsx"
 	"github.com/jsmplatform/jsm/libs/pgdb"
 	"github.com/jsmplatform/jsm/libs/rpc"
+	"github.com/jsmplatform/jsm/libs/telemetry"
 )
 
 // Deps are what a service is built from.
@@ -77,9 +78,8 @@ type Build func(ctx context.Context, d Deps) (rpc.Service, error)
 
 // Main runs the service named name until SIGINT or SIGTERM and exits.
 func Main(name, defaultListen string, build Build) {
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	if err := Run(name, defaultListen, build, log, os.Args[1:]); err != nil {
-		log.Error(name+" stopped", "err", err)
+	if err := Run(name, defaultListen, build, nil, os.Args[1:]); err != nil {
+		slog.New(slog.NewJSONHandler(os.Stderr, nil)).Error(name+" stopped", "err", err)
 		os.Exit(1)
 	}
 }
@@ -90,9 +90,12 @@ type config struct {
 	jwksURL                         string
 	replicas                        int
 	drainDelay                      time.Duration
+	logFormat, logLevel             string
 }
 
-// Run is Main with its arguments and logger given.
+// Run is Main with its arguments given, and its logger unless log is nil
+// (then --log-format and --log-level make one on stderr). Spans are
+// exported when the standard OTEL_EXPORTER_OTLP_ENDPOINT is set.
 func Run(name, defaultListen string, build Build, log *slog.Logger, args []string) error {
 	var cfg config
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
@@ -105,11 +108,21 @@ func Run(name, defaultListen string, build Build, log *slog.Logger, args []strin
 	fs.StringVar(&cfg.jwksURL, "jwks-url", "", "JWKS URL of the identity provider")
 	fs.IntVar(&cfg.replicas, "replicas", 1, "replicas of the JSM_EVENTS stream (3 in production)")
 	fs.DurationVar(&cfg.drainDelay, "drain-delay", 0, "how long /readyz fails before shutdown closes the listener (a few seconds behind a load balancer)")
+	fs.StringVar(&cfg.logFormat, "log-format", "json", "log format on stderr: json or text")
+	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if err := fromEnv(fs); err != nil {
 		return err
+	}
+	if log == nil {
+		var err error
+		if log, err = telemetry.NewLogger(os.Stderr, cfg.logFormat, cfg.logLevel); err != nil {
+			return fmt.Errorf("--log-format/--log-level: %w", err)
+		}
+	} else {
+		log = slog.New(telemetry.LogHandler(log.Handler()))
 	}
 	if cfg.pgDSN == "" {
 		return errors.New("--pg-dsn (JSM_PG_DSN) is required")
@@ -129,6 +142,17 @@ func Run(name, defaultListen string, build Build, log *slog.Logger, args []strin
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	shutdownTracing, err := telemetry.Setup(ctx, "jsm-"+name, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := shutdownTracing(flushCtx); err != nil {
+			log.Warn("flush spans", "err", err)
+		}
+	}()
 	nc, err := natsx.Connect(cfg.natsURL, "jsm-"+name, log)
 	if err != nil {
 		return err
@@ -160,7 +184,7 @@ func Run(name, defaultListen string, build Build, log *slog.Logger, args []strin
 	if err != nil {
 		return err
 	}
-	log.Info(name+" starting", "listen", cfg.listen, "nats", cfg.natsURL)
+	log.Info(name+" starting", "listen", cfg.listen, "nats", cfg.natsURL, "tracing", telemetry.Enabled())
 	return host.Run(ctx)
 }
 

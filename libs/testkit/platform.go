@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"connectrpc.com/validate"
 
 	"github.com/jsmplatform/jsm/libs/auth"
 	"github.com/jsmplatform/jsm/libs/eventstore"
@@ -72,7 +71,11 @@ func Serve(t testing.TB, svcs ...rpc.Service) *Services {
 		}
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = svc.Run(ctx) }()
-		for _, h := range svc.Handlers(connect.WithInterceptors(auth.NewInterceptor(v, svc.Policy()), validate.NewInterceptor())) {
+		interceptors, err := rpc.Interceptors(v, svc.Policy(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range svc.Handlers(interceptors) {
 			mux.Handle(h.Path, h.Handler)
 		}
 	}

@@ -143,6 +143,7 @@ func (s *Service) Run(ctx context.Context) error {
 		Reactors:  nil,
 		Tick:      s.scheduler.Tick,
 		Every:     s.deps.SchedulerEvery,
+		Name:      "audits",
 		Log:       s.deps.Logger,
 		Flush:     []svcmain.Flusher{s.audits, s.checklists},
 	}.Run(ctx)

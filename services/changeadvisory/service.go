@@ -119,6 +119,7 @@ func (s *Service) Run(ctx context.Context) error {
 		Reactors:  []svcmain.Runner{s.reactor},
 		Tick:      s.scheduler.Tick,
 		Every:     s.deps.SchedulerEvery,
+		Name:      "changeadvisory",
 		Log:       s.deps.Logger,
 		Flush:     []svcmain.Flusher{s.changes},
 	}.Run(ctx)

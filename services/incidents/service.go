@@ -120,6 +120,7 @@ func (s *Service) Run(ctx context.Context) error {
 		Reactors:  nil,
 		Tick:      s.scheduler.Tick,
 		Every:     s.deps.SchedulerEvery,
+		Name:      "incidents",
 		Log:       s.deps.Logger,
 		Flush:     []svcmain.Flusher{s.incidents, s.exercises},
 	}.Run(ctx)

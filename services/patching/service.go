@@ -127,6 +127,7 @@ func (s *Service) Run(ctx context.Context) error {
 		Reactors:  []svcmain.Runner{s.reactor},
 		Tick:      s.scheduler.Tick,
 		Every:     s.deps.SchedulerEvery,
+		Name:      "patching",
 		Log:       s.deps.Logger,
 		Flush:     []svcmain.Flusher{s.inventory, s.remediations},
 	}.Run(ctx)

@@ -112,6 +112,7 @@ func (s *Service) Run(ctx context.Context) error {
 		Reactors:  nil,
 		Tick:      s.scheduler.Tick,
 		Every:     s.deps.SchedulerEvery,
+		Name:      "reporting",
 		Log:       s.deps.Logger,
 		Flush:     []svcmain.Flusher{s.reports},
 	}.Run(ctx)

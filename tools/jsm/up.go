@@ -22,6 +22,7 @@ import (
 	"github.com/jsmplatform/jsm/libs/pgdb"
 	"github.com/jsmplatform/jsm/libs/pglocal"
 	"github.com/jsmplatform/jsm/libs/rpc"
+	"github.com/jsmplatform/jsm/libs/telemetry"
 	"github.com/jsmplatform/jsm/tools/cluster"
 )
 
@@ -72,6 +73,17 @@ func runUpCommand(args []string, stdout, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	shutdownTracing, err := telemetry.Setup(ctx, "jsm", log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := shutdownTracing(flushCtx); err != nil {
+			log.Warn("flush spans", "err", err)
+		}
+	}()
 	go func() {
 		<-ctx.Done()
 		// From the first signal on, a second one ends the process at once.
@@ -89,19 +101,11 @@ func runUpCommand(args []string, stdout, stderr io.Writer) error {
 }
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level: %w", err)
+	log, err := telemetry.NewLogger(w, format, level)
+	if err != nil {
+		return nil, fmt.Errorf("--log-format/--log-level: %w", err)
 	}
-	opts := &slog.HandlerOptions{Level: lvl}
-	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	default:
-		return nil, fmt.Errorf("--log-format %q: want text or json", format)
-	}
+	return log, nil
 }
 
 // runUp starts PostgreSQL, NATS JetStream and every service, serves their
@@ -300,7 +304,7 @@ Draft a contract with the Connect JSON protocol:
     -d '{"customer_org_id":"acme","provider_org_id":"itsec","title":"Managed SOC"}'
 
 List the APIs (gRPC reflection):  grpcurl -plaintext %[6]s list
-Health:  %[1]s/healthz  %[1]s/readyz
+Health:  %[1]s/healthz  %[1]s/readyz   Metrics:  %[1]s/metrics
 
 Press Ctrl-C to stop.
 `, e.HTTP, e.NATS, e.Postgres, e.DataDir, tokenCmd, strings.TrimPrefix(e.HTTP, "http://"))
