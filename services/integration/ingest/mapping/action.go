@@ -18,10 +18,10 @@ import (
 type Object string
 
 const (
-	Incident      Object = "incident"
-	Remediation   Object = "remediation" // a vulnerability registered on a contract
-	Assets        Object = "assets"
-	Change        Object = "change"
+	Incident    Object = "incident"
+	Remediation Object = "remediation" // a vulnerability registered on a contract
+	Assets      Object = "assets"
+	Change      Object = "change"
 )
 
 // Ref names a ticket in the system it comes from ("servicenow",
