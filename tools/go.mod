@@ -9,6 +9,7 @@ replace (
 	github.com/jsmplatform/jsm/services/changeadvisory => ../services/changeadvisory
 	github.com/jsmplatform/jsm/services/contracts => ../services/contracts
 	github.com/jsmplatform/jsm/services/incidents => ../services/incidents
+	github.com/jsmplatform/jsm/services/integration => ../services/integration
 	github.com/jsmplatform/jsm/services/patching => ../services/patching
 	github.com/jsmplatform/jsm/services/reporting => ../services/reporting
 	github.com/jsmplatform/jsm/services/trail => ../services/trail
@@ -24,6 +25,7 @@ require (
 	github.com/jsmplatform/jsm/services/changeadvisory v0.0.0-00010101000000-000000000000
 	github.com/jsmplatform/jsm/services/contracts v0.0.0-00010101000000-000000000000
 	github.com/jsmplatform/jsm/services/incidents v0.0.0-00010101000000-000000000000
+	github.com/jsmplatform/jsm/services/integration v0.0.0-00010101000000-000000000000
 	github.com/jsmplatform/jsm/services/patching v0.0.0-00010101000000-000000000000
 	github.com/jsmplatform/jsm/services/reporting v0.0.0-00010101000000-000000000000
 	github.com/jsmplatform/jsm/services/trail v0.0.0-00010101000000-000000000000
@@ -51,6 +53,8 @@ require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/cloudevents/sdk-go/protocol/nats_jetstream/v2 v2.16.2 // indirect
+	github.com/cloudevents/sdk-go/v2 v2.16.2 // indirect
 	github.com/exaring/otelpgx v0.13.0 // indirect
 	github.com/go-logr/logr v1.4.4 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
@@ -64,10 +68,13 @@ require (
 	github.com/jackc/pgpassfile v1.0.0 // indirect
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
 	github.com/jackc/puddle/v2 v2.2.3 // indirect
+	github.com/json-iterator/go v1.1.12 // indirect
 	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/lithammer/shortuuid/v3 v3.0.7 // indirect
 	github.com/mfridman/interpolate v0.0.2 // indirect
 	github.com/minio/highwayhash v1.0.4 // indirect
+	github.com/modern-go/concurrent v0.0.0-20180306012644-bacd9c7ef1dd // indirect
+	github.com/modern-go/reflect2 v1.0.2 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/nats-io/jwt/v2 v2.8.2 // indirect
 	github.com/nats-io/nats.go v1.55.0 // indirect
@@ -82,6 +89,7 @@ require (
 	github.com/prometheus/procfs v0.22.0 // indirect
 	github.com/sethvargo/go-retry v0.5.0 // indirect
 	github.com/sony/gobreaker v1.0.0 // indirect
+	github.com/standard-webhooks/standard-webhooks/libraries v0.0.1 // indirect
 	go.opentelemetry.io/auto/sdk v1.2.1 // indirect
 	go.opentelemetry.io/otel v1.47.0 // indirect
 	go.opentelemetry.io/otel/exporters/otlp/otlptrace v1.47.0 // indirect
@@ -92,6 +100,7 @@ require (
 	go.opentelemetry.io/otel/trace v1.47.0 // indirect
 	go.opentelemetry.io/proto/otlp v1.11.0 // indirect
 	go.uber.org/multierr v1.11.0 // indirect
+	go.uber.org/zap v1.27.0 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/exp v0.0.0-20261014143641-f0251eb4aa3e // indirect
 	golang.org/x/net v0.61.0 // indirect

@@ -70,6 +70,11 @@ func LoadOrCreateDevKey(dir string) (ed25519.PrivateKey, error) {
 	return key, nil
 }
 
+// ReadKey reads an Ed25519 signing key from a PKCS#8 PEM file, such as
+// the one LoadOrCreateDevKey keeps (a service that mints tokens of its own
+// is given one).
+func ReadKey(path string) (ed25519.PrivateKey, error) { return readDevKey(path) }
+
 func readDevKey(path string) (ed25519.PrivateKey, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {

@@ -9,6 +9,11 @@
 // crash between a handler's command and the ack delivers the event again.
 // Deriving the command's id from the event's id (CommandID) makes the
 // second delivery a duplicate the es runner answers without appending.
+//
+// NewMessages consumes another stream's raw messages the same way (the
+// ingest of CloudEvents published on NATS). A handler marks an error
+// Permanent to dead-letter its message at once, without retries, and
+// Transient to have it delivered again later instead of dead-lettered.
 package reactor
 
 import (
@@ -39,11 +44,43 @@ import (
 // Handler reacts to one event.
 type Handler func(ctx context.Context, e event.Event, m proto.Message) error
 
+// Message is a raw message of the consumed stream.
+type Message struct {
+	Subject  string
+	Header   nats.Header
+	Data     []byte
+	Position uint64
+}
+
+// MessageHandler handles one raw message.
+type MessageHandler func(ctx context.Context, m Message) error
+
+type permanent struct{ error }
+
+func (p permanent) Unwrap() error { return p.error }
+
+type transient struct{ error }
+
+func (t transient) Unwrap() error { return t.error }
+
+// Permanent marks err as final: the message is not retried but goes to the
+// dead letters at once.
+func Permanent(err error) error { return permanent{err} }
+
+// Transient marks err as passing: the message is retried and, if it still
+// fails, delivered again later; it never goes to the dead letters.
+func Transient(err error) error { return transient{err} }
+
+func isPermanent(err error) bool { var p permanent; return errors.As(err, &p) }
+func isTransient(err error) bool { var t transient; return errors.As(err, &t) }
+
 // Config names a reactor and what it consumes.
 type Config struct {
 	// Name is the durable consumer's name and the dead-letter subject's last
 	// token, e.g. "patching-reactions".
 	Name string
+	// Stream is the stream consumed; default the store's (JSM_EVENTS).
+	Stream string
 	// Subjects filter the stream, e.g. "jsm.evt.changeadvisory.change.>".
 	Subjects []string
 	// MaxRetries bounds the in-process retries of a failing event before it
@@ -68,11 +105,14 @@ func DeadLetterSubject(name string) string { return "jsm.dlq." + name }
 // Watermill message's metadata.
 const metaPosition = "jsm-position"
 
+// metaSubject is the subject a message had in the consumed stream.
+const metaSubject = "jsm-subject"
+
 // Reactor runs one handler on the Watermill router.
 type Reactor struct {
 	store   *eventstore.Store
 	cfg     Config
-	handle  Handler
+	handle  func(*message.Message) error
 	log     *slog.Logger
 	running chan struct{}
 }
@@ -80,8 +120,45 @@ type Reactor struct {
 // New prepares a reactor on the store's NATS server and makes sure the
 // dead-letter stream exists; Run connects and consumes.
 func New(ctx context.Context, store *eventstore.Store, cfg Config, handle Handler) (*Reactor, error) {
-	if cfg.Name == "" || len(cfg.Subjects) == 0 || handle == nil {
-		return nil, errors.New("reactor: name, subjects and handler are required")
+	if handle == nil {
+		return nil, errors.New("reactor: a handler is required")
+	}
+	r, err := newReactor(ctx, store, cfg)
+	if err != nil {
+		return nil, err
+	}
+	r.handle = func(msg *message.Message) error { return r.handleEvent(msg, handle) }
+	return r, nil
+}
+
+// NewMessages is New for the raw messages of cfg.Stream.
+func NewMessages(ctx context.Context, store *eventstore.Store, cfg Config, handle MessageHandler) (*Reactor, error) {
+	if handle == nil {
+		return nil, errors.New("reactor: a handler is required")
+	}
+	r, err := newReactor(ctx, store, cfg)
+	if err != nil {
+		return nil, err
+	}
+	r.handle = func(msg *message.Message) error {
+		pos, _ := strconv.ParseUint(msg.Metadata.Get(metaPosition), 10, 64)
+		h := nats.Header{}
+		for k, v := range msg.Metadata {
+			if k != metaPosition && k != metaSubject {
+				h[k] = []string{v}
+			}
+		}
+		return handle(msg.Context(), Message{Subject: msg.Metadata.Get(metaSubject), Header: h, Data: msg.Payload, Position: pos})
+	}
+	return r, nil
+}
+
+func newReactor(ctx context.Context, store *eventstore.Store, cfg Config) (*Reactor, error) {
+	if cfg.Name == "" || len(cfg.Subjects) == 0 {
+		return nil, errors.New("reactor: name and subjects are required")
+	}
+	if cfg.Stream == "" {
+		cfg.Stream = store.Name()
 	}
 	if cfg.MaxRetries == 0 {
 		cfg.MaxRetries = 5
@@ -102,7 +179,7 @@ func New(ctx context.Context, store *eventstore.Store, cfg Config, handle Handle
 	}); err != nil {
 		return nil, fmt.Errorf("reactor: dead-letter stream: %w", err)
 	}
-	return &Reactor{store: store, cfg: cfg, handle: handle, log: cfg.Logger.With("reactor", cfg.Name), running: make(chan struct{})}, nil
+	return &Reactor{store: store, cfg: cfg, log: cfg.Logger.With("reactor", cfg.Name), running: make(chan struct{})}, nil
 }
 
 // Run consumes until ctx ends. Watermill's subscriber and publisher close
@@ -129,7 +206,7 @@ func (r *Reactor) Run(ctx context.Context) error {
 		// Longer than a handler's retries take: past it the subscriber gives
 		// the event up and it comes again.
 		AckWaitTimeout:      handleTimeout,
-		ResourceInitializer: durable(r.store.Name(), r.cfg),
+		ResourceInitializer: durable(r.cfg.Stream, r.cfg),
 		Unmarshaler:         unmarshaler{},
 	})
 	if err != nil {
@@ -142,7 +219,7 @@ func (r *Reactor) Run(ctx context.Context) error {
 	// A handler cut short by shutdown did not fail: its event stays unacked
 	// and comes again, instead of going to the dead letters.
 	poison, err := middleware.PoisonQueueWithFilter(deadLetterCounter{pub, r.cfg.Name}, DeadLetterSubject(r.cfg.Name), func(err error) bool {
-		return ctx.Err() == nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+		return ctx.Err() == nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) && !isTransient(err)
 	})
 	if err != nil {
 		return err
@@ -155,10 +232,11 @@ func (r *Reactor) Run(ctx context.Context) error {
 	// still fails is dead-lettered (and acked) instead of blocking the stream.
 	router.AddMiddleware(
 		poison,
-		middleware.Retry{MaxRetries: r.cfg.MaxRetries, InitialInterval: r.cfg.InitialInterval, MaxInterval: 5 * time.Second, Multiplier: 2, Logger: wlog}.Middleware,
+		middleware.Retry{MaxRetries: r.cfg.MaxRetries, InitialInterval: r.cfg.InitialInterval, MaxInterval: 5 * time.Second, Multiplier: 2, Logger: wlog,
+			ShouldRetry: func(p middleware.RetryParams) bool { return !isPermanent(p.Err) }}.Middleware,
 		middleware.Recoverer,
 	)
-	router.AddConsumerHandler(r.cfg.Name, r.cfg.Subjects[0], sub, r.handleMsg)
+	router.AddConsumerHandler(r.cfg.Name, r.cfg.Subjects[0], sub, r.handle)
 	go func() {
 		select {
 		case <-router.Running():
@@ -178,7 +256,7 @@ func (r *Reactor) Run(ctx context.Context) error {
 // handleMsg runs the handler in a span that continues the event's trace,
 // so the command a reaction gives appends its events in that trace too.
 // Each retry is a span of its own.
-func (r *Reactor) handleMsg(msg *message.Message) (err error) {
+func (r *Reactor) handleEvent(msg *message.Message, handle Handler) (err error) {
 	e, m, err := decode(msg)
 	if err != nil {
 		return err
@@ -195,7 +273,7 @@ func (r *Reactor) handleMsg(msg *message.Message) (err error) {
 		)
 	}
 	defer func() { telemetry.End(span, err) }()
-	if err = r.handle(ctx, e, m); err != nil {
+	if err = handle(ctx, e, m); err != nil {
 		r.log.DebugContext(ctx, "reaction failed", "event", e.ID, "type", e.Type, "err", err)
 	}
 	return err
@@ -307,6 +385,7 @@ func (unmarshaler) Unmarshal(m jetstream.Msg) (*message.Message, error) {
 		}
 	}
 	wm.Metadata.Set(metaPosition, strconv.FormatUint(md.Sequence.Stream, 10))
+	wm.Metadata.Set(metaSubject, m.Subject())
 	return wm, nil
 }
 

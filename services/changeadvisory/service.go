@@ -163,6 +163,8 @@ func Policy() auth.Policy {
 			"org-admin":        all,
 			"security-officer": all,
 			"change-manager":   all,
+			// An ITSM tool or scanner feeding the platform through ingest.
+			"itsm-source":      {PermRead, PermRequest, PermImplement},
 			"contract-manager": {PermRead},
 			"auditor":          {PermRead},
 			"viewer":           {PermRead},

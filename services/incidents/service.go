@@ -174,6 +174,8 @@ func Policy() auth.Policy {
 			"org-admin":        all,
 			"security-officer": all,
 			"incident-manager": {PermRead, PermReport, PermHandle, PermExercise},
+			// An ITSM tool or scanner feeding the platform through ingest.
+			"itsm-source":      {PermRead, PermReport, PermHandle},
 			"contract-manager": {PermRead},
 			"auditor":          {PermRead},
 			"viewer":           {PermRead},

@@ -173,6 +173,8 @@ func Policy() auth.Policy {
 			"security-officer": all,
 			"patch-manager":    {PermRead, PermInventory, PermRemediate},
 			"asset-manager":    {PermRead, PermInventory},
+			// An ITSM tool or scanner feeding the platform through ingest.
+			"itsm-source":      {PermRead, PermInventory, PermRemediate},
 			"contract-manager": {PermRead, PermDefer},
 			"auditor":          {PermRead},
 			"viewer":           {PermRead},

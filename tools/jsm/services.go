@@ -2,16 +2,22 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"log/slog"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/jsmplatform/jsm/libs/auth"
 	"github.com/jsmplatform/jsm/libs/eventstore"
 	"github.com/jsmplatform/jsm/libs/rpc"
+	"github.com/jsmplatform/jsm/libs/svcmain"
 	"github.com/jsmplatform/jsm/services/audits"
 	"github.com/jsmplatform/jsm/services/changeadvisory"
 	"github.com/jsmplatform/jsm/services/contracts"
 	"github.com/jsmplatform/jsm/services/incidents"
+	"github.com/jsmplatform/jsm/services/integration"
+	"github.com/jsmplatform/jsm/services/integration/ingest"
+	"github.com/jsmplatform/jsm/services/integration/secret"
 	"github.com/jsmplatform/jsm/services/patching"
 	"github.com/jsmplatform/jsm/services/reporting"
 )
@@ -22,8 +28,12 @@ type serviceDeps struct {
 	Pool   *pgxpool.Pool
 	Logger *slog.Logger
 	// DataDir keeps what a service must find again on the next start (the
-	// trail's signing key).
+	// trail's signing key, the integration master key).
 	DataDir string
+	// Key signs the tokens every service accepts; Addr is the host's
+	// address once it listens. Ingest calls the platform with both.
+	Key  ed25519.PrivateKey
+	Addr func() string
 }
 
 // platformServices builds every service of the platform; a new area is
@@ -57,5 +67,29 @@ func platformServices(ctx context.Context, d serviceDeps) ([]rpc.Service, error)
 	if err != nil {
 		return nil, err
 	}
-	return []rpc.Service{c, i, p, ca, au, re, tr}, nil
+	in, err := newIntegration(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	return []rpc.Service{c, i, p, ca, au, re, tr, in}, nil
+}
+
+// newIntegration builds the integration service of `jsm up`: its master
+// key kept in the data dir, ingest calling this same host, and webhooks
+// allowed to a developer's local endpoints.
+func newIntegration(ctx context.Context, d serviceDeps) (*integration.Service, error) {
+	keys, err := secret.LoadOrCreate(d.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	mint := ingest.Minter(d.Key, auth.DevIssuer, auth.DevAudience)
+	return integration.New(ctx, integration.Deps{
+		Deps: svcmain.Deps{Store: d.Store, Pool: d.Pool, Logger: d.Logger},
+		Keys: keys,
+		Platform: func() ingest.Platform {
+			base := d.Addr()
+			return ingest.Platform{Incidents: base, Patching: base, Changes: base, Token: mint}
+		},
+		AllowPrivateTargets: true,
+	})
 }

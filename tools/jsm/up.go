@@ -211,14 +211,21 @@ func runUp(ctx context.Context, cfg upConfig, ready func(endpoints)) (err error)
 	}
 	stops = append(stops, func(context.Context) error { return verifier.Close() })
 
-	services, err := platformServices(ctx, serviceDeps{Store: store, Pool: pool, Logger: log, DataDir: dataDir})
+	var host *rpc.Host // listening once the services run
+	addr := func() string {
+		if a := host.Addr(); a != nil {
+			return "http://" + dialable(a)
+		}
+		return ""
+	}
+	services, err := platformServices(ctx, serviceDeps{Store: store, Pool: pool, Logger: log, DataDir: dataDir, Key: key, Addr: addr})
 	if err != nil {
 		return err
 	}
 	// The host's own admin API works on the services' projectors.
 	services = append(services, newAdmin(store, services))
 	dsn := pg.DSN(database)
-	host, err := rpc.NewHost(rpc.HostConfig{
+	host, err = rpc.NewHost(rpc.HostConfig{
 		Listen:    cfg.Listen,
 		Verifier:  verifier,
 		Logger:    log,

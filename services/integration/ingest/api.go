@@ -1,46 +1,222 @@
-// Package ingest turns the CloudEvents that ITSM tools and scanners publish
-// (over HTTP and NATS) into platform commands.
 package ingest
 
 import (
 	"context"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/jsmplatform/jsm/libs/decide"
+	"github.com/jsmplatform/jsm/libs/es"
+	"github.com/jsmplatform/jsm/libs/rpc"
 	integrationv1 "github.com/jsmplatform/jsm/proto/gen/jsm/integration/v1"
+	"github.com/jsmplatform/jsm/services/integration/ingest/domain"
+	"github.com/jsmplatform/jsm/services/integration/secret"
 )
 
-// Sources implements the ingest half of jsm.integration.v1.IntegrationService.
-type Sources struct{}
+// The handlers below are the Connect port: decode, call, map. Field rules
+// were checked by the protovalidate interceptor before.
 
-func (*Sources) RegisterSource(context.Context, *connect.Request[integrationv1.RegisterSourceRequest]) (*connect.Response[integrationv1.RegisterSourceResponse], error) {
-	return nil, connect.NewError(connect.CodeUnimplemented, nil)
+var domainErrors = rpc.DomainErrors{Service: "integration.ingest", AlreadyExists: []error{domain.ErrAlreadyExists}}
+
+func (s *Sources) toConnect(ctx context.Context, err error) error {
+	return domainErrors.ToConnect(ctx, s.d.Logger, err)
 }
 
-func (*Sources) RotateSourceSecret(context.Context, *connect.Request[integrationv1.RotateSourceSecretRequest]) (*connect.Response[integrationv1.RotateSourceSecretResponse], error) {
-	return nil, connect.NewError(connect.CodeUnimplemented, nil)
+func (s *Sources) RegisterSource(ctx context.Context, r *connect.Request[integrationv1.RegisterSourceRequest]) (*connect.Response[integrationv1.RegisterSourceResponse], error) {
+	m := r.Msg
+	req, err := rpc.CommandRequest(ctx, r, m.GetRequestId())
+	if err != nil {
+		return nil, err
+	}
+	contracts, err := s.lookup(ctx, m.GetContractIds())
+	if err != nil {
+		return nil, s.toConnect(ctx, err)
+	}
+	res, err := s.handle(ctx, req, m.GetSourceId(), &domain.Register{ID: domain.SourceID(m.GetSourceId()), Name: m.GetName(), Mapping: m.GetMapping(), Contracts: contracts})
+	if err != nil {
+		return nil, s.toConnect(ctx, err)
+	}
+	st := res.State
+	return connect.NewResponse(&integrationv1.RegisterSourceResponse{
+		Source:   toProto(st),
+		Secret:   s.d.Keys.Derive(secret.ForSource, string(st.ID), st.SecretVersion),
+		Position: res.Position,
+	}), nil
 }
 
-func (*Sources) DisableSource(context.Context, *connect.Request[integrationv1.DisableSourceRequest]) (*connect.Response[integrationv1.DisableSourceResponse], error) {
-	return nil, connect.NewError(connect.CodeUnimplemented, nil)
+func (s *Sources) RotateSourceSecret(ctx context.Context, r *connect.Request[integrationv1.RotateSourceSecretRequest]) (*connect.Response[integrationv1.RotateSourceSecretResponse], error) {
+	res, err := change(ctx, s, r, r.Msg.GetSourceId(), r.Msg.GetRequestId(), &domain.RotateSecret{})
+	if err != nil {
+		return nil, err
+	}
+	st := res.State
+	return connect.NewResponse(&integrationv1.RotateSourceSecretResponse{
+		Secret:        s.d.Keys.Derive(secret.ForSource, string(st.ID), st.SecretVersion),
+		SecretVersion: st.SecretVersion,
+		Position:      res.Position,
+	}), nil
 }
 
-func (*Sources) EnableSource(context.Context, *connect.Request[integrationv1.EnableSourceRequest]) (*connect.Response[integrationv1.EnableSourceResponse], error) {
-	return nil, connect.NewError(connect.CodeUnimplemented, nil)
+func (s *Sources) DisableSource(ctx context.Context, r *connect.Request[integrationv1.DisableSourceRequest]) (*connect.Response[integrationv1.DisableSourceResponse], error) {
+	res, err := change(ctx, s, r, r.Msg.GetSourceId(), r.Msg.GetRequestId(), &domain.Disable{Reason: r.Msg.GetReason()})
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&integrationv1.DisableSourceResponse{Position: res.Position}), nil
 }
 
-func (*Sources) GetSource(context.Context, *connect.Request[integrationv1.GetSourceRequest]) (*connect.Response[integrationv1.GetSourceResponse], error) {
-	return nil, connect.NewError(connect.CodeUnimplemented, nil)
+func (s *Sources) EnableSource(ctx context.Context, r *connect.Request[integrationv1.EnableSourceRequest]) (*connect.Response[integrationv1.EnableSourceResponse], error) {
+	req, err := rpc.CommandRequest(ctx, r, r.Msg.GetRequestId())
+	if err != nil {
+		return nil, err
+	}
+	id := r.Msg.GetSourceId()
+	st, _, err := s.runner.State(ctx, id)
+	if err != nil {
+		return nil, s.toConnect(ctx, err)
+	}
+	cmd := &domain.Enable{}
+	if st.Org == domain.OrgID(req.Actor.Org) {
+		// The org must still be a party to every contract of the source.
+		if cmd.Contracts, err = s.lookup(ctx, st.ContractIDs); err != nil {
+			return nil, s.toConnect(ctx, err)
+		}
+	}
+	res, err := s.handle(ctx, req, id, cmd)
+	if err != nil {
+		return nil, s.toConnect(ctx, err)
+	}
+	return connect.NewResponse(&integrationv1.EnableSourceResponse{Position: res.Position}), nil
 }
 
-func (*Sources) ListSources(context.Context, *connect.Request[integrationv1.ListSourcesRequest]) (*connect.Response[integrationv1.ListSourcesResponse], error) {
-	return nil, connect.NewError(connect.CodeUnimplemented, nil)
+// change runs cmd on the caller's source id.
+func change[T any](ctx context.Context, s *Sources, r *connect.Request[T], id, requestID string, cmd domain.Command) (es.Result[domain.State], error) {
+	req, err := rpc.CommandRequest(ctx, r, requestID)
+	if err != nil {
+		return es.Result[domain.State]{}, err
+	}
+	res, err := s.handle(ctx, req, id, cmd)
+	if err != nil {
+		return res, s.toConnect(ctx, err)
+	}
+	return res, nil
 }
 
-func (*Sources) ListIngestedEvents(context.Context, *connect.Request[integrationv1.ListIngestedEventsRequest]) (*connect.Response[integrationv1.ListIngestedEventsResponse], error) {
-	return nil, connect.NewError(connect.CodeUnimplemented, nil)
+// handle runs cmd on the source id for the request's caller.
+func (s *Sources) handle(ctx context.Context, req es.Request, id string, cmd domain.Command) (es.Result[domain.State], error) {
+	decide.Stamp(cmd, es.ActorOf(req), s.d.Now())
+	res, err := s.runner.Handle(ctx, es.CommandFor(req, id, cmd))
+	if err != nil && isNotFound(err) {
+		err = domain.NotFoundError{What: "source", ID: id}
+	}
+	return res, err
 }
 
-func (*Sources) ListRejectedEvents(context.Context, *connect.Request[integrationv1.ListRejectedEventsRequest]) (*connect.Response[integrationv1.ListRejectedEventsResponse], error) {
-	return nil, connect.NewError(connect.CodeUnimplemented, nil)
+func (s *Sources) lookup(ctx context.Context, ids []string) ([]domain.Contract, error) {
+	out := make([]domain.Contract, 0, len(ids))
+	for _, id := range ids {
+		c, ok, err := s.contracts.Get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, domain.Contract{ID: id, Customer: domain.OrgID(c.Customer), Provider: domain.OrgID(c.Provider), Known: ok})
+	}
+	return out, nil
+}
+
+func (s *Sources) GetSource(ctx context.Context, r *connect.Request[integrationv1.GetSourceRequest]) (*connect.Response[integrationv1.GetSourceResponse], error) {
+	org, err := rpc.CallerOrg(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st, err := s.getSource(ctx, org, r.Msg.GetSourceId(), r.Msg.GetMinPosition())
+	if err != nil {
+		return nil, s.toConnect(ctx, err)
+	}
+	return connect.NewResponse(&integrationv1.GetSourceResponse{Source: toProto(st)}), nil
+}
+
+func (s *Sources) ListSources(ctx context.Context, r *connect.Request[integrationv1.ListSourcesRequest]) (*connect.Response[integrationv1.ListSourcesResponse], error) {
+	org, err := rpc.CallerOrg(ctx)
+	if err != nil {
+		return nil, err
+	}
+	srcs, next, err := s.listSources(ctx, org, pageSize(r.Msg.GetPageSize()), r.Msg.GetPageToken(), r.Msg.GetMinPosition())
+	if err != nil {
+		return nil, s.toConnect(ctx, err)
+	}
+	out := &integrationv1.ListSourcesResponse{NextPageToken: next}
+	for _, st := range srcs {
+		out.Sources = append(out.Sources, toProto(st))
+	}
+	return connect.NewResponse(out), nil
+}
+
+func (s *Sources) ListIngestedEvents(ctx context.Context, r *connect.Request[integrationv1.ListIngestedEventsRequest]) (*connect.Response[integrationv1.ListIngestedEventsResponse], error) {
+	m := r.Msg
+	events, next, err := s.listEvents(ctx, m.GetSourceId(), m.GetOutcome(), m.GetPageSize(), m.GetPageToken(), m.GetMinPosition())
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&integrationv1.ListIngestedEventsResponse{Events: events, NextPageToken: next}), nil
+}
+
+func (s *Sources) ListRejectedEvents(ctx context.Context, r *connect.Request[integrationv1.ListRejectedEventsRequest]) (*connect.Response[integrationv1.ListRejectedEventsResponse], error) {
+	m := r.Msg
+	events, next, err := s.listEvents(ctx, m.GetSourceId(), integrationv1.IngestOutcome_INGEST_OUTCOME_REJECTED, m.GetPageSize(), m.GetPageToken(), m.GetMinPosition())
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&integrationv1.ListRejectedEventsResponse{Events: events, NextPageToken: next}), nil
+}
+
+func (s *Sources) listEvents(ctx context.Context, source string, outcome integrationv1.IngestOutcome, size int32, token string, minPosition uint64) ([]*integrationv1.IngestedEvent, string, error) {
+	org, err := rpc.CallerOrg(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	rows, next, err := s.queryEvents(ctx, org, source, outcome, pageSize(size), token, minPosition)
+	if err != nil {
+		return nil, "", s.toConnect(ctx, err)
+	}
+	out := make([]*integrationv1.IngestedEvent, 0, len(rows))
+	for _, res := range rows {
+		out = append(out, res.toProto())
+	}
+	return out, next, nil
+}
+
+func toProto(st domain.State) *integrationv1.Source {
+	status := integrationv1.SourceStatus_SOURCE_STATUS_ENABLED
+	if !st.Enabled {
+		status = integrationv1.SourceStatus_SOURCE_STATUS_DISABLED
+	}
+	return &integrationv1.Source{
+		SourceId:      string(st.ID),
+		OrgId:         string(st.Org),
+		Name:          st.Name,
+		Mapping:       st.Mapping,
+		ContractIds:   st.ContractIDs,
+		Status:        status,
+		SecretVersion: st.SecretVersion,
+		RegisteredAt:  timestamppb.New(st.RegisteredAt),
+		UpdatedAt:     timestamppb.New(st.UpdatedAt),
+	}
+}
+
+func (res Result) toProto() *integrationv1.IngestedEvent {
+	e := &integrationv1.IngestedEvent{
+		SourceId: res.SourceID, EventId: res.EventID, Type: res.Type, Subject: res.Subject,
+		ReceivedAt: timestamppb.New(res.ReceivedAt), Transport: res.Transport, Outcome: res.Outcome,
+		ContractId: res.ContractID, ObjectType: res.ObjectType, ObjectId: res.ObjectID, Position: res.Position,
+		ReasonType: res.ReasonType, Reason: res.Reason, Original: res.Original,
+	}
+	if res.EventTime != nil {
+		e.EventTime = timestamppb.New(*res.EventTime)
+	}
+	if !res.Ref.IsZero() {
+		e.ExternalRef = &integrationv1.ExternalRef{System: res.Ref.System, Id: res.Ref.ID}
+	}
+	return e
 }

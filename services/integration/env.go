@@ -1,0 +1,57 @@
+package integration
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/jsmplatform/jsm/libs/auth"
+	"github.com/jsmplatform/jsm/services/integration/ingest"
+	"github.com/jsmplatform/jsm/services/integration/secret"
+)
+
+// FromEnv completes d from the environment, for the service run alone:
+//
+//   - JSM_INTEGRATION_MASTER_KEY (required): base64 of 32 bytes; every
+//     source's and subscription's secret derives from it.
+//   - JSM_INTEGRATION_SIGNING_KEY (required): a PKCS#8 PEM file with the
+//     Ed25519 key ingest signs its tokens with; the other services must
+//     accept its public key (their --jwt-public-key, or the JWKS).
+//   - JSM_JWT_ISSUER, JSM_JWT_AUDIENCE: the claims of those tokens
+//     (default the dev issuer and audience, as the other services).
+//   - JSM_INTEGRATION_INCIDENTS_URL, JSM_INTEGRATION_PATCHING_URL,
+//     JSM_INTEGRATION_CHANGEADVISORY_URL: where those APIs are (default
+//     their services' default addresses on this host).
+func FromEnv(d Deps) (Deps, error) {
+	master := os.Getenv("JSM_INTEGRATION_MASTER_KEY")
+	if master == "" {
+		return d, errors.New("JSM_INTEGRATION_MASTER_KEY is required")
+	}
+	keys, err := secret.Parse(master)
+	if err != nil {
+		return d, fmt.Errorf("JSM_INTEGRATION_MASTER_KEY: %w", err)
+	}
+	d.Keys = keys
+	keyFile := os.Getenv("JSM_INTEGRATION_SIGNING_KEY")
+	if keyFile == "" {
+		return d, errors.New("JSM_INTEGRATION_SIGNING_KEY is required")
+	}
+	key, err := auth.ReadKey(keyFile)
+	if err != nil {
+		return d, fmt.Errorf("JSM_INTEGRATION_SIGNING_KEY: %w", err)
+	}
+	issuer := cmp.Or(os.Getenv("JSM_JWT_ISSUER"), auth.DevIssuer)
+	audience := cmp.Or(os.Getenv("JSM_JWT_AUDIENCE"), auth.DevAudience)
+	p := ingest.Platform{
+		Incidents: url("JSM_INTEGRATION_INCIDENTS_URL", "http://127.0.0.1:8082"),
+		Patching:  url("JSM_INTEGRATION_PATCHING_URL", "http://127.0.0.1:8083"),
+		Changes:   url("JSM_INTEGRATION_CHANGEADVISORY_URL", "http://127.0.0.1:8084"),
+		Token:     ingest.Minter(key, issuer, audience),
+	}
+	d.Platform = func() ingest.Platform { return p }
+	return d, nil
+}
+
+func url(env, def string) string { return strings.TrimRight(cmp.Or(os.Getenv(env), def), "/") }

@@ -1,0 +1,206 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+
+	cejs "github.com/cloudevents/sdk-go/protocol/nats_jetstream/v2"
+	"github.com/cloudevents/sdk-go/v2/binding"
+	cloudevents "github.com/cloudevents/sdk-go/v2/event"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+	"github.com/nats-io/nats.go"
+
+	"github.com/jsmplatform/jsm/libs/reactor"
+	integrationv1 "github.com/jsmplatform/jsm/proto/gen/jsm/integration/v1"
+	"github.com/jsmplatform/jsm/services/integration/ingest/domain"
+)
+
+// Path is the ingest endpoint's pattern; {source} is the source id.
+const Path = "POST /ingest/v1/sources/{source}/events"
+
+// PathPrefix is where the host mounts Handler.
+const PathPrefix = "/ingest/v1/sources/"
+
+// Problem types (RFC 9457) are URIs under this prefix plus the slug.
+const problemBase = "https://jsm.dev/problems/ingest/"
+
+// problem is an RFC 9457 problem details body.
+type problem struct {
+	Type     string `json:"type"`
+	Title    string `json:"title"`
+	Status   int    `json:"status"`
+	Detail   string `json:"detail,omitempty"`
+	Instance string `json:"instance,omitempty"`
+	// For a rejected event: which one, and for a batch every event's result.
+	EventID string   `json:"event_id,omitempty"`
+	Results []Result `json:"results,omitempty"`
+}
+
+func writeProblem(w http.ResponseWriter, p problem) {
+	if p.Title == "" {
+		p.Title = http.StatusText(p.Status)
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(p)
+}
+
+// Handler serves the ingest endpoint.
+func (s *Sources) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc(Path, s.receiveHTTP)
+	return mux
+}
+
+// receiveHTTP takes one request of a source: one event (structured or
+// binary mode) or a batch, each run through the same path as NATS.
+//
+// Answers: 200 with the result (a batch: {"results": [...]}) when every
+// event was accepted; 4xx problem details when the request or an event was
+// refused (a batch's accepted events stay accepted: resending it is safe);
+// 503 when the platform could not be reached (send it again later).
+func (s *Sources) receiveHTTP(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	id := r.PathValue("source")
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.d.Limits.MaxBodyBytes))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		writeProblem(w, problem{Type: problemBase + "too-large", Status: http.StatusRequestEntityTooLarge, Detail: fmt.Sprintf("the body exceeds %d bytes", tooBig.Limit)})
+		return
+	}
+	if err != nil {
+		writeProblem(w, problem{Type: problemBase + "bad-request", Status: http.StatusBadRequest, Detail: "reading the body: " + err.Error()})
+		return
+	}
+	src, err := s.source(ctx, id)
+	if err != nil {
+		s.d.Logger.ErrorContext(ctx, "ingest: load source", "source", id, "err", err)
+		writeProblem(w, problem{Type: problemBase + "unavailable", Status: http.StatusServiceUnavailable, Detail: "try again later"})
+		return
+	}
+	if !src.Exists() {
+		writeProblem(w, problem{Type: problemBase + "unauthenticated", Status: http.StatusUnauthorized, Detail: errUnauthenticated.Error()})
+		return
+	}
+	if ok, wait := s.limiter.allow(id, s.d.Now()); !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		writeProblem(w, problem{Type: problemBase + "rate-limited", Status: http.StatusTooManyRequests, Detail: "too many requests from this source"})
+		return
+	}
+	if err := s.authenticate(src, r.Header, body, s.d.Now()); err != nil {
+		writeProblem(w, problem{Type: problemBase + "unauthenticated", Status: http.StatusUnauthorized, Detail: errUnauthenticated.Error()})
+		return
+	}
+	if !src.Enabled {
+		writeProblem(w, problem{Type: problemBase + "source-disabled", Status: http.StatusForbidden, Detail: "the source is disabled"})
+		return
+	}
+	req := r.Clone(ctx)
+	req.Body = io.NopCloser(bytes.NewReader(body))
+	events, err := cehttp.NewEventsFromHTTPRequest(req)
+	if err == nil && len(events) == 0 {
+		err = errors.New("no event")
+	}
+	for i := range events {
+		if err == nil {
+			err = events[i].Validate()
+		}
+	}
+	if err != nil {
+		writeProblem(w, problem{Type: problemBase + "malformed-cloudevent", Status: http.StatusBadRequest, Detail: "not a CloudEvent 1.0: " + err.Error()})
+		return
+	}
+	if len(events) > s.d.Limits.MaxBatch {
+		writeProblem(w, problem{Type: problemBase + "too-large", Status: http.StatusRequestEntityTooLarge, Detail: fmt.Sprintf("a batch holds at most %d events", s.d.Limits.MaxBatch)})
+		return
+	}
+	results := make([]Result, 0, len(events))
+	for _, e := range events {
+		res, err := s.ingest(ctx, src, transportHTTP, e)
+		if err != nil {
+			s.d.Logger.WarnContext(ctx, "ingest: transient failure", "source", id, "event", e.ID(), "err", err)
+			w.Header().Set("Retry-After", "5")
+			writeProblem(w, problem{Type: problemBase + "unavailable", Status: http.StatusServiceUnavailable, EventID: e.ID(), Detail: "the platform could not take the event now; send it again", Results: results})
+			return
+		}
+		results = append(results, res)
+	}
+	batch := isBatch(r)
+	var rejected *Result
+	for i := range results {
+		if results[i].Status != 0 {
+			rejected = &results[i]
+			break
+		}
+	}
+	switch {
+	case rejected != nil && !batch:
+		writeProblem(w, problem{Type: problemBase + rejected.ReasonType, Status: rejected.Status, Detail: rejected.Reason, EventID: rejected.EventID})
+	case rejected != nil:
+		writeProblem(w, problem{Type: problemBase + "batch-rejected", Status: http.StatusUnprocessableEntity, EventID: rejected.EventID,
+			Detail: "some events were rejected (see results); the others were accepted", Results: results})
+	case batch:
+		writeJSON(w, map[string]any{"results": results})
+	default:
+		writeJSON(w, results[0])
+	}
+}
+
+func isBatch(r *http.Request) bool {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return mt == cloudevents.ApplicationCloudEventsBatchJSON
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// source is the source's latest state (from the stream, not the read
+// model: a source registered a moment ago can publish at once).
+func (s *Sources) source(ctx context.Context, id string) (domain.State, error) {
+	if sourceOf(SubjectPrefix+id) != id || id == "" {
+		return domain.State{}, nil // not a valid source id
+	}
+	st, _, err := s.runner.State(ctx, id)
+	return st, err
+}
+
+// receiveNATS takes one message of JSM_INGEST. What is rejected goes to
+// the dead letters (the poison queue adds the reason); a transient failure
+// is retried and the message delivered again later.
+func (s *Sources) receiveNATS(ctx context.Context, m reactor.Message) error {
+	id := sourceOf(m.Subject)
+	src, err := s.source(ctx, id)
+	if err != nil {
+		return reactor.Transient(err)
+	}
+	if !src.Exists() {
+		return reactor.Permanent(fmt.Errorf("unknown-source: no source %q", id))
+	}
+	if !src.Enabled {
+		return reactor.Permanent(fmt.Errorf("source-disabled: source %s is disabled", id))
+	}
+	e, err := binding.ToEvent(ctx, cejs.NewMessage(&nats.Msg{Subject: m.Subject, Header: m.Header, Data: m.Data}))
+	if err == nil {
+		err = e.Validate()
+	}
+	if err != nil {
+		return reactor.Permanent(fmt.Errorf("malformed-cloudevent: not a CloudEvent 1.0: %w", err))
+	}
+	res, err := s.ingest(ctx, src, transportNATS, *e)
+	if err != nil {
+		return reactor.Transient(err)
+	}
+	if res.Outcome == integrationv1.IngestOutcome_INGEST_OUTCOME_REJECTED && !res.Duplicate {
+		return reactor.Permanent(fmt.Errorf("%s: %s", res.ReasonType, res.Reason))
+	}
+	return nil
+}
