@@ -314,6 +314,20 @@ func TestOverdueMeasureRecordedOnce(t *testing.T) {
 	if n := tick(p.newService()); n != 0 {
 		t.Fatalf("after the read model caught up: %d recorded", n)
 	}
+
+	// Implemented late: the measure stays overdue, the finding leaves the overdue list.
+	impl := must[auditsv1.RecordMeasureImplementedResponse](t)(p.client(provider, "security-officer").RecordMeasureImplemented(ctx, connect.NewRequest(&auditsv1.RecordMeasureImplementedRequest{
+		AuditId: auditID, MeasureId: over.Findings[0].GetMeasures()[0].GetMeasureId(), EvidenceRefs: []string{"CHG-4712"},
+	})))
+	if l := must[auditsv1.ListFindingsResponse](t)(view.ListFindings(ctx, connect.NewRequest(&auditsv1.ListFindingsRequest{OverdueOnly: true, MinPosition: impl.Position}))); len(l.Findings) != 0 {
+		t.Fatalf("overdue findings after the late implementation %v", l.Findings)
+	}
+	if m := p.get(customer, auditID, impl.Position).GetFindings()[0].GetMeasures()[0]; !m.GetOverdue() || m.GetStatus() != auditsv1.MeasureStatus_MEASURE_STATUS_IMPLEMENTED {
+		t.Fatalf("measure implemented late %v", m)
+	}
+	if n := testkit.CountEvents(t, p.store, "audits.audit", auditID, "jsm.audits.v1.MeasureOverdue"); n != 1 {
+		t.Fatalf("%d MeasureOverdue events, want 1", n)
+	}
 }
 
 // TestRequestIDsNameObjectsWithinTheirAudit: the same key on two audits

@@ -453,6 +453,15 @@ func TestSchedulerRecordsOverdueOnce(t *testing.T) {
 	if n := countEvents(t, p.store, r.IncidentId, "jsm.incidents.v1.ClockOverdue"); n != 1 {
 		t.Fatalf("%d ClockOverdue events after the late notice, want 1", n)
 	}
+	// Met late, the clock no longer makes the incident one to chase.
+	for _, req := range []*incidentsv1.ListIncidentsRequest{
+		{OverdueOnly: true, MinPosition: n.Position},
+		{OverdueClock: incidentsv1.ClockKind_CLOCK_KIND_PARTY_NOTIFICATION, MinPosition: n.Position},
+	} {
+		if got := must[incidentsv1.ListIncidentsResponse](t)(c.ListIncidents(ctx, connect.NewRequest(req))); len(got.Incidents) != 0 {
+			t.Errorf("%v after the late notice: %d incidents, want 0", req, len(got.Incidents))
+		}
+	}
 }
 
 func TestRetriedReportOpensOneIncident(t *testing.T) {

@@ -63,7 +63,8 @@ type platform struct {
 	reporting *reporting.Service
 	srv       *testkit.Services
 	contract  string
-	versions  map[string]uint64 // the last position of each aggregate the fixture appended to
+	versions  map[string]uint64   // the last position of each aggregate the fixture appended to
+	alter     func(proto.Message) // when set, emit changes each event with it before appending
 }
 
 // start runs the contracts and reporting services on a real NATS and
@@ -77,15 +78,13 @@ func start(t *testing.T) *platform {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.reporting, err = reporting.New(ctx, reporting.Deps{Store: p.store, Pool: p.pool, Now: p.clock.Now, ReadWait: 2 * time.Second, SchedulerEvery: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p.reporting = p.newService()
 	p.srv = testkit.Serve(t, c, p.reporting)
 	cu := contractsv1connect.NewContractServiceClient(http.DefaultClient, p.srv.URL, p.srv.As(customer, "org-admin"))
 	pr := contractsv1connect.NewContractServiceClient(http.DefaultClient, p.srv.URL, p.srv.As(provider, "org-admin"))
 	d := testkit.Must[contractsv1.DraftContractResponse](t)(cu.DraftContract(ctx, connect.NewRequest(&contractsv1.DraftContractRequest{
 		CustomerOrgId: customer, ProviderOrgId: provider, Title: "Managed SOC",
+		RequestId: "fixture-contract", // the same contract id on every platform the tests start
 	})))
 	testkit.Must[contractsv1.SetServiceLevelsResponse](t)(cu.SetServiceLevels(ctx, connect.NewRequest(&contractsv1.SetServiceLevelsRequest{
 		ContractId: d.ContractId, ReportCadence: contractsv1.ReportCadence_REPORT_CADENCE_MONTHLY,
@@ -94,6 +93,18 @@ func start(t *testing.T) *platform {
 	testkit.Must[contractsv1.SignContractResponse](t)(pr.SignContract(ctx, connect.NewRequest(&contractsv1.SignContractRequest{ContractId: d.ContractId})))
 	p.contract = d.ContractId
 	return p
+}
+
+// newService builds one more instance of the reporting service on the same
+// stream, database and clock (a restart, or a second replica); the tests
+// tick its scheduler.
+func (p *platform) newService() *reporting.Service {
+	p.t.Helper()
+	svc, err := reporting.New(ctx, reporting.Deps{Store: p.store, Pool: p.pool, Now: p.clock.Now, ReadWait: 2 * time.Second, SchedulerEvery: -1})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return svc
 }
 
 func (p *platform) client(org, role string) reportingv1connect.ReportingServiceClient {
@@ -110,6 +121,9 @@ func at(d int, h int) time.Time { return time.Date(2026, 3, d, h, 0, 0, 0, time.
 // emit appends one event of another area to the stream, as that area would.
 func (p *platform) emit(typ, id string, when time.Time, m proto.Message) uint64 {
 	p.t.Helper()
+	if p.alter != nil {
+		p.alter(m)
+	}
 	e, err := event.New(event.Envelope{
 		ID: event.NewID(), Source: "/jsm/" + strings.Split(typ, ".")[0], AggregateType: typ, AggregateID: id,
 		Contract: p.contract, Parties: event.Parties{Customer: customer, Provider: provider},
@@ -281,6 +295,42 @@ func TestKpisOfEveryArea(t *testing.T) {
 	}
 	_, err = p.client(outsider, "org-admin").GetSituation(ctx, connect.NewRequest(&reportingv1.GetSituationRequest{ContractId: p.contract, MinPosition: pos}))
 	testkit.Code(t, connect.CodeNotFound, err)
+
+	// An incident reported on 2 April (after March: its KPIs stay) shows with
+	// its running clock, the provider's notice due an hour after awareness
+	// (critical); inc2's clock was met, so it runs no more. Recorded overdue,
+	// the clock shows so.
+	const inc4 = "11111111-0000-4000-8000-000000000004"
+	apr2 := april.Add(day + 10*hour)
+	p.emit("incidents.incident", inc4, apr2, &incidentsv1.IncidentReported{
+		IncidentId: inc4, ContractId: p.contract, CustomerOrgId: customer, ProviderOrgId: provider, ReporterOrgId: provider,
+		Title: "incident 4", Severity: critical, AwareAt: ts(apr2), ReportedAt: ts(apr2),
+		NotificationDeadlines: []*incidentsv1.NotificationDeadline{{Severity: critical, Within: durationpb.New(hour)}},
+	})
+	situation := func(pos uint64) *reportingv1.GetSituationResponse {
+		t.Helper()
+		return must[reportingv1.GetSituationResponse](t)(p.client(provider, "viewer").GetSituation(ctx, connect.NewRequest(&reportingv1.GetSituationRequest{ContractId: p.contract, MinPosition: pos})))
+	}
+	wantClock := &reportingv1.OpenClock{Kind: incidentsv1.ClockKind_CLOCK_KIND_PARTY_NOTIFICATION, PartyOrgId: provider, DueAt: ts(apr2.Add(hour))}
+	last, err := p.store.LastPosition(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := situation(last).GetOpenIncidents()
+	if len(open) != 2 || open[0].GetIncidentId() != "11111111-0000-4000-8000-000000000002" || len(open[0].GetClocks()) != 0 ||
+		open[1].GetIncidentId() != inc4 || len(open[1].GetClocks()) != 1 || !proto.Equal(open[1].GetClocks()[0], wantClock) {
+		t.Fatalf("open incidents %v", open)
+	}
+	over := p.emit("incidents.incident", inc4, apr2.Add(hour+time.Second), &incidentsv1.ClockOverdue{
+		IncidentId: inc4, ClockId: "party_notification/" + provider + "/1", Kind: wantClock.Kind, PartyOrgId: provider, DueAt: wantClock.DueAt, DetectedAt: ts(apr2.Add(hour + time.Second)),
+	})
+	wantClock.Overdue = true
+	if open := situation(over).GetOpenIncidents(); len(open) != 2 || len(open[1].GetClocks()) != 1 || !proto.Equal(open[1].GetClocks()[0], wantClock) {
+		t.Fatalf("open incidents after the overdue %v", open)
+	}
+	if got := p.kpis(customer, over); !proto.Equal(got, want) {
+		t.Fatalf("April's incident changed March's KPIs:\n got %v\nwant %v", got, want)
+	}
 }
 
 // TestReportLifecycle: generate -> download (HTML, PDF) -> deliver ->
@@ -392,25 +442,35 @@ func TestReportLifecycle(t *testing.T) {
 }
 
 // TestScheduler: on the contract's monthly cadence the scheduler generates
-// March's report once; undelivered past its due date it is recorded
-// overdue once; delivered and not acknowledged in time, once more.
+// March's report once; undelivered past its due date (exactly at it, it is
+// in time) it is recorded overdue once; delivered and not acknowledged in
+// time, once more. A restarted instance records none of it again.
 func TestScheduler(t *testing.T) {
 	p := start(t)
 	pos := p.fixture()
 	p.kpis(customer, pos)     // the scheduler reads the read model as it is: let it catch up
 	p.clock.Advance(33 * day) // 1 April 00:00
-	sched := p.reporting.Scheduler()
-	tick := func() int {
+	tick := func(s *reporting.Service) int {
 		t.Helper()
-		n, err := sched.Tick(ctx)
+		n, err := s.Scheduler().Tick(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return n
 	}
 	// March's report: the contract was signed on 27 February, before March ended.
-	if n := tick(); n != 1 {
+	if n := tick(p.reporting); n != 1 {
 		t.Fatalf("first tick appended %d", n)
+	}
+	// A fresh process on the same stream and database (its read model may
+	// not show the report yet) generates no second one.
+	restarted := p.newService()
+	testkit.Serve(t, restarted)
+	if n := tick(restarted); n != 0 {
+		t.Fatalf("the restarted scheduler appended %d", n)
+	}
+	if n := tick(p.reporting); n != 0 {
+		t.Fatalf("second tick appended %d", n)
 	}
 	cust, prov := p.client(customer, "viewer"), p.client(provider, "security-officer")
 	list := func(pos uint64) []*reportingv1.Report {
@@ -420,32 +480,172 @@ func TestScheduler(t *testing.T) {
 	if len(reports) != 1 || !reports[0].GetPeriodStart().AsTime().Equal(march) || !reports[0].GetScheduled() || !proto.Equal(reports[0].GetKpis(), p.wantMarch()) {
 		t.Fatalf("scheduled reports %v", reports)
 	}
-	if n := tick(); n != 0 {
-		t.Fatalf("second tick appended %d", n)
-	}
 	id := reports[0].GetReportId()
-	p.clock.Advance(5*day + time.Second) // past the delivery due date
-	if n := tick(); n != 1 {
+	if due := reports[0].GetDeliveryDueAt().AsTime(); !due.Equal(april.Add(5 * day)) {
+		t.Fatalf("delivery due %s, want 5 days after the period", due)
+	}
+	p.clock.Advance(5 * day) // exactly at the delivery due date: in time
+	if n := tick(p.reporting); n != 0 {
+		t.Fatalf("at the delivery due date the tick appended %d", n)
+	}
+	p.clock.Advance(time.Second)
+	if n := tick(p.reporting); n != 1 {
 		t.Fatalf("overdue tick appended %d", n)
 	}
-	if n := tick(); n != 0 {
+	if n := tick(p.reporting); n != 0 {
 		t.Fatalf("second overdue tick appended %d", n)
+	}
+	if n := tick(restarted); n != 0 {
+		t.Fatalf("the restarted scheduler recorded the delivery overdue again: %d", n)
 	}
 	d := must[reportingv1.DeliverReportResponse](t)(prov.DeliverReport(ctx, connect.NewRequest(&reportingv1.DeliverReportRequest{ReportId: id})))
 	must[reportingv1.GetReportResponse](t)(cust.GetReport(ctx, connect.NewRequest(&reportingv1.GetReportRequest{ReportId: id, MinPosition: d.Position}))) // the scheduler reads the read model
-	p.clock.Advance(10*day + time.Second)
-	if n := tick(); n != 1 {
+	p.clock.Advance(10 * day)                                                                                                                             // exactly at the acknowledgement due date: in time
+	if n := tick(p.reporting); n != 0 {
+		t.Fatalf("at the acknowledgement due date the tick appended %d", n)
+	}
+	p.clock.Advance(time.Second)
+	if n := tick(p.reporting); n != 1 {
 		t.Fatalf("acknowledgement overdue tick appended %d", n)
 	}
-	if n := tick(); n != 0 {
+	if n := tick(p.reporting); n != 0 {
 		t.Fatalf("second acknowledgement overdue tick appended %d", n)
 	}
-	r := list(d.Position + 1)[0]
+	if n := tick(restarted); n != 0 {
+		t.Fatalf("the restarted scheduler recorded the acknowledgement overdue again: %d", n)
+	}
+	if n := testkit.CountEvents(t, p.store, "reporting.report", id, "jsm.reporting.v1.ReportOverdue"); n != 2 {
+		t.Fatalf("%d ReportOverdue events, want 2 (delivery, acknowledgement)", n)
+	}
+	last, err := p.store.LastPosition(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := list(last)[0]
 	if !r.GetDeliveryOverdue() || !r.GetAcknowledgementOverdue() || r.GetStatus() != reportingv1.ReportStatus_REPORT_STATUS_DELIVERED {
 		t.Fatalf("report %v", r)
 	}
-	sit := must[reportingv1.GetSituationResponse](t)(cust.GetSituation(ctx, connect.NewRequest(&reportingv1.GetSituationRequest{ContractId: p.contract})))
+	sit := must[reportingv1.GetSituationResponse](t)(cust.GetSituation(ctx, connect.NewRequest(&reportingv1.GetSituationRequest{ContractId: p.contract, MinPosition: last})))
 	if s := sit.GetReports(); s.GetLatestReportId() != id || s.GetUnacknowledged() != 1 || s.GetOverdue() != 1 {
 		t.Fatalf("reports status %v", s)
+	}
+}
+
+// TestContentHashFollowsTheEvents: three platforms, each with its own
+// stream and database: two append the same fixture and generate March's
+// report at different times under different report ids, and get the same
+// content hash; the third differs in one event of March (inc1's notice at
+// 15:00, after its 14:00 deadline) and gets another. An event after March
+// changes no report of March.
+func TestContentHashFollowsTheEvents(t *testing.T) {
+	generate := func(p *platform, key string) *reportingv1.GenerateReportResponse {
+		t.Helper()
+		return must[reportingv1.GenerateReportResponse](t)(p.client(provider, "contract-manager").GenerateReport(ctx, connect.NewRequest(&reportingv1.GenerateReportRequest{
+			ContractId: p.contract, PeriodStart: ts(march), PeriodEnd: ts(april), RequestId: key,
+		})))
+	}
+	a := start(t)
+	a.fixture()
+	a.clock.Advance(40 * day)
+	ha := generate(a, "a")
+
+	b := start(t)
+	b.fixture()
+	b.clock.Advance(60 * day)
+	hb := generate(b, "b")
+	if a.contract != b.contract || ha.GetReportId() == hb.GetReportId() {
+		t.Fatalf("contracts %s and %s, reports %s and %s: want one contract id, two report ids", a.contract, b.contract, ha.GetReportId(), hb.GetReportId())
+	}
+	if ha.GetContentHash() != hb.GetContentHash() || len(ha.GetContentHash()) != 64 {
+		t.Fatalf("the same events hash %s and %s", ha.GetContentHash(), hb.GetContentHash())
+	}
+
+	c := start(t)
+	c.alter = func(m proto.Message) {
+		if n, ok := m.(*incidentsv1.PartyNotified); ok && n.GetIncidentId() == "11111111-0000-4000-8000-000000000001" {
+			n.NotifiedAt = ts(at(2, 15))
+		}
+	}
+	pos := c.fixture()
+	k := c.kpis(customer, pos).GetIncidents()
+	if k.GetNotificationClocksMet() != 0 || k.GetMeanTimeToNotify().AsDuration() != 3*hour+30*time.Minute {
+		t.Fatalf("incidents KPIs with the late notice %v", k)
+	}
+	c.clock.Advance(40 * day)
+	if hc := generate(c, "a"); hc.GetContentHash() == ha.GetContentHash() {
+		t.Fatalf("a changed event of the period kept the hash %s", hc.GetContentHash())
+	}
+
+	// Events after the period: a new incident and a remediation registered in April.
+	a.emit("incidents.incident", "11111111-0000-4000-8000-000000000005", april.Add(hour), &incidentsv1.IncidentReported{
+		IncidentId: "11111111-0000-4000-8000-000000000005", ContractId: a.contract, CustomerOrgId: customer, ProviderOrgId: provider, ReporterOrgId: customer,
+		Title: "April", Severity: high, AwareAt: ts(april.Add(hour)), ReportedAt: ts(april.Add(hour)),
+	})
+	a.emit("patching.remediation", "22222222-0000-4000-8000-000000000005", april.Add(2*hour), &patchingv1.VulnerabilityRegistered{
+		RemediationId: "22222222-0000-4000-8000-000000000005", ContractId: a.contract, CustomerOrgId: customer, ProviderOrgId: provider, CveId: "CVE-2026-0005",
+		Severity: high, RegisteredAt: ts(april.Add(2 * hour)), DueAt: ts(april.Add(5 * day)),
+	})
+	if later := generate(a, "a-later"); later.GetContentHash() != ha.GetContentHash() {
+		t.Fatalf("events after the period changed the hash: %s, before %s", later.GetContentHash(), ha.GetContentHash())
+	}
+}
+
+// TestBadInputChangesNothing: an empty or reversed period, ids that are no
+// UUIDs, no format and a foreign page token are invalid_argument, and
+// append nothing.
+func TestBadInputChangesNothing(t *testing.T) {
+	p := start(t)
+	pos := p.fixture()
+	p.clock.Advance(35 * day)
+	c := p.client(provider, "org-admin")
+	g := must[reportingv1.GenerateReportResponse](t)(c.GenerateReport(ctx, connect.NewRequest(&reportingv1.GenerateReportRequest{ContractId: p.contract, PeriodStart: ts(march), PeriodEnd: ts(april)})))
+	before, err := p.store.LastPosition(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, call := range map[string]func() error{
+		"report of an empty period": func() error {
+			_, err := c.GenerateReport(ctx, connect.NewRequest(&reportingv1.GenerateReportRequest{ContractId: p.contract, PeriodStart: ts(april), PeriodEnd: ts(april)}))
+			return err
+		},
+		"report of a reversed period": func() error {
+			_, err := c.GenerateReport(ctx, connect.NewRequest(&reportingv1.GenerateReportRequest{ContractId: p.contract, PeriodStart: ts(april), PeriodEnd: ts(march)}))
+			return err
+		},
+		"report without a period end": func() error {
+			_, err := c.GenerateReport(ctx, connect.NewRequest(&reportingv1.GenerateReportRequest{ContractId: p.contract, PeriodStart: ts(march)}))
+			return err
+		},
+		"report on a contract id that is no uuid": func() error {
+			_, err := c.GenerateReport(ctx, connect.NewRequest(&reportingv1.GenerateReportRequest{ContractId: "nope", PeriodStart: ts(march), PeriodEnd: ts(april)}))
+			return err
+		},
+		"KPIs of an empty period": func() error {
+			_, err := c.GetKpis(ctx, connect.NewRequest(&reportingv1.GetKpisRequest{ContractId: p.contract, PeriodStart: ts(april), PeriodEnd: ts(april), MinPosition: pos}))
+			return err
+		},
+		"download without a format": func() error {
+			_, err := c.DownloadReport(ctx, connect.NewRequest(&reportingv1.DownloadReportRequest{ReportId: g.ReportId}))
+			return err
+		},
+		"deliver a report id that is no uuid": func() error {
+			_, err := c.DeliverReport(ctx, connect.NewRequest(&reportingv1.DeliverReportRequest{ReportId: "r1"}))
+			return err
+		},
+		"bad page token": func() error {
+			_, err := c.ListReports(ctx, connect.NewRequest(&reportingv1.ListReportsRequest{PageToken: "!!"}))
+			return err
+		},
+	} {
+		t.Run(name, func(t *testing.T) { testkit.Code(t, connect.CodeInvalidArgument, call()) })
+	}
+	_, err = c.DeliverReport(ctx, connect.NewRequest(&reportingv1.DeliverReportRequest{ReportId: "0198a5d2-7f6b-7c3e-9d4f-2a1b3c4d5e6f"}))
+	testkit.Code(t, connect.CodeNotFound, err)
+	after, err := p.store.LastPosition(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after != before {
+		t.Fatalf("rejected requests moved the stream from %d to %d", before, after)
 	}
 }

@@ -10,8 +10,8 @@ replace (
 )
 
 require (
+	codeberg.org/go-pdf/fpdf v0.12.0
 	connectrpc.com/connect v1.21.1
-	github.com/go-pdf/fpdf v0.9.0
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/jsmplatform/jsm/libs v0.0.0-00010101000000-000000000000
 	github.com/jsmplatform/jsm/proto v0.0.0-00010101000000-000000000000

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-pdf/fpdf"
+	"codeberg.org/go-pdf/fpdf"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	commonv1 "github.com/jsmplatform/jsm/proto/gen/jsm/common/v1"
