@@ -48,9 +48,9 @@ type platform struct {
 	skey  string
 }
 
-// start runs the contracts and trail services on a real NATS and
-// PostgreSQL behind the production interceptors.
-func start(t *testing.T) *platform {
+// start runs the contracts and trail services, and those of more, on a
+// real NATS and PostgreSQL behind the production interceptors.
+func start(t *testing.T, more ...func(*platform) rpc.Service) *platform {
 	t.Helper()
 	n := testkit.StartNATS(t)
 	p := &platform{t: t, store: n.Store(), pool: testkit.PostgresPool(t)}
@@ -77,10 +77,17 @@ func start(t *testing.T) *platform {
 	}
 	mux := http.NewServeMux()
 	runCtx, cancel := context.WithCancel(ctx)
-	policy := contracts.Policy().Merge(trail.Policy())
+	svcs := []rpc.Service{c, p.trail}
+	for _, m := range more {
+		svcs = append(svcs, m(p))
+	}
+	policy := contracts.Policy()
+	for _, s := range svcs[1:] {
+		policy = policy.Merge(s.Policy())
+	}
 	opts := connect.WithInterceptors(auth.NewInterceptor(v, policy), validate.NewInterceptor())
-	done := make(chan struct{}, 2)
-	for _, s := range []rpc.Service{c, p.trail} {
+	done := make(chan struct{}, len(svcs))
+	for _, s := range svcs {
 		if err := s.Migrate(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -89,7 +96,12 @@ func start(t *testing.T) *platform {
 			mux.Handle(h.Path, h.Handler)
 		}
 	}
-	t.Cleanup(func() { cancel(); <-done; <-done })
+	t.Cleanup(func() {
+		cancel()
+		for range svcs {
+			<-done
+		}
+	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	p.url = srv.URL
@@ -241,6 +253,23 @@ func TestSearchShowsEventsOfOwnContractsOnly(t *testing.T) {
 	}
 	if all := search(t, globex, &trailv1.SearchEventsRequest{}); len(all) != 3 || all[0].ContractId != globexContract {
 		t.Fatalf("globex sees %d events in all", len(all))
+	}
+	// Nor in a replay, from the start or from a position of acme's.
+	for _, req := range []*trailv1.ReplayEventsRequest{{ContractId: acmeContract}, {}, {FromPosition: steps[0].pos}, {CorrelationId: "corr-1"}} {
+		stream, err := globex.ReplayEvents(ctx, connect.NewRequest(req))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for stream.Receive() {
+			for _, e := range stream.Msg().Events {
+				if e.ContractId != globexContract {
+					t.Fatalf("globex replays acme's event %d with %v", e.Position, req)
+				}
+			}
+		}
+		if err := stream.Err(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// The provider of both sees both.
 	if got := search(t, p.trailClient("itsec"), &trailv1.SearchEventsRequest{}); len(got) != 9 {
