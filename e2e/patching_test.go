@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,11 +37,14 @@ func TestVulnerabilityToVerifiedFix(t *testing.T) {
 	mustOK[contractsv1.SignContractResponse](t)(acme.SignContract(ctx, connect.NewRequest(&contractsv1.SignContractRequest{ContractId: d})))
 	mustOK[contractsv1.SignContractResponse](t)(itsec.SignContract(ctx, connect.NewRequest(&contractsv1.SignContractRequest{ContractId: d})))
 
+	// Every call of the interaction carries its correlation id; the
+	// reactions keep it, so the timeline shows the whole interaction.
+	const interaction = "vuln-2024-38476"
 	patchAs := func(org string) patchingv1connect.PatchServiceClient {
-		return patchingv1connect.NewPatchServiceClient(http.DefaultClient, p.url, connect.WithInterceptors(bearer(p.token(t, org, "security-officer"))))
+		return patchingv1connect.NewPatchServiceClient(http.DefaultClient, p.url, connect.WithInterceptors(bearer(p.token(t, org, "security-officer")), correlation(interaction)))
 	}
 	changesAs := func(org string) changeadvisoryv1connect.ChangeServiceClient {
-		return changeadvisoryv1connect.NewChangeServiceClient(http.DefaultClient, p.url, connect.WithInterceptors(bearer(p.token(t, org, "org-admin"))))
+		return changeadvisoryv1connect.NewChangeServiceClient(http.DefaultClient, p.url, connect.WithInterceptors(bearer(p.token(t, org, "org-admin")), correlation(interaction)))
 	}
 	provPatch, custPatch := patchAs("itsec"), patchAs("acme")
 	provChange, custChange := changesAs("itsec"), changesAs("acme")
@@ -91,6 +95,32 @@ func TestVulnerabilityToVerifiedFix(t *testing.T) {
 		t.Fatalf("after verification: %s", verified.Status)
 	}
 
+	// jsm timeline shows the interaction across both areas in order, with
+	// who did what: the customer registered, the provider released, the
+	// reaction opened the change, both approved, the reaction applied.
+	want := []string{"VulnerabilityRegistered", "PatchReleased", "ChangeRequested", "ChangeLinked", "ChangeApproved", "RolloutApproved", "ChangeImplemented", "PatchApplied", "PatchVerified"}
+	var timeline string
+	var err error
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		timeline, err = p.jsmCmd(t, p.token(t, "acme", "auditor"), "timeline", "--server", p.url, "--correlation", interaction)
+		if err == nil && strings.Contains(timeline, "PatchVerified") || time.Now().After(deadline) {
+			break
+		}
+	}
+	at := 0
+	for _, w := range want {
+		i := strings.Index(timeline[at:], w)
+		if i < 0 {
+			t.Fatalf("timeline lacks %s after offset %d (%v):\n%s", w, at, err, timeline)
+		}
+		at += i + len(w)
+	}
+	for _, who := range []string{"acme/acme-user", "itsec/itsec-user", "/patching-reactions", "/changeadvisory-reactions"} {
+		if !strings.Contains(timeline, who) {
+			t.Fatalf("timeline does not show %q:\n%s", who, timeline)
+		}
+	}
+
 	// A customer rejection stops the rollout.
 	second := mustOK[patchingv1.RegisterVulnerabilityResponse](t)(custPatch.RegisterVulnerability(ctx, connect.NewRequest(&patchingv1.RegisterVulnerabilityRequest{
 		ContractId: d, CveId: "CVE-2025-00001", Severity: commonv1.Severity_SEVERITY_CRITICAL, Product: "apache http server", AffectedVersions: []string{"2.4.62"},
@@ -101,9 +131,19 @@ func TestVulnerabilityToVerifiedFix(t *testing.T) {
 	waitRemediation(t, custPatch, second.RemediationId, func(r *patchingv1.Remediation) bool {
 		return len(r.GetChanges()) == 1 && r.GetChanges()[0].GetState() == "rejected"
 	})
-	_, err := provPatch.RecordPatchApplied(ctx, connect.NewRequest(&patchingv1.RecordPatchAppliedRequest{RemediationId: second.RemediationId, ChangeId: rejected.GetChangeId(), AssetIds: []string{"web-3"}}))
+	_, err = provPatch.RecordPatchApplied(ctx, connect.NewRequest(&patchingv1.RecordPatchAppliedRequest{RemediationId: second.RemediationId, ChangeId: rejected.GetChangeId(), AssetIds: []string{"web-3"}}))
 	if connect.CodeOf(err) != connect.CodeFailedPrecondition {
 		t.Fatalf("applying through a rejected change: %v, want failed_precondition", err)
+	}
+}
+
+// correlation sends the interaction's correlation id with every request.
+func correlation(id string) connect.UnaryInterceptorFunc {
+	return func(next connect.UnaryFunc) connect.UnaryFunc {
+		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+			req.Header().Set("Jsm-Correlation-Id", id)
+			return next(ctx, req)
+		}
 	}
 }
 

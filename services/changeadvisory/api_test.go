@@ -2,9 +2,13 @@ package changeadvisory_test
 
 import (
 	"context"
+	"crypto"
+	"crypto/ed25519"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,8 +18,10 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/jsmplatform/jsm/libs/auth"
 	"github.com/jsmplatform/jsm/libs/event"
 	"github.com/jsmplatform/jsm/libs/eventstore"
+	"github.com/jsmplatform/jsm/libs/rpc"
 	"github.com/jsmplatform/jsm/libs/testkit"
 	changeadvisoryv1 "github.com/jsmplatform/jsm/proto/gen/jsm/changeadvisory/v1"
 	"github.com/jsmplatform/jsm/proto/gen/jsm/changeadvisory/v1/changeadvisoryv1connect"
@@ -573,4 +579,127 @@ func TestListPagesNewestFirst(t *testing.T) {
 	if !slices.Equal(got, ids) {
 		t.Fatalf("pages %v, want %v", got, ids)
 	}
+}
+
+// An emergency change reviewed late before any scheduler tick: the late
+// review records the overdue review first, once; the other party's late
+// review and the scheduler record nothing more.
+func TestEmergencyChangeReviewedLateBeforeTheScheduler(t *testing.T) {
+	p := start(t)
+	contractID := p.contract()
+	r := p.request(provider, contractID, software, func(r *changeadvisoryv1.RequestChangeRequest) { r.Emergency = true })
+	prov, cust := p.client(provider), p.client(customer)
+	im := must[changeadvisoryv1.RecordImplementationResponse](t)(prov.RecordImplementation(ctx, connect.NewRequest(&changeadvisoryv1.RecordImplementationRequest{ChangeId: r.ChangeId, Success: true})))
+	p.clock.Advance(im.GetReviewDueAt().AsTime().Sub(p.clock.Now()) + time.Second)
+
+	pr := must[changeadvisoryv1.ReviewEmergencyChangeResponse](t)(prov.ReviewEmergencyChange(ctx, connect.NewRequest(&changeadvisoryv1.ReviewEmergencyChangeRequest{ChangeId: r.ChangeId, Accepted: true})))
+	cr := must[changeadvisoryv1.ReviewEmergencyChangeResponse](t)(cust.ReviewEmergencyChange(ctx, connect.NewRequest(&changeadvisoryv1.ReviewEmergencyChangeRequest{ChangeId: r.ChangeId, Accepted: true})))
+	if cr.Position <= pr.Position {
+		t.Fatalf("the customer's review at %d, the provider's at %d", cr.Position, pr.Position)
+	}
+	p.get(customer, r.ChangeId, cr.Position)
+	if n, err := p.changes.Scheduler().Tick(ctx); err != nil || n != 0 {
+		t.Fatalf("after the late reviews the scheduler recorded %d (%v)", n, err)
+	}
+	if n := countEvents(t, p.store, r.ChangeId, "jsm.changeadvisory.v1.EmergencyReviewOverdue"); n != 1 {
+		t.Fatalf("%d EmergencyReviewOverdue events, want exactly 1", n)
+	}
+	evs, err := p.store.Load(ctx, readmodel.ChangeType, r.ChangeId, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, e := range evs {
+		types = append(types, strings.TrimPrefix(e.Type, "jsm.changeadvisory.v1."))
+	}
+	if want := []string{"ChangeRequested", "ChangeImplemented", "EmergencyReviewOverdue", "EmergencyChangeReviewed", "EmergencyChangeReviewed"}; !slices.Equal(types, want) {
+		t.Fatalf("events %v, want %v", types, want)
+	}
+	for _, e := range evs {
+		if o, ok := decode(t, e).(*changeadvisoryv1.EmergencyReviewOverdue); ok && !slices.Equal(o.GetMissingOrgIds(), []string{customer, provider}) && !slices.Equal(o.GetMissingOrgIds(), []string{provider, customer}) {
+			t.Fatalf("overdue event names %v missing, want both", o.GetMissingOrgIds())
+		}
+	}
+	if c := p.get(customer, r.ChangeId, cr.Position); !c.GetReviewOverdue() || len(c.GetEmergencyReviews()) != 2 {
+		t.Fatalf("change = %v", c)
+	}
+}
+
+func decode(t *testing.T, e event.Event) proto.Message {
+	t.Helper()
+	m, err := e.Decode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// A command retried with the same request_id answers with its first
+// result and appends nothing; the key belongs to its caller.
+func TestRetriedImplementationAnswersAsFirst(t *testing.T) {
+	p := start(t)
+	contractID := p.contract()
+	r := p.request(provider, contractID, hardware, p.inWindow)
+	p.approve(provider, r.ChangeId)
+	req := &changeadvisoryv1.RecordImplementationRequest{ChangeId: r.ChangeId, Success: true, RequestId: "itsm-impl-9"}
+	first := must[changeadvisoryv1.RecordImplementationResponse](t)(p.client(provider).RecordImplementation(ctx, connect.NewRequest(req)))
+	again := must[changeadvisoryv1.RecordImplementationResponse](t)(p.client(provider).RecordImplementation(ctx, connect.NewRequest(req)))
+	if first.Position != again.Position {
+		t.Fatalf("retry at %d, first at %d", again.Position, first.Position)
+	}
+	if n := countEvents(t, p.store, r.ChangeId, "jsm.changeadvisory.v1.ChangeImplemented"); n != 1 {
+		t.Fatalf("%d ChangeImplemented events, want 1", n)
+	}
+	// The same key from the other party is another request: a failure
+	// after the recorded success is refused, and so it is without a key.
+	failed := &changeadvisoryv1.RecordImplementationRequest{ChangeId: r.ChangeId, Success: false, RequestId: req.RequestId}
+	_, err := p.client(customer).RecordImplementation(ctx, connect.NewRequest(failed))
+	code(t, connect.CodeFailedPrecondition, err)
+	failed.RequestId = ""
+	_, err = p.client(provider).RecordImplementation(ctx, connect.NewRequest(failed))
+	code(t, connect.CodeFailedPrecondition, err)
+}
+
+// Queries wait for min_position (read your writes); a position beyond the
+// stream is a bad argument, and a read model that does not get there in
+// time answers unavailable.
+func TestReadsWaitForMinPosition(t *testing.T) {
+	p := start(t)
+	contractID := p.contract()
+	r := p.request(provider, contractID, hardware)
+	if c := p.get(customer, r.ChangeId, r.Position); c.GetStatus() != statusRequested {
+		t.Fatalf("change at %d: %v", r.Position, c)
+	}
+	_, err := p.client(customer).GetChange(ctx, connect.NewRequest(&changeadvisoryv1.GetChangeRequest{ChangeId: r.ChangeId, MinPosition: r.Position + 1000}))
+	code(t, connect.CodeInvalidArgument, err)
+
+	// An instance whose projector does not run never reaches the position.
+	stalled := p.newService()
+	pub, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := auth.NewVerifier(auth.VerifierConfig{Issuer: auth.DevIssuer, Audience: auth.DevAudience, Keys: []crypto.PublicKey{pub}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	interceptors, err := rpc.Interceptors(verifier, stalled.Policy(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	for _, h := range stalled.Handlers(interceptors) {
+		mux.Handle(h.Path, h.Handler)
+	}
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	tok, err := auth.Mint(key, auth.DevIssuer, auth.DevAudience, auth.Principal{Org: customer, User: "carol", Roles: []string{"viewer"}}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lagging := changeadvisoryv1connect.NewChangeServiceClient(http.DefaultClient, srv.URL, connect.WithInterceptors(testkit.Bearer(tok)))
+	_, err = lagging.GetChange(ctx, connect.NewRequest(&changeadvisoryv1.GetChangeRequest{ChangeId: r.ChangeId, MinPosition: r.Position}))
+	code(t, connect.CodeUnavailable, err)
+	_, err = lagging.ListChanges(ctx, connect.NewRequest(&changeadvisoryv1.ListChangesRequest{MinPosition: r.Position}))
+	code(t, connect.CodeUnavailable, err)
 }

@@ -2,7 +2,10 @@ package patching_test
 
 import (
 	"context"
+	"crypto"
+	"crypto/ed25519"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -11,8 +14,10 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/jsmplatform/jsm/libs/auth"
 	"github.com/jsmplatform/jsm/libs/event"
 	"github.com/jsmplatform/jsm/libs/eventstore"
+	"github.com/jsmplatform/jsm/libs/rpc"
 	"github.com/jsmplatform/jsm/libs/testkit"
 	changeadvisoryv1 "github.com/jsmplatform/jsm/proto/gen/jsm/changeadvisory/v1"
 	commonv1 "github.com/jsmplatform/jsm/proto/gen/jsm/common/v1"
@@ -141,6 +146,36 @@ func (p *platform) eventually(id string, ok func(*patchingv1.Remediation) bool) 
 	}
 }
 
+// redeliver hands every event of the change to the reactions again and
+// checks that the remediation got no new event.
+func (p *platform) redeliver(changeID, remediationID string) {
+	p.t.Helper()
+	before, err := p.store.Load(ctx, readmodel.RemediationType, remediationID, 0)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	evs, err := p.store.Load(ctx, "changeadvisory.change", changeID, 0)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	for _, e := range evs {
+		m, err := e.Decode()
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		if err := p.svc.Commands().React(ctx, e, m); err != nil {
+			p.t.Fatalf("redelivered %s: %v", e.Type, err)
+		}
+	}
+	after, err := p.store.Load(ctx, readmodel.RemediationType, remediationID, 0)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if len(after) != len(before) {
+		p.t.Fatalf("%d change events redelivered: the remediation went from %d to %d events", len(evs), len(before), len(after))
+	}
+}
+
 func countEvents(t *testing.T, store *eventstore.Store, id, typ string) int {
 	t.Helper()
 	return testkit.CountEvents(t, store, readmodel.RemediationType, id, typ)
@@ -216,6 +251,10 @@ func TestVulnerabilityToVerifiedFixThroughAnApprovedChange(t *testing.T) {
 	if r.GetAssets()[0].GetBackupReference() != "snap-0815" {
 		t.Fatalf("web-1's backup reference %q, want snap-0815", r.GetAssets()[0].GetBackupReference())
 	}
+
+	// Every event of the change delivered again (as after a crash before
+	// the acks) changes nothing.
+	p.redeliver(changeID, v.RemediationId)
 
 	// The register per asset.
 	list := testkit.Must[patchingv1.ListRemediationsResponse](t)(cust.ListRemediations(ctx, connect.NewRequest(&patchingv1.ListRemediationsRequest{AssetId: "web-2", Status: patchingv1.RemediationStatus_REMEDIATION_STATUS_FIXED})))
@@ -397,5 +436,154 @@ func TestRetiredAssetNeedsNoFix(t *testing.T) {
 	assets := testkit.Must[patchingv1.ListAssetsResponse](t)(prov.ListAssets(ctx, connect.NewRequest(&patchingv1.ListAssetsRequest{ContractId: contractID})))
 	if len(assets.Assets) != 1 {
 		t.Fatalf("inventory in service: %v", assets.Assets)
+	}
+}
+
+// A command retried with the same request_id is applied once and answers
+// with the first result; the key belongs to its procedure and caller.
+func TestRetriedRequestsApplyOnce(t *testing.T) {
+	p := start(t)
+	contractID := p.contract()
+	prov, cust := p.client(provider), p.client(customer)
+
+	register := &patchingv1.RegisterAssetsRequest{ContractId: contractID, Assets: []*patchingv1.Asset{apache("web-1", "2.4.57")}, RequestId: "cmdb-sync-1"}
+	a1 := testkit.Must[patchingv1.RegisterAssetsResponse](t)(prov.RegisterAssets(ctx, connect.NewRequest(register)))
+	a2 := testkit.Must[patchingv1.RegisterAssetsResponse](t)(prov.RegisterAssets(ctx, connect.NewRequest(register)))
+	if a1.Position != a2.Position {
+		t.Fatalf("retried RegisterAssets at %d, first at %d", a2.Position, a1.Position)
+	}
+	if n := testkit.CountEvents(t, p.store, readmodel.InventoryType, contractID, "jsm.patching.v1.AssetsRegistered"); n != 1 {
+		t.Fatalf("%d AssetsRegistered events, want 1", n)
+	}
+
+	vuln := &patchingv1.RegisterVulnerabilityRequest{
+		ContractId: contractID, CveId: "CVE-2024-38476", Severity: commonv1.Severity_SEVERITY_CRITICAL, Product: "apache http server",
+		AffectedVersions: []string{"2.4.57"}, RequestId: "feed-7",
+	}
+	v1 := testkit.Must[patchingv1.RegisterVulnerabilityResponse](t)(cust.RegisterVulnerability(ctx, connect.NewRequest(vuln)))
+	v2 := testkit.Must[patchingv1.RegisterVulnerabilityResponse](t)(cust.RegisterVulnerability(ctx, connect.NewRequest(vuln)))
+	if !proto.Equal(v1, v2) || len(v1.AffectedAssetIds) != 1 {
+		t.Fatalf("retried RegisterVulnerability answered %v, first %v", v2, v1)
+	}
+
+	release := &patchingv1.ReleasePatchRequest{RemediationId: v1.RemediationId, Kind: patchingv1.FixKind_FIX_KIND_PATCH, Reference: "httpd 2.4.62", RequestId: "rel-1"}
+	r1 := testkit.Must[patchingv1.ReleasePatchResponse](t)(prov.ReleasePatch(ctx, connect.NewRequest(release)))
+	r2 := testkit.Must[patchingv1.ReleasePatchResponse](t)(prov.ReleasePatch(ctx, connect.NewRequest(release)))
+	if r1.Position != r2.Position {
+		t.Fatalf("retried ReleasePatch at %d, first at %d", r2.Position, r1.Position)
+	}
+	if n := countEvents(t, p.store, v1.RemediationId, "jsm.patching.v1.PatchReleased"); n != 1 {
+		t.Fatalf("%d PatchReleased events, want 1", n)
+	}
+
+	// The same key for another procedure is another request.
+	deferral := &patchingv1.RequestDeferralRequest{RemediationId: v1.RemediationId, Reason: "freeze", Until: timestamppb.New(p.clock.Now().Add(48 * time.Hour)), RequestId: "rel-1"}
+	d1 := testkit.Must[patchingv1.RequestDeferralResponse](t)(prov.RequestDeferral(ctx, connect.NewRequest(deferral)))
+	d2 := testkit.Must[patchingv1.RequestDeferralResponse](t)(prov.RequestDeferral(ctx, connect.NewRequest(deferral)))
+	if d1.Position <= r1.Position || d1.DeferralId != d2.DeferralId || d1.Position != d2.Position {
+		t.Fatalf("deferral %v then %v after the release at %d", d1, d2, r1.Position)
+	}
+	if n := countEvents(t, p.store, v1.RemediationId, "jsm.patching.v1.DeferralRequested"); n != 1 {
+		t.Fatalf("%d DeferralRequested events, want 1", n)
+	}
+	// The same key from another caller is another request too.
+	dec := testkit.Must[patchingv1.DecideDeferralResponse](t)(cust.DecideDeferral(ctx, connect.NewRequest(&patchingv1.DecideDeferralRequest{
+		RemediationId: v1.RemediationId, DeferralId: d1.DeferralId, Accept: true, RequestId: "rel-1",
+	})))
+	if dec.Position <= d1.Position {
+		t.Fatalf("the customer's decision at %d, the deferral at %d", dec.Position, d1.Position)
+	}
+	if st := p.get(provider, v1.RemediationId, dec.Position).GetStatus(); st != patchingv1.RemediationStatus_REMEDIATION_STATUS_DEFERRED {
+		t.Fatalf("after the decision: %s", st)
+	}
+}
+
+// Queries wait for min_position (read your writes); a position beyond the
+// stream is a bad argument, and a read model that does not get there in
+// time answers unavailable.
+func TestReadsWaitForMinPosition(t *testing.T) {
+	p := start(t)
+	contractID := p.contract()
+	prov := p.client(provider)
+	a := testkit.Must[patchingv1.RegisterAssetsResponse](t)(prov.RegisterAssets(ctx, connect.NewRequest(&patchingv1.RegisterAssetsRequest{
+		ContractId: contractID, Assets: []*patchingv1.Asset{apache("web-1", "2.4.57")},
+	})))
+	// Right after the write, the list at its position has the asset.
+	list := testkit.Must[patchingv1.ListAssetsResponse](t)(prov.ListAssets(ctx, connect.NewRequest(&patchingv1.ListAssetsRequest{ContractId: contractID, MinPosition: a.Position})))
+	if len(list.Assets) != 1 || list.Assets[0].GetAsset().GetAssetId() != "web-1" {
+		t.Fatalf("assets at %d: %v", a.Position, list.Assets)
+	}
+	v := p.vulnerability(contractID, "CVE-2024-38476")
+	if r := p.get(customer, v.RemediationId, v.Position); r.GetStatus() != patchingv1.RemediationStatus_REMEDIATION_STATUS_OPEN {
+		t.Fatalf("remediation at %d: %v", v.Position, r)
+	}
+	_, err := prov.GetRemediation(ctx, connect.NewRequest(&patchingv1.GetRemediationRequest{RemediationId: v.RemediationId, MinPosition: v.Position + 1000}))
+	testkit.Code(t, connect.CodeInvalidArgument, err)
+
+	// An instance whose projector does not run never reaches the position.
+	stalled := p.restart()
+	pub, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := auth.NewVerifier(auth.VerifierConfig{Issuer: auth.DevIssuer, Audience: auth.DevAudience, Keys: []crypto.PublicKey{pub}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	interceptors, err := rpc.Interceptors(verifier, stalled.Policy(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	for _, h := range stalled.Handlers(interceptors) {
+		mux.Handle(h.Path, h.Handler)
+	}
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	tok, err := auth.Mint(key, auth.DevIssuer, auth.DevAudience, auth.Principal{Org: provider, User: "bob", Roles: []string{"security-officer"}}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lagging := patchingv1connect.NewPatchServiceClient(http.DefaultClient, srv.URL, connect.WithInterceptors(testkit.Bearer(tok)))
+	_, err = lagging.GetRemediation(ctx, connect.NewRequest(&patchingv1.GetRemediationRequest{RemediationId: v.RemediationId, MinPosition: v.Position}))
+	testkit.Code(t, connect.CodeUnavailable, err)
+	_, err = lagging.ListRemediations(ctx, connect.NewRequest(&patchingv1.ListRemediationsRequest{MinPosition: v.Position}))
+	testkit.Code(t, connect.CodeUnavailable, err)
+	_, err = lagging.ListAssets(ctx, connect.NewRequest(&patchingv1.ListAssetsRequest{ContractId: contractID, MinPosition: a.Position}))
+	testkit.Code(t, connect.CodeUnavailable, err)
+}
+
+// The customer's rejection of the change stops the rollout: no asset can
+// be patched through it, and delivered again it changes nothing.
+func TestCustomerRejectionStopsTheRollout(t *testing.T) {
+	p := start(t)
+	contractID := p.contract()
+	prov := p.client(provider)
+	testkit.Must[patchingv1.RegisterAssetsResponse](t)(prov.RegisterAssets(ctx, connect.NewRequest(&patchingv1.RegisterAssetsRequest{
+		ContractId: contractID, Assets: []*patchingv1.Asset{apache("web-1", "2.4.57")},
+	})))
+	v := p.vulnerability(contractID, "CVE-2024-38476")
+	testkit.Must[patchingv1.ReleasePatchResponse](t)(prov.ReleasePatch(ctx, connect.NewRequest(&patchingv1.ReleasePatchRequest{
+		RemediationId: v.RemediationId, Kind: patchingv1.FixKind_FIX_KIND_PATCH, Reference: "httpd 2.4.62",
+	})))
+	changeID := event.NewID()
+	link := []*changeadvisoryv1.LinkedObject{{Kind: "patching.remediation", Id: v.RemediationId, Items: []string{"web-1"}}}
+	p.changeEvent(changeID, provider, &changeadvisoryv1.ChangeRequested{ChangeId: changeID, ContractId: contractID, Links: link})
+	p.changeEvent(changeID, provider, &changeadvisoryv1.ChangeApprovalGiven{ChangeId: changeID, OrgId: provider})
+	p.changeEvent(changeID, customer, &changeadvisoryv1.ChangeRejected{ChangeId: changeID, ContractId: contractID, OrgId: customer, Reason: "sales week", Links: link})
+	r := p.eventually(v.RemediationId, func(r *patchingv1.Remediation) bool {
+		return len(r.GetChanges()) == 1 && r.GetChanges()[0].GetState() == "rejected"
+	})
+	if r.GetStatus() != patchingv1.RemediationStatus_REMEDIATION_STATUS_PATCH_RELEASED {
+		t.Fatalf("after the rejection: %s, want the patch released and waiting for another change", r.GetStatus())
+	}
+	if n := countEvents(t, p.store, v.RemediationId, "jsm.patching.v1.RolloutRejected"); n != 1 {
+		t.Fatalf("%d RolloutRejected events, want 1", n)
+	}
+	_, err := prov.RecordPatchApplied(ctx, connect.NewRequest(&patchingv1.RecordPatchAppliedRequest{RemediationId: v.RemediationId, ChangeId: changeID, AssetIds: []string{"web-1"}}))
+	testkit.Code(t, connect.CodeFailedPrecondition, err)
+	p.redeliver(changeID, v.RemediationId)
+	if got := p.get(customer, v.RemediationId, 0).GetAssets(); len(got) != 1 || got[0].GetStatus() != patchingv1.AssetPatchStatus_ASSET_PATCH_STATUS_PENDING {
+		t.Fatalf("assets after the rejection: %v", got)
 	}
 }

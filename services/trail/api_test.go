@@ -14,6 +14,7 @@ import (
 
 	"connectrpc.com/connect"
 	"connectrpc.com/validate"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/mod/sumdb/tlog"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -48,9 +49,9 @@ type platform struct {
 	skey  string
 }
 
-// start runs the contracts and trail services on a real NATS and
-// PostgreSQL behind the production interceptors.
-func start(t *testing.T) *platform {
+// start runs the contracts and trail services, and those of more, on a
+// real NATS and PostgreSQL behind the production interceptors.
+func start(t *testing.T, more ...func(*platform) rpc.Service) *platform {
 	t.Helper()
 	n := testkit.StartNATS(t)
 	p := &platform{t: t, store: n.Store(), pool: testkit.PostgresPool(t)}
@@ -77,10 +78,17 @@ func start(t *testing.T) *platform {
 	}
 	mux := http.NewServeMux()
 	runCtx, cancel := context.WithCancel(ctx)
-	policy := contracts.Policy().Merge(trail.Policy())
+	svcs := []rpc.Service{c, p.trail}
+	for _, m := range more {
+		svcs = append(svcs, m(p))
+	}
+	policy := contracts.Policy()
+	for _, s := range svcs[1:] {
+		policy = policy.Merge(s.Policy())
+	}
 	opts := connect.WithInterceptors(auth.NewInterceptor(v, policy), validate.NewInterceptor())
-	done := make(chan struct{}, 2)
-	for _, s := range []rpc.Service{c, p.trail} {
+	done := make(chan struct{}, len(svcs))
+	for _, s := range svcs {
 		if err := s.Migrate(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -89,7 +97,12 @@ func start(t *testing.T) *platform {
 			mux.Handle(h.Path, h.Handler)
 		}
 	}
-	t.Cleanup(func() { cancel(); <-done; <-done })
+	t.Cleanup(func() {
+		cancel()
+		for range svcs {
+			<-done
+		}
+	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	p.url = srv.URL
@@ -241,6 +254,23 @@ func TestSearchShowsEventsOfOwnContractsOnly(t *testing.T) {
 	}
 	if all := search(t, globex, &trailv1.SearchEventsRequest{}); len(all) != 3 || all[0].ContractId != globexContract {
 		t.Fatalf("globex sees %d events in all", len(all))
+	}
+	// Nor in a replay, from the start or from a position of acme's.
+	for _, req := range []*trailv1.ReplayEventsRequest{{ContractId: acmeContract}, {}, {FromPosition: steps[0].pos}, {CorrelationId: "corr-1"}} {
+		stream, err := globex.ReplayEvents(ctx, connect.NewRequest(req))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for stream.Receive() {
+			for _, e := range stream.Msg().Events {
+				if e.ContractId != globexContract {
+					t.Fatalf("globex replays acme's event %d with %v", e.Position, req)
+				}
+			}
+		}
+		if err := stream.Err(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// The provider of both sees both.
 	if got := search(t, p.trailClient("itsec"), &trailv1.SearchEventsRequest{}); len(got) != 9 {
@@ -514,6 +544,73 @@ func TestTamperingInTheDatabaseIsDetectedAndLocated(t *testing.T) {
 				t.Fatal("could not undo the tampering")
 			}
 		})
+	}
+}
+
+// A history rewritten consistently (an entry changed and the stored tree
+// recomputed to match, as an operator with the database could) passes every
+// leaf check: the signed checkpoints catch it, the audit names the first
+// signed size whose root the log no longer gives and the leaves it covers
+// beyond the last good one, and the service refuses to sign the new
+// history (a split view: two roots for one size).
+func TestRewrittenHistoryIsCaughtByTheSignedCheckpoints(t *testing.T) {
+	p := start(t)
+	c := p.trailClient("acme")
+	var signed *trailv1.GetCheckpointResponse
+	for range 3 { // at least three signed sizes
+		_, steps := interaction(t, p, "acme", "itsec", "", 3)
+		signed = must[trailv1.GetCheckpointResponse](t)(c.GetCheckpoint(ctx, connect.NewRequest(&trailv1.GetCheckpointRequest{MinPosition: steps[len(steps)-1].pos})))
+	}
+	var sizes []int64
+	rows, err := p.pool.Query(ctx, `SELECT size FROM trail.tree_heads ORDER BY size`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sizes, err = pgx.CollectRows(rows, pgx.RowTo[int64]); err != nil || len(sizes) < 2 || sizes[len(sizes)-1] != int64(signed.Size) {
+		t.Fatalf("signed sizes %v (%v), want several up to %d", sizes, err, signed.Size)
+	}
+	// Rewrite the entry of a leaf after the first signed size.
+	victim := sizes[0] + 1
+	tamper(t, p.pool, `ALTER TABLE trail.hashes DISABLE TRIGGER hashes_append_only`)
+	tamper(t, p.pool, `UPDATE trail.entries SET actor = 'mallory' WHERE idx = $1`, victim)
+	rows, err = p.pool.Query(ctx, `SELECT `+strings.Join(projection.Columns, ", ")+` FROM trail.entries ORDER BY position`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (projection.Row, error) { return projection.Scan(r) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree := ledger.NewAppender(0, ledger.Hashes{}, len(entries))
+	for i, e := range entries {
+		stored, err := tree.Append(e.Entry().LeafHash())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var flat []byte
+		for _, h := range stored {
+			flat = append(flat, h[:]...)
+		}
+		if _, err := p.pool.Exec(ctx, `UPDATE trail.hashes SET hashes = $2 WHERE record = $1`, int64(i), flat); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	f, err := p.trail.App().Audit(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("checkpoint of size %d has root", sizes[1])
+	if f == nil || f.Leaf != -1 || !strings.Contains(f.Reason, want) || !strings.Contains(f.Reason, fmt.Sprintf("leaves %d to %d", sizes[0], sizes[1]-1)) {
+		t.Fatalf("audit of a rewritten history: %+v, want %q naming leaves %d to %d", f, want, sizes[0], sizes[1]-1)
+	}
+	// The log goes on, but no checkpoint of the rewritten history is signed.
+	_, more := interaction(t, p, "acme", "itsec", "", 1)
+	_, err = c.GetCheckpoint(ctx, connect.NewRequest(&trailv1.GetCheckpointRequest{MinPosition: more[len(more)-1].pos}))
+	code(t, connect.CodeDataLoss, err)
+	latest := must[trailv1.GetCheckpointResponse](t)(c.GetCheckpoint(ctx, connect.NewRequest(&trailv1.GetCheckpointRequest{})))
+	if latest.Size != signed.Size || latest.Checkpoint != signed.Checkpoint {
+		t.Fatalf("latest checkpoint %d, want still the last honest one, %d", latest.Size, signed.Size)
 	}
 }
 

@@ -92,6 +92,9 @@ func (a *App) Audit(ctx context.Context) (*Finding, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Heads in size order: the first that fails bounds a rewritten history
+	// to the leaves between the last good checkpoint and its own size.
+	var good int64
 	for _, h := range heads {
 		c, err := ledger.OpenCheckpoint(h.Note, a.Signer.VerifierKey())
 		if err != nil {
@@ -102,8 +105,10 @@ func (a *App) Audit(ctx context.Context) (*Finding, error) {
 			return nil, err
 		}
 		if c.Size != h.Size || c.Root != h.Root || root != c.Root {
-			return &Finding{Leaf: -1, Reason: fmt.Sprintf("checkpoint of size %d has root %s, the log gives %s", c.Size, c.Root, root)}, nil
+			return &Finding{Leaf: -1, Reason: fmt.Sprintf("checkpoint of size %d has root %s, the log gives %s: the history of leaves %d to %d was rewritten (the checkpoint of size %d still holds)",
+				c.Size, c.Root, root, good, c.Size-1, good)}, nil
 		}
+		good = c.Size
 	}
 	return nil, nil
 }

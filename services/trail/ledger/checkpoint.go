@@ -46,7 +46,9 @@ func ParseCheckpoint(text string) (Checkpoint, error) {
 	if err != nil || size < 0 || strconv.FormatInt(size, 10) != sizeText {
 		return Checkpoint{}, fmt.Errorf("%w: size %q", ErrBadCheckpoint, sizeText)
 	}
-	root, err := base64.StdEncoding.DecodeString(strings.TrimSuffix(lines[2], "\n"))
+	// Strict: a root whose padding bits are set decodes to the same hash
+	// from another text, and a checkpoint has exactly one text.
+	root, err := base64.StdEncoding.Strict().DecodeString(strings.TrimSuffix(lines[2], "\n"))
 	if err != nil || len(root) != tlog.HashSize {
 		return Checkpoint{}, fmt.Errorf("%w: root hash", ErrBadCheckpoint)
 	}
