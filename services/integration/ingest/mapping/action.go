@@ -1,8 +1,3 @@
-// Package mapping turns the CloudEvents a source publishes into the
-// platform commands they ask for, one mapping per kind of source: the
-// generic JSM vocabulary, ServiceNow table records and Jira Service
-// Management webhooks. It is pure: no I/O, no clock; what a ticket already
-// became on the platform is the executor's business (package ingest).
 package mapping
 
 import (
