@@ -104,9 +104,18 @@ func (s *Sources) receiveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	req := r.Clone(ctx)
 	req.Body = io.NopCloser(bytes.NewReader(body))
-	events, err := cehttp.NewEventsFromHTTPRequest(req)
-	if err == nil && len(events) == 0 {
-		err = errors.New("no event")
+	batch := isBatch(r)
+	var events []cloudevents.Event
+	if batch {
+		events, err = cehttp.NewEventsFromHTTPRequest(req)
+		if err == nil && len(events) == 0 {
+			err = errors.New("an empty batch")
+		}
+	} else {
+		var e *cloudevents.Event
+		if e, err = cehttp.NewEventFromHTTPRequest(req); err == nil {
+			events = []cloudevents.Event{*e}
+		}
 	}
 	for i := range events {
 		if err == nil {
@@ -132,7 +141,6 @@ func (s *Sources) receiveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		results = append(results, res)
 	}
-	batch := isBatch(r)
 	var rejected *Result
 	for i := range results {
 		if results[i].Status != 0 {
