@@ -80,17 +80,26 @@ func readDevKey(path string) (ed25519.PrivateKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read dev key: %w", err)
 	}
-	block, _ := pem.Decode(b)
-	if block == nil || block.Type != "PRIVATE KEY" {
-		return nil, fmt.Errorf("read dev key %s: no PKCS#8 PEM block", path)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	key, err := ParseKey(b)
 	if err != nil {
 		return nil, fmt.Errorf("read dev key %s: %w", path, err)
 	}
+	return key, nil
+}
+
+// ParseKey decodes an Ed25519 signing key in PKCS#8 PEM.
+func ParseKey(pemBytes []byte) (ed25519.PrivateKey, error) {
+	block, _ := pem.Decode(pemBytes)
+	if block == nil || block.Type != "PRIVATE KEY" {
+		return nil, errors.New("no PKCS#8 PEM block")
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, err
+	}
 	key, ok := k.(ed25519.PrivateKey)
 	if !ok {
-		return nil, fmt.Errorf("read dev key %s: %T is not an ed25519 key", path, k)
+		return nil, fmt.Errorf("%T is not an ed25519 key", k)
 	}
 	return key, nil
 }

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"cmp"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"os"
@@ -16,9 +17,10 @@ import (
 //
 //   - JSM_INTEGRATION_MASTER_KEY (required): base64 of 32 bytes; every
 //     source's and subscription's secret derives from it.
-//   - JSM_INTEGRATION_SIGNING_KEY (required): a PKCS#8 PEM file with the
-//     Ed25519 key ingest signs its tokens with; the other services must
-//     accept its public key (their --jwt-public-key, or the JWKS).
+//   - JSM_INTEGRATION_SIGNING_KEY (required): the Ed25519 key ingest signs
+//     its tokens with, in PKCS#8 PEM or the path of a file holding it; the
+//     incidents, patching and change advisory services must accept its
+//     public half (in the identity provider's JWKS, or --jwt-public-key).
 //   - JSM_JWT_ISSUER, JSM_JWT_AUDIENCE: the claims of those tokens
 //     (default the dev issuer and audience, as the other services).
 //   - JSM_INTEGRATION_INCIDENTS_URL, JSM_INTEGRATION_PATCHING_URL,
@@ -34,11 +36,16 @@ func FromEnv(d Deps) (Deps, error) {
 		return d, fmt.Errorf("JSM_INTEGRATION_MASTER_KEY: %w", err)
 	}
 	d.Keys = keys
-	keyFile := os.Getenv("JSM_INTEGRATION_SIGNING_KEY")
-	if keyFile == "" {
+	signing := os.Getenv("JSM_INTEGRATION_SIGNING_KEY")
+	if signing == "" {
 		return d, errors.New("JSM_INTEGRATION_SIGNING_KEY is required")
 	}
-	key, err := auth.ReadKey(keyFile)
+	var key ed25519.PrivateKey
+	if strings.HasPrefix(strings.TrimSpace(signing), "-----BEGIN") {
+		key, err = auth.ParseKey([]byte(signing))
+	} else {
+		key, err = auth.ReadKey(signing)
+	}
 	if err != nil {
 		return d, fmt.Errorf("JSM_INTEGRATION_SIGNING_KEY: %w", err)
 	}

@@ -387,20 +387,33 @@ func (c *Cluster) startServices(ctx context.Context, cfg Config, names []string)
 	if err != nil {
 		return err
 	}
+	listens := make(map[string]string, len(names))
 	for i, name := range names {
-		bin := filepath.Join(cfg.BinDir, name)
-		listen := fmt.Sprintf("127.0.0.1:%d", free[i])
+		listens[name] = fmt.Sprintf("127.0.0.1:%d", free[i])
 		if cfg.FixedPorts {
-			if def := defaultListen(ctx, bin); def != "" {
-				listen = def
+			if def := defaultListen(ctx, filepath.Join(cfg.BinDir, name)); def != "" {
+				listens[name] = def
 			}
 		}
+	}
+	for _, name := range names {
+		bin := filepath.Join(cfg.BinDir, name)
+		listen := listens[name]
 		env := []string{
 			"JSM_LISTEN=" + listen,
 			"JSM_NATS_URL=" + c.NATSURLs,
 			"JSM_PG_DSN=" + c.DSN,
 			"JSM_REPLICAS=3",
 			"JSM_JWT_PUBLIC_KEY=" + pubKey,
+		}
+		if name == "integration" {
+			// Ingest calls these services as its sources, with tokens signed
+			// by the key every service of the cluster trusts.
+			env = append(env,
+				"JSM_INTEGRATION_SIGNING_KEY="+filepath.Join(c.DataDir, auth.DevKeyFile),
+				"JSM_INTEGRATION_INCIDENTS_URL=http://"+listens["incidents"],
+				"JSM_INTEGRATION_PATCHING_URL=http://"+listens["patching"],
+				"JSM_INTEGRATION_CHANGEADVISORY_URL=http://"+listens["changeadvisory"])
 		}
 		if s, ok := secrets[name]; ok {
 			v, err := c.secret(name, s.file)

@@ -19,8 +19,7 @@ import (
 
 const root = "../.."
 
-// services are the repository's services/*/cmd/* (the integration service
-// is deployed ahead of its command, which lands with its own branch).
+// services are the repository's services/*/cmd/*.
 func services(t *testing.T) []string {
 	t.Helper()
 	mains, err := filepath.Glob(filepath.Join(root, "services", "*", "cmd", "*", "main.go"))
@@ -81,7 +80,7 @@ func TestComposeDeploysEveryService(t *testing.T) {
 			t.Errorf("compose: no %s", n)
 		}
 	}
-	for _, name := range append(services(t), "integration") {
+	for _, name := range services(t) {
 		s, ok := compose.Services[name]
 		if !ok {
 			t.Errorf("compose: service %s is missing", name)
@@ -147,7 +146,7 @@ func TestKubernetesManifests(t *testing.T) {
 	if config["JSM_REPLICAS"] != "3" || strings.Count(config["JSM_NATS_URL"], "nats://") != 3 {
 		t.Errorf("jsm-config: JSM_REPLICAS=%q JSM_NATS_URL=%q; want 3 and every node", config["JSM_REPLICAS"], config["JSM_NATS_URL"])
 	}
-	for _, name := range append(services(t), "integration") {
+	for _, name := range services(t) {
 		if !slices.Contains(kust.Resources, name+".yaml") {
 			t.Errorf("kustomization: %s.yaml is not a resource", name)
 			continue
