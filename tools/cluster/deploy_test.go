@@ -97,7 +97,8 @@ func TestComposeDeploysEveryService(t *testing.T) {
 		if env["JSM_REPLICAS"] != "3" {
 			t.Errorf("compose: %s JSM_REPLICAS=%q, want 3", name, env["JSM_REPLICAS"])
 		}
-		for _, k := range []string{"JSM_PG_DSN", "JSM_LISTEN", "JSM_JWKS_URL", "OTEL_EXPORTER_OTLP_ENDPOINT"} {
+		checkOTLP(t, "compose: "+name, env["OTEL_EXPORTER_OTLP_ENDPOINT"], env["OTEL_EXPORTER_OTLP_PROTOCOL"], "http://otel-collector")
+		for _, k := range []string{"JSM_PG_DSN", "JSM_LISTEN", "JSM_JWKS_URL"} {
 			if env[k] == "" {
 				t.Errorf("compose: %s has no %s", name, k)
 			}
@@ -105,6 +106,39 @@ func TestComposeDeploysEveryService(t *testing.T) {
 		if k, ok := secrets[name]; ok && env[k] == "" {
 			t.Errorf("compose: %s has no %s", name, k)
 		}
+	}
+}
+
+// checkOTLP checks a service's span export reaches the collector of
+// deploy/otel/collector.yaml: libs/telemetry exports OTLP over HTTP
+// (otlptracehttp, which ignores OTEL_EXPORTER_OTLP_PROTOCOL), so the
+// endpoint must be the collector's HTTP receiver, not its gRPC one.
+func checkOTLP(t *testing.T, what, endpoint, protocol, host string) {
+	t.Helper()
+	var collector struct {
+		Receivers struct {
+			OTLP struct {
+				Protocols struct {
+					HTTP struct{ Endpoint string } `yaml:"http"`
+				} `yaml:"protocols"`
+			} `yaml:"otlp"`
+		} `yaml:"receivers"`
+		Service struct {
+			Pipelines map[string]struct {
+				Receivers []string `yaml:"receivers"`
+			} `yaml:"pipelines"`
+		} `yaml:"service"`
+	}
+	readYAML(t, "deploy/otel/collector.yaml", &collector)
+	_, port, ok := strings.Cut(collector.Receivers.OTLP.Protocols.HTTP.Endpoint, ":")
+	if !ok || !slices.Contains(collector.Service.Pipelines["traces"].Receivers, "otlp") {
+		t.Fatalf("collector: no OTLP/HTTP receiver in the traces pipeline: %+v", collector)
+	}
+	if want := host + ":" + port; endpoint != want {
+		t.Errorf("%s: OTEL_EXPORTER_OTLP_ENDPOINT=%q, want the collector's OTLP/HTTP receiver %s", what, endpoint, want)
+	}
+	if protocol != "" && protocol != "http/protobuf" {
+		t.Errorf("%s: OTEL_EXPORTER_OTLP_PROTOCOL=%q, but the services export OTLP over HTTP only", what, protocol)
 	}
 }
 
@@ -147,6 +181,7 @@ func TestKubernetesManifests(t *testing.T) {
 	if config["JSM_REPLICAS"] != "3" || strings.Count(config["JSM_NATS_URL"], "nats://") != 3 {
 		t.Errorf("jsm-config: JSM_REPLICAS=%q JSM_NATS_URL=%q; want 3 and every node", config["JSM_REPLICAS"], config["JSM_NATS_URL"])
 	}
+	checkOTLP(t, "jsm-config", config["OTEL_EXPORTER_OTLP_ENDPOINT"], config["OTEL_EXPORTER_OTLP_PROTOCOL"], "http://otel-collector")
 	for _, name := range append(services(t), "integration") {
 		if !slices.Contains(kust.Resources, name+".yaml") {
 			t.Errorf("kustomization: %s.yaml is not a resource", name)
