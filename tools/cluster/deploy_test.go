@@ -64,10 +64,14 @@ func TestComposeDeploysEveryService(t *testing.T) {
 	}
 	readYAML(t, "deploy/compose.yaml", &compose)
 
+	pinned := pinnedNATS(t)
 	for _, n := range []string{"nats-1", "nats-2", "nats-3"} {
 		s, ok := compose.Services[n]
 		if !ok {
 			t.Fatalf("compose: no %s", n)
+		}
+		if !strings.HasPrefix(s.Image, "nats:"+pinned+"-") && s.Image != "nats:"+pinned {
+			t.Errorf("compose: %s runs %s, want the nats-server the workspace pins (%s)", n, s.Image, pinned)
 		}
 		if !slices.ContainsFunc(s.Volumes, func(v string) bool { return strings.HasPrefix(v, "./nats/jsm-events.conf:") }) {
 			t.Errorf("compose: %s does not run deploy/nats/jsm-events.conf: %v", n, s.Volumes)
@@ -107,6 +111,22 @@ func TestComposeDeploysEveryService(t *testing.T) {
 			t.Errorf("compose: %s has no %s", name, k)
 		}
 	}
+}
+
+// pinnedNATS is the nats-server version libs/go.mod requires (without the v).
+func pinnedNATS(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, "libs", "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "github.com/nats-io/nats-server/v2" {
+			return strings.TrimPrefix(f[1], "v")
+		}
+	}
+	t.Fatal("libs/go.mod does not require github.com/nats-io/nats-server/v2")
+	return ""
 }
 
 // checkOTLP checks a service's span export reaches the collector of
@@ -252,6 +272,11 @@ func TestKubernetesManifests(t *testing.T) {
 	}
 
 	var values struct {
+		Container struct {
+			Image struct {
+				Tag string `yaml:"tag"`
+			} `yaml:"image"`
+		} `yaml:"container"`
 		Config struct {
 			Cluster struct {
 				Enabled  bool `yaml:"enabled"`
@@ -267,6 +292,9 @@ func TestKubernetesManifests(t *testing.T) {
 		} `yaml:"config"`
 	}
 	readYAML(t, "deploy/k8s/nats/values.yaml", &values)
+	if tag, pinned := values.Container.Image.Tag, pinnedNATS(t); tag != pinned && !strings.HasPrefix(tag, pinned+"-") {
+		t.Errorf("NATS Helm values: image tag %q, want the nats-server the workspace pins (%s)", tag, pinned)
+	}
 	c := values.Config
 	if !c.Cluster.Enabled || c.Cluster.Replicas != 3 || !c.JetStream.Enabled || !c.JetStream.FileStore.Enabled || c.JetStream.Merge["sync_interval"] != "always" {
 		t.Errorf("NATS Helm values: %+v; want a cluster of 3, JetStream on file storage, sync_interval always", c)
