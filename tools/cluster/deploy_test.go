@@ -19,8 +19,19 @@ import (
 
 const root = "../.."
 
-// services are the repository's services/*/cmd/* (the integration service
-// is deployed ahead of its command, which lands with its own branch).
+// deployed are the services the deployment files must run: every
+// services/*/cmd/*, and the integration service, deployed ahead of its
+// command (which lands with its own branch).
+func deployed(t *testing.T) []string {
+	t.Helper()
+	names := services(t)
+	if !slices.Contains(names, "integration") {
+		names = append(names, "integration")
+	}
+	return names
+}
+
+// services are the repository's services/*/cmd/*.
 func services(t *testing.T) []string {
 	t.Helper()
 	mains, err := filepath.Glob(filepath.Join(root, "services", "*", "cmd", "*", "main.go"))
@@ -85,7 +96,7 @@ func TestComposeDeploysEveryService(t *testing.T) {
 			t.Errorf("compose: no %s", n)
 		}
 	}
-	for _, name := range append(services(t), "integration") {
+	for _, name := range deployed(t) {
 		s, ok := compose.Services[name]
 		if !ok {
 			t.Errorf("compose: service %s is missing", name)
@@ -202,7 +213,7 @@ func TestKubernetesManifests(t *testing.T) {
 		t.Errorf("jsm-config: JSM_REPLICAS=%q JSM_NATS_URL=%q; want 3 and every node", config["JSM_REPLICAS"], config["JSM_NATS_URL"])
 	}
 	checkOTLP(t, "jsm-config", config["OTEL_EXPORTER_OTLP_ENDPOINT"], config["OTEL_EXPORTER_OTLP_PROTOCOL"], "http://otel-collector")
-	for _, name := range append(services(t), "integration") {
+	for _, name := range deployed(t) {
 		if !slices.Contains(kust.Resources, name+".yaml") {
 			t.Errorf("kustomization: %s.yaml is not a resource", name)
 			continue
