@@ -27,6 +27,8 @@ type echoService struct {
 	migrate   chan struct{} // Migrate waits for it to close, when not nil
 	runErr    error         // Run returns it at once, when not nil
 	runExited chan struct{}
+	// An echo of "slow" signals held, then waits for release to close.
+	held, release chan struct{}
 }
 
 func (s *echoService) Name() string { return "echo" }
@@ -57,6 +59,10 @@ func (s *echoService) Run(ctx context.Context) error {
 func (s *echoService) Handlers(opts ...connect.HandlerOption) []rpc.Handler {
 	h := connect.NewUnaryHandler(echoProcedure,
 		func(_ context.Context, req *connect.Request[wrapperspb.StringValue]) (*connect.Response[wrapperspb.StringValue], error) {
+			if req.Msg.GetValue() == "slow" && s.held != nil {
+				close(s.held)
+				<-s.release
+			}
 			return connect.NewResponse(req.Msg), nil
 		}, opts...)
 	return []rpc.Handler{{Path: echoProcedure, Service: "test.v1.EchoService", Handler: h}}
@@ -194,6 +200,63 @@ func TestHostStopsHTTPBeforeServices(t *testing.T) {
 	}
 	if _, err := http.Get(f.base + "/healthz"); err == nil {
 		t.Fatal("still serving after stop")
+	}
+}
+
+// A graceful shutdown: /readyz fails at once and new RPCs are turned away
+// for the drain delay while the process stays alive (/healthz); then the
+// listener closes, an RPC in flight still gets its answer, and only after
+// it do the services stop.
+func TestShutdownDrainsThenLetsInFlightRequestsFinish(t *testing.T) {
+	const drain = time.Second
+	svc := &echoService{runExited: make(chan struct{}), held: make(chan struct{}), release: make(chan struct{})}
+	f := start(t, rpc.HostConfig{DrainDelay: drain}, svc)
+	waitFor(t, "ready", func() bool { return f.get(t, "/readyz") == http.StatusOK })
+
+	slow := make(chan error, 1)
+	go func() { slow <- f.echo(context.Background(), f.token, "slow") }()
+	<-svc.held
+	stopped := time.Now()
+	f.stop()
+	waitFor(t, "/readyz failing", func() bool { return f.get(t, "/readyz") == http.StatusServiceUnavailable })
+	if got := f.get(t, "/healthz"); got != http.StatusOK {
+		t.Fatalf("/healthz while draining: %d, want 200 (the process is alive)", got)
+	}
+	if err := f.echo(context.Background(), f.token, "late"); connect.CodeOf(err) != connect.CodeUnavailable {
+		t.Fatalf("an RPC while draining: %v, want unavailable", err)
+	}
+	if time.Since(stopped) >= drain {
+		t.Skip("the machine was too slow to look inside the drain delay")
+	}
+
+	// After the drain the listener closes, but the RPC in flight goes on.
+	waitFor(t, "the listener closed", func() bool {
+		_, err := http.Get(f.base + "/healthz")
+		return err != nil
+	})
+	select {
+	case err := <-f.errc:
+		t.Fatalf("Serve returned (%v) with an RPC in flight", err)
+	case <-svc.runExited:
+		t.Fatal("the services stopped with an RPC in flight")
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(svc.release)
+	if err := <-slow; err != nil {
+		t.Fatalf("the RPC in flight at shutdown: %v, want its answer", err)
+	}
+	select {
+	case err := <-f.errc:
+		if err != nil {
+			t.Fatalf("Serve after a graceful stop: %v", err)
+		}
+		f.errc <- nil // for the cleanup
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return after the last RPC")
+	}
+	<-svc.runExited
+	if took := time.Since(stopped); took < drain {
+		t.Errorf("stopped %v after the signal, before the drain delay (%v) was over", took, drain)
 	}
 }
 

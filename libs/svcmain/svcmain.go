@@ -98,18 +98,7 @@ type config struct {
 // exported when the standard OTEL_EXPORTER_OTLP_ENDPOINT is set.
 func Run(name, defaultListen string, build Build, log *slog.Logger, args []string) error {
 	var cfg config
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.StringVar(&cfg.listen, "listen", defaultListen, "HTTP listen address of the Connect API")
-	fs.StringVar(&cfg.natsURL, "nats-url", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
-	fs.StringVar(&cfg.pgDSN, "pg-dsn", "", "PostgreSQL DSN (required)")
-	fs.StringVar(&cfg.issuer, "jwt-issuer", auth.DevIssuer, "required JWT issuer")
-	fs.StringVar(&cfg.audience, "jwt-audience", auth.DevAudience, "required JWT audience")
-	fs.StringVar(&cfg.publicKeyFile, "jwt-public-key", "", "PEM file with the token signing public key")
-	fs.StringVar(&cfg.jwksURL, "jwks-url", "", "JWKS URL of the identity provider")
-	fs.IntVar(&cfg.replicas, "replicas", 1, "replicas of the JSM_EVENTS stream (3 in production)")
-	fs.DurationVar(&cfg.drainDelay, "drain-delay", 0, "how long /readyz fails before shutdown closes the listener (a few seconds behind a load balancer)")
-	fs.StringVar(&cfg.logFormat, "log-format", "json", "log format on stderr: json or text")
-	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs := flags(name, defaultListen, &cfg)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -186,6 +175,24 @@ func Run(name, defaultListen string, build Build, log *slog.Logger, args []strin
 	}
 	log.Info(name+" starting", "listen", cfg.listen, "nats", cfg.natsURL, "tracing", telemetry.Enabled())
 	return host.Run(ctx)
+}
+
+// flags are a service's flags, each also read from JSM_<NAME> (fromEnv);
+// README.md's table "Running a service alone" lists them all.
+func flags(name, defaultListen string, cfg *config) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.StringVar(&cfg.listen, "listen", defaultListen, "HTTP listen address of the Connect API")
+	fs.StringVar(&cfg.natsURL, "nats-url", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
+	fs.StringVar(&cfg.pgDSN, "pg-dsn", "", "PostgreSQL DSN (required)")
+	fs.StringVar(&cfg.issuer, "jwt-issuer", auth.DevIssuer, "required JWT issuer")
+	fs.StringVar(&cfg.audience, "jwt-audience", auth.DevAudience, "required JWT audience")
+	fs.StringVar(&cfg.publicKeyFile, "jwt-public-key", "", "PEM file with the token signing public key")
+	fs.StringVar(&cfg.jwksURL, "jwks-url", "", "JWKS URL of the identity provider")
+	fs.IntVar(&cfg.replicas, "replicas", 1, "replicas of the JSM_EVENTS stream (3 in production)")
+	fs.DurationVar(&cfg.drainDelay, "drain-delay", 0, "how long /readyz fails before shutdown closes the listener (a few seconds behind a load balancer)")
+	fs.StringVar(&cfg.logFormat, "log-format", "json", "log format on stderr: json or text")
+	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	return fs
 }
 
 // startTimeout bounds how long a service keeps trying to create its

@@ -32,6 +32,7 @@ import (
 	"github.com/jsmplatform/jsm/libs/es"
 	"github.com/jsmplatform/jsm/libs/event"
 	"github.com/jsmplatform/jsm/libs/eventstore"
+	"github.com/jsmplatform/jsm/libs/pgdb"
 	"github.com/jsmplatform/jsm/libs/projection"
 	"github.com/jsmplatform/jsm/libs/reactor"
 	"github.com/jsmplatform/jsm/libs/rpc"
@@ -119,7 +120,12 @@ func newThingService(t *testing.T, store *eventstore.Store) *thingService {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := testkit.PostgresPool(t)
+	// Opened as a service opens it, so its queries are spans (otelpgx).
+	pool, err := pgdb.Open(ctx, testkit.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
 	proj, err := projection.New(projection.Config{Name: "things", Schema: "telemetrytest"}, thingRows{}, store, pool)
 	if err != nil {
 		t.Fatal(err)
@@ -325,6 +331,21 @@ func TestTraceFollowsACommandThroughItsConsequences(t *testing.T) {
 	parentOf("react thing-followups", "append test.thing")
 	parentOf("command test.followup", "react thing-followups")
 	parentOf("append test.followup", "command test.followup")
+	// The projection's SQL is a span of the batch (otelpgx).
+	queried := false
+	for _, p := range trace["project things"] {
+		for _, s := range spans.GetSpans().Snapshots() {
+			if s.Parent().SpanID() != p.SpanContext().SpanID() {
+				continue
+			}
+			for _, kv := range s.Attributes() {
+				queried = queried || (kv.Key == "db.query.text" && kv.Value.AsString() == "SELECT $1::int")
+			}
+		}
+	}
+	if !queried {
+		t.Error("no span of the projection's query (SELECT $1::int) under its batch's span")
+	}
 	orgOK := false
 	for _, kv := range trace["test.v1.ThingService/Do"][0].Attributes() {
 		orgOK = orgOK || (kv.Key == "jsm.org" && kv.Value.AsString() == "cust")

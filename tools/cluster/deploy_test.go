@@ -63,10 +63,14 @@ func TestComposeDeploysEveryService(t *testing.T) {
 	}
 	readYAML(t, "deploy/compose.yaml", &compose)
 
+	pinned := pinnedNATS(t)
 	for _, n := range []string{"nats-1", "nats-2", "nats-3"} {
 		s, ok := compose.Services[n]
 		if !ok {
 			t.Fatalf("compose: no %s", n)
+		}
+		if !strings.HasPrefix(s.Image, "nats:"+pinned+"-") && s.Image != "nats:"+pinned {
+			t.Errorf("compose: %s runs %s, want the nats-server the workspace pins (%s)", n, s.Image, pinned)
 		}
 		if !slices.ContainsFunc(s.Volumes, func(v string) bool { return strings.HasPrefix(v, "./nats/jsm-events.conf:") }) {
 			t.Errorf("compose: %s does not run deploy/nats/jsm-events.conf: %v", n, s.Volumes)
@@ -96,7 +100,8 @@ func TestComposeDeploysEveryService(t *testing.T) {
 		if env["JSM_REPLICAS"] != "3" {
 			t.Errorf("compose: %s JSM_REPLICAS=%q, want 3", name, env["JSM_REPLICAS"])
 		}
-		for _, k := range []string{"JSM_PG_DSN", "JSM_LISTEN", "JSM_JWKS_URL", "OTEL_EXPORTER_OTLP_ENDPOINT"} {
+		checkOTLP(t, "compose: "+name, env["OTEL_EXPORTER_OTLP_ENDPOINT"], env["OTEL_EXPORTER_OTLP_PROTOCOL"], "http://otel-collector")
+		for _, k := range []string{"JSM_PG_DSN", "JSM_LISTEN", "JSM_JWKS_URL"} {
 			if env[k] == "" {
 				t.Errorf("compose: %s has no %s", name, k)
 			}
@@ -104,6 +109,55 @@ func TestComposeDeploysEveryService(t *testing.T) {
 		if k, ok := secrets[name]; ok && env[k] == "" {
 			t.Errorf("compose: %s has no %s", name, k)
 		}
+	}
+}
+
+// pinnedNATS is the nats-server version libs/go.mod requires (without the v).
+func pinnedNATS(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, "libs", "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "github.com/nats-io/nats-server/v2" {
+			return strings.TrimPrefix(f[1], "v")
+		}
+	}
+	t.Fatal("libs/go.mod does not require github.com/nats-io/nats-server/v2")
+	return ""
+}
+
+// checkOTLP checks a service's span export reaches the collector of
+// deploy/otel/collector.yaml: libs/telemetry exports OTLP over HTTP
+// (otlptracehttp, which ignores OTEL_EXPORTER_OTLP_PROTOCOL), so the
+// endpoint must be the collector's HTTP receiver, not its gRPC one.
+func checkOTLP(t *testing.T, what, endpoint, protocol, host string) {
+	t.Helper()
+	var collector struct {
+		Receivers struct {
+			OTLP struct {
+				Protocols struct {
+					HTTP struct{ Endpoint string } `yaml:"http"`
+				} `yaml:"protocols"`
+			} `yaml:"otlp"`
+		} `yaml:"receivers"`
+		Service struct {
+			Pipelines map[string]struct {
+				Receivers []string `yaml:"receivers"`
+			} `yaml:"pipelines"`
+		} `yaml:"service"`
+	}
+	readYAML(t, "deploy/otel/collector.yaml", &collector)
+	_, port, ok := strings.Cut(collector.Receivers.OTLP.Protocols.HTTP.Endpoint, ":")
+	if !ok || !slices.Contains(collector.Service.Pipelines["traces"].Receivers, "otlp") {
+		t.Fatalf("collector: no OTLP/HTTP receiver in the traces pipeline: %+v", collector)
+	}
+	if want := host + ":" + port; endpoint != want {
+		t.Errorf("%s: OTEL_EXPORTER_OTLP_ENDPOINT=%q, want the collector's OTLP/HTTP receiver %s", what, endpoint, want)
+	}
+	if protocol != "" && protocol != "http/protobuf" {
+		t.Errorf("%s: OTEL_EXPORTER_OTLP_PROTOCOL=%q, but the services export OTLP over HTTP only", what, protocol)
 	}
 }
 
@@ -146,6 +200,7 @@ func TestKubernetesManifests(t *testing.T) {
 	if config["JSM_REPLICAS"] != "3" || strings.Count(config["JSM_NATS_URL"], "nats://") != 3 {
 		t.Errorf("jsm-config: JSM_REPLICAS=%q JSM_NATS_URL=%q; want 3 and every node", config["JSM_REPLICAS"], config["JSM_NATS_URL"])
 	}
+	checkOTLP(t, "jsm-config", config["OTEL_EXPORTER_OTLP_ENDPOINT"], config["OTEL_EXPORTER_OTLP_PROTOCOL"], "http://otel-collector")
 	for _, name := range services(t) {
 		if !slices.Contains(kust.Resources, name+".yaml") {
 			t.Errorf("kustomization: %s.yaml is not a resource", name)
@@ -216,6 +271,11 @@ func TestKubernetesManifests(t *testing.T) {
 	}
 
 	var values struct {
+		Container struct {
+			Image struct {
+				Tag string `yaml:"tag"`
+			} `yaml:"image"`
+		} `yaml:"container"`
 		Config struct {
 			Cluster struct {
 				Enabled  bool `yaml:"enabled"`
@@ -231,6 +291,9 @@ func TestKubernetesManifests(t *testing.T) {
 		} `yaml:"config"`
 	}
 	readYAML(t, "deploy/k8s/nats/values.yaml", &values)
+	if tag, pinned := values.Container.Image.Tag, pinnedNATS(t); tag != pinned && !strings.HasPrefix(tag, pinned+"-") {
+		t.Errorf("NATS Helm values: image tag %q, want the nats-server the workspace pins (%s)", tag, pinned)
+	}
 	c := values.Config
 	if !c.Cluster.Enabled || c.Cluster.Replicas != 3 || !c.JetStream.Enabled || !c.JetStream.FileStore.Enabled || c.JetStream.Merge["sync_interval"] != "always" {
 		t.Errorf("NATS Helm values: %+v; want a cluster of 3, JetStream on file storage, sync_interval always", c)
