@@ -563,6 +563,8 @@ func (f *faults) checkRebuild(ctx context.Context, t *testing.T) {
 			q = `SELECT name, position FROM ` + pgx.Identifier{schema, name}.Sanitize()
 		case tbl == "trail.tree_heads":
 			continue // signed at other sizes and times; compared below
+		case slices.Contains([]string{"ingest.events", "ingest.refs", "webhooks.deliveries", "webhooks.attempts", "webhooks.replays"}, tbl):
+			continue // what was received and sent, not a read model: a rebuild keeps it
 		default:
 			q = `SELECT * FROM ` + pgx.Identifier{schema, name}.Sanitize()
 		}
