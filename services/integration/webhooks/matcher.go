@@ -150,11 +150,11 @@ func queueDelivery(b *pgx.Batch, s domain.State, e event.Event, payload []byte, 
 		conflict = `DO UPDATE SET status = 1, tries = 0, next_attempt_at = EXCLUDED.next_attempt_at, lease_until = NULL`
 	}
 	b.Queue(`INSERT INTO webhooks.deliveries (delivery_id, subscription_id, org_id, event_id, event_type, contract_id,
-			aggregate_type, aggregate_id, position, payload, status, next_attempt_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11)
+			aggregate_type, aggregate_id, position, payload, status, next_attempt_at, trace_parent)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $12)
 		ON CONFLICT (subscription_id, event_id) `+conflict,
 		DeliveryID(string(s.ID), e.ID), string(s.ID), string(s.Org), e.ID, e.Type, e.Contract,
-		e.AggregateType, e.AggregateID, int64(e.Position), payload, due)
+		e.AggregateType, e.AggregateID, int64(e.Position), payload, due, e.TraceParent)
 }
 
 // Payload is the body of an event's webhook, per the Standard Webhooks

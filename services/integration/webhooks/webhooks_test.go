@@ -22,6 +22,10 @@ import (
 	"connectrpc.com/connect"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/jsmplatform/jsm/libs/auth"
@@ -29,6 +33,7 @@ import (
 	"github.com/jsmplatform/jsm/libs/eventstore"
 	"github.com/jsmplatform/jsm/libs/pgdb"
 	"github.com/jsmplatform/jsm/libs/rpc"
+	"github.com/jsmplatform/jsm/libs/telemetry"
 	"github.com/jsmplatform/jsm/libs/testkit"
 	contractsv1 "github.com/jsmplatform/jsm/proto/gen/jsm/contracts/v1"
 	"github.com/jsmplatform/jsm/proto/gen/jsm/contracts/v1/contractsv1connect"
@@ -180,6 +185,10 @@ func (p *platform) emit(contract, incident, text string) uint64 {
 }
 
 func (p *platform) emitMsg(contract, incident string, m proto.Message) uint64 {
+	return p.emitTraced(contract, incident, m, "")
+}
+
+func (p *platform) emitTraced(contract, incident string, m proto.Message, traceParent string) uint64 {
 	p.t.Helper()
 	e, err := event.New(event.Envelope{
 		ID: event.NewID(), Source: "/jsm/incidents", AggregateType: incidentType, AggregateID: incident,
@@ -193,7 +202,8 @@ func (p *platform) emitMsg(contract, incident string, m proto.Message) uint64 {
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	pos, err := p.store.Append(ctx, version, e)
+	// Appended within the trace, as a command's RPC would.
+	pos, err := p.store.Append(telemetry.FromTraceParent(ctx, traceParent), version, e)
 	if err != nil {
 		p.t.Fatal(err)
 	}
@@ -928,5 +938,40 @@ func TestLeaseKeepsInstancesApart(t *testing.T) {
 	}
 	if len(ids) != 2 || ids[0] != ids[1] {
 		t.Fatalf("webhook-ids %v, want the same twice", ids)
+	}
+}
+
+// TestDeliveryContinuesTheEventsTrace: each attempt is a span of the
+// delivered event's trace, and the receiver gets its traceparent.
+func TestDeliveryContinuesTheEventsTrace(t *testing.T) {
+	spans := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans))
+	otel.SetTracerProvider(tp)
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()); otel.SetTracerProvider(noop.NewTracerProvider()) })
+
+	p := start(t)
+	contractID := p.contract()
+	rc := p.receiver()
+	if _, err := p.subscribe(customer, rc.URL, []string{contractID}, timelineEntry); err != nil {
+		t.Fatal(err)
+	}
+	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	p.emitTraced(contractID, "inc-1", &incidentsv1.TimelineEntryAdded{IncidentId: "inc-1", EntryId: "e1", Text: "traced"}, "00-"+traceID+"-00f067aa0ba902b7-01")
+	eventually(t, "the delivery", func() bool { return rc.count() == 1 })
+	byName := func(name string) *tracetest.SpanStub {
+		for _, s := range spans.GetSpans() {
+			if s.Name == name {
+				return &s
+			}
+		}
+		return nil
+	}
+	eventually(t, "the delivery span", func() bool { return byName("webhook deliver") != nil })
+	deliver, appendSpan := byName("webhook deliver"), byName("append "+incidentType)
+	if appendSpan == nil || deliver.SpanContext.TraceID().String() != traceID || deliver.Parent.SpanID() != appendSpan.SpanContext.SpanID() {
+		t.Fatalf("delivery span in trace %s under %s, want trace %s under the append", deliver.SpanContext.TraceID(), deliver.Parent.SpanID(), traceID)
+	}
+	if got, want := rc.all()[0].Header.Get("traceparent"), "00-"+traceID+"-"+deliver.SpanContext.SpanID().String()+"-01"; got != want {
+		t.Fatalf("receiver got traceparent %q, want %q", got, want)
 	}
 }

@@ -16,7 +16,11 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/jsmplatform/jsm/libs/telemetry"
 	"github.com/jsmplatform/jsm/services/integration/secret"
 )
 
@@ -163,6 +167,8 @@ type claimed struct {
 	previous        uint32
 	payload         []byte
 	tries, attempts int
+	// traceParent is the event's trace: each attempt is a span of it.
+	traceParent, eventType, contract string
 }
 
 // claim leases up to n deliveries due now: at most one per aggregate of a
@@ -186,10 +192,10 @@ func (w *worker) claim(ctx context.Context, n int) ([]claimed, error) {
 		claimed AS (
 			UPDATE webhooks.deliveries d SET lease_until = $2
 			FROM due WHERE d.delivery_id = due.delivery_id
-			RETURNING d.delivery_id, d.subscription_id, d.org_id, d.payload, d.tries, d.attempts)
+			RETURNING d.delivery_id, d.subscription_id, d.org_id, d.payload, d.tries, d.attempts, d.trace_parent, d.event_type, d.contract_id)
 		SELECT c.delivery_id, c.subscription_id, c.org_id, s.url, s.secret_version,
 			CASE WHEN s.rotated_at > $1 - $4 * interval '1 microsecond' THEN s.secret_version - 1 ELSE 0 END,
-			c.payload, c.tries, c.attempts
+			c.payload, c.tries, c.attempts, c.trace_parent, c.event_type, c.contract_id
 		FROM claimed c JOIN webhooks.subscriptions s ON s.subscription_id = c.subscription_id`,
 		now, lease, n, w.cfg.RotationGrace.Microseconds())
 	if err != nil {
@@ -198,7 +204,7 @@ func (w *worker) claim(ctx context.Context, n int) ([]claimed, error) {
 	batch, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (claimed, error) {
 		var c claimed
 		var version, previous int64
-		err := r.Scan(&c.id, &c.subscription, &c.org, &c.url, &version, &previous, &c.payload, &c.tries, &c.attempts)
+		err := r.Scan(&c.id, &c.subscription, &c.org, &c.url, &version, &previous, &c.payload, &c.tries, &c.attempts, &c.traceParent, &c.eventType, &c.contract)
 		c.version, c.previous = uint32(version), uint32(previous)
 		return c, err
 	})
@@ -208,10 +214,29 @@ func (w *worker) claim(ctx context.Context, n int) ([]claimed, error) {
 	return batch, nil
 }
 
-// attempt sends one delivery and records the outcome.
-func (w *worker) attempt(ctx context.Context, c claimed) error {
+// attempt sends one delivery and records the outcome, in a span of the
+// event's trace.
+func (w *worker) attempt(ctx context.Context, c claimed) (err error) {
+	ctx = telemetry.FromTraceParent(ctx, c.traceParent)
+	ctx = telemetry.WithScope(ctx, telemetry.Scope{Contract: c.contract, Org: c.org})
+	ctx, span := telemetry.Tracer().Start(ctx, "webhook deliver", trace.WithSpanKind(trace.SpanKindClient))
 	started := w.now()
 	code, errText := w.send(ctx, c, started)
+	if span.IsRecording() {
+		span.SetAttributes(
+			attribute.String("jsm.webhook.delivery", c.id),
+			attribute.String("jsm.webhook.subscription", c.subscription),
+			attribute.String("jsm.event.type", c.eventType),
+			attribute.Int("jsm.webhook.attempt", c.attempts+1),
+			attribute.Int("http.response.status_code", code),
+		)
+	}
+	defer func() {
+		if err == nil && errText != "" {
+			span.SetStatus(codes.Error, errText)
+		}
+		telemetry.End(span, err)
+	}()
 	took := w.now().Sub(started)
 	tries, attempts := c.tries+1, c.attempts+1
 	status, next := statusPending, started
@@ -268,6 +293,9 @@ func (w *worker) send(ctx context.Context, c claimed, at time.Time) (int, string
 	req.Header.Set(standardwebhooks.HeaderWebhookID, c.id)
 	req.Header.Set(standardwebhooks.HeaderWebhookTimestamp, strconv.FormatInt(at.Unix(), 10))
 	req.Header.Set(standardwebhooks.HeaderWebhookSignature, sig)
+	if tp := telemetry.TraceParent(ctx); tp != "" {
+		req.Header.Set("traceparent", tp) // the receiver may continue the trace
+	}
 	resp, err := w.http.Do(req)
 	if err != nil {
 		return 0, err.Error()
