@@ -790,3 +790,27 @@ func TestNATSTransport(t *testing.T) {
 		t.Fatalf("%d reports for a resent NATS event", n)
 	}
 }
+
+// TestTraceContinues: a source's traceparent (the HTTP header, or the
+// CloudEvents tracing extension) reaches the events its commands append.
+func TestTraceContinues(t *testing.T) {
+	p := start(t, ingest.Limits{})
+	con := p.contract()
+	secret := p.source(provider, "soc", integrationv1.Mapping_MAPPING_JSM, con)
+	body, _ := json.Marshal(event("tr-1", "jsm.incident.report", con, report("TR1", "SEVERITY_LOW")))
+	h := http.Header{"Content-Type": {cloudevents.ApplicationCloudEventsJSON}, "Authorization": {"Bearer " + secret},
+		"Traceparent": {"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}}
+	a := p.post("soc", h, body)
+	e := event("tr-2", "jsm.incident.report", con, report("TR2", "SEVERITY_LOW"))
+	e.SetExtension("traceparent", "00-1bf7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+	b := p.structured("soc", secret, e)
+	for traceID, ans := range map[string]answer{"0af7651916cd43dd8448eb211c80319c": a, "1bf7651916cd43dd8448eb211c80319c": b} {
+		evs, err := p.store.Load(ctx, "incidents.incident", ans.str("object_id"), 0)
+		if err != nil || len(evs) != 1 {
+			t.Fatalf("events of %s: %v %v", ans.str("object_id"), evs, err)
+		}
+		if !strings.Contains(evs[0].TraceParent, traceID) {
+			t.Fatalf("event traceparent %q, want trace %s", evs[0].TraceParent, traceID)
+		}
+	}
+}

@@ -10,6 +10,10 @@ import (
 
 	cloudevents "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/jackc/pgx/v5"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/jsmplatform/jsm/libs/telemetry"
 
 	integrationv1 "github.com/jsmplatform/jsm/proto/gen/jsm/integration/v1"
 	"github.com/jsmplatform/jsm/services/integration/ingest/domain"
@@ -65,12 +69,25 @@ func reject(status int, typ, format string, args ...any) error {
 // records the outcome in the inbox. A resent event (same source and id) is
 // answered from the inbox. The error is a transient failure only: the
 // event may be sent again; refusals are a Result with outcome REJECTED.
-func (s *Sources) ingest(ctx context.Context, src domain.State, transport string, e cloudevents.Event) (Result, error) {
+func (s *Sources) ingest(ctx context.Context, src domain.State, transport string, e cloudevents.Event) (res Result, err error) {
+	// A source that traces (the CloudEvents distributed tracing extension)
+	// gets its trace continued into the platform's commands.
+	if tp, ok := e.Extensions()["traceparent"].(string); ok && !trace.SpanContextFromContext(ctx).IsValid() {
+		ctx = telemetry.FromTraceParent(ctx, tp)
+	}
+	ctx = telemetry.WithScope(ctx, telemetry.Scope{Contract: e.Subject(), Org: string(src.Org)})
+	ctx, span := telemetry.Tracer().Start(ctx, "ingest "+e.Type(), trace.WithSpanKind(trace.SpanKindConsumer))
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("jsm.ingest.source", string(src.ID)), attribute.String("jsm.ingest.transport", transport),
+			attribute.String("cloudevents.event_id", e.ID()), attribute.String("cloudevents.event_type", e.Type()))
+		defer func() { span.SetAttributes(attribute.String("jsm.ingest.outcome", res.OutcomeName)) }()
+	}
+	defer func() { telemetry.End(span, err) }()
 	if prev, ok, err := s.recorded(ctx, string(src.ID), e.ID()); err != nil || ok {
 		prev.Duplicate = ok
 		return prev, err
 	}
-	res := Result{
+	res = Result{
 		SourceID: string(src.ID), EventID: e.ID(), Type: e.Type(), Subject: e.Subject(),
 		ReceivedAt: s.d.Now(), Transport: transport, ContractID: e.Subject(),
 	}

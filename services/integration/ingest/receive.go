@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/jsmplatform/jsm/libs/reactor"
+	"github.com/jsmplatform/jsm/libs/telemetry"
 	integrationv1 "github.com/jsmplatform/jsm/proto/gen/jsm/integration/v1"
 	"github.com/jsmplatform/jsm/services/integration/ingest/domain"
 )
@@ -67,7 +68,7 @@ func (s *Sources) Handler() http.Handler {
 // refused (a batch's accepted events stay accepted: resending it is safe);
 // 503 when the platform could not be reached (send it again later).
 func (s *Sources) receiveHTTP(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
+	ctx := telemetry.FromTraceParent(r.Context(), r.Header.Get("traceparent"))
 	id := r.PathValue("source")
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.d.Limits.MaxBodyBytes))
 	var tooBig *http.MaxBytesError
