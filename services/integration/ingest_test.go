@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -812,5 +814,73 @@ func TestTraceContinues(t *testing.T) {
 		if !strings.Contains(evs[0].TraceParent, traceID) {
 			t.Fatalf("event traceparent %q, want trace %s", evs[0].TraceParent, traceID)
 		}
+	}
+}
+
+// sample is a recorded CloudEvent of testdata, for contract.
+func sample(t *testing.T, name, contract string) cloudevents.Event {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("ingest", "mapping", "testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e cloudevents.Event
+	if err := json.Unmarshal(b, &e); err != nil {
+		t.Fatal(err)
+	}
+	e.SetSubject(contract)
+	return e
+}
+
+// TestRecordedSamples: ServiceNow and Jira payloads as those tools send
+// them, through HTTP into the platform; later records of a ticket update
+// the object it became.
+func TestRecordedSamples(t *testing.T) {
+	p := start(t, ingest.Limits{})
+	con := p.contract()
+	snow := p.source(customer, "snow", integrationv1.Mapping_MAPPING_SERVICENOW, con)
+	jira := p.source(provider, "jira", integrationv1.Mapping_MAPPING_JIRA, con)
+
+	ins := p.structured("snow", snow, sample(t, "servicenow/incident_insert_plain.json", con))
+	if ins.status != http.StatusOK || ins.str("object_type") != "incident" {
+		t.Fatalf("ServiceNow incident: %d %s", ins.status, ins.raw)
+	}
+	inc := p.incident(ins.str("object_id"), position(ins))
+	if inc.Title != "Suspicious outbound traffic from payroll server" || inc.ReporterOrgId != customer || inc.ExternalReferences[0].Id != "INC0010023" {
+		t.Fatalf("incident %v", inc)
+	}
+	res := p.structured("snow", snow, sample(t, "servicenow/incident_resolved_plain.json", con))
+	if res.status != http.StatusOK || res.str("object_id") != ins.str("object_id") {
+		t.Fatalf("ServiceNow resolution: %d %s", res.status, res.raw)
+	}
+	if inc := p.incident(ins.str("object_id"), position(res)); inc.Status != incidentsv1.IncidentStatus_INCIDENT_STATUS_RESOLVED {
+		t.Fatalf("status %v after ServiceNow resolved it", inc.Status)
+	}
+
+	created := p.structured("jira", jira, sample(t, "jira/issue_created.json", con))
+	if created.status != http.StatusOK || created.str("object_type") != "incident" {
+		t.Fatalf("Jira issue: %d %s", created.status, created.raw)
+	}
+	done := p.structured("jira", jira, sample(t, "jira/issue_updated_done.json", con))
+	if done.status != http.StatusOK || done.str("object_id") != created.str("object_id") {
+		t.Fatalf("Jira done: %d %s", done.status, done.raw)
+	}
+	if inc := p.incident(created.str("object_id"), position(done)); inc.Status != incidentsv1.IncidentStatus_INCIDENT_STATUS_RESOLVED || inc.ReporterOrgId != provider {
+		t.Fatalf("Jira incident %v", inc)
+	}
+
+	vul := p.structured("snow", snow, sample(t, "servicenow/vulnerable_item_plain.json", con))
+	if vul.status != http.StatusOK || vul.str("object_type") != "remediation" || vul.str("object_id") == "" {
+		t.Fatalf("ServiceNow vulnerable item: %d %s", vul.status, vul.raw)
+	}
+	chg := p.structured("snow", snow, sample(t, "servicenow/change_new_plain.json", con))
+	if chg.status != http.StatusOK || chg.str("object_type") != "change" {
+		t.Fatalf("ServiceNow change: %d %s", chg.status, chg.raw)
+	}
+	// A change ServiceNow reports implemented that the board never approved:
+	// the platform refuses the implementation and says why.
+	closed := p.structured("snow", snow, sample(t, "servicenow/change_closed_plain.json", con))
+	if closed.status != http.StatusUnprocessableEntity || !strings.Contains(closed.str("detail"), "failed_precondition") {
+		t.Fatalf("ServiceNow change closed before approval: %d %s", closed.status, closed.raw)
 	}
 }
