@@ -20,6 +20,7 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/cloudevents/sdk-go/v2/binding"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -67,7 +68,11 @@ type platform struct {
 	srv   *testkit.Services
 	keys  secret.Keys
 	// url is where ingest sends commands; a test may point it elsewhere.
-	url atomic.Pointer[string]
+	url    atomic.Pointer[string]
+	served atomic.Pointer[testkit.Services]
+	deps   integration.Deps
+	svc    *stoppable
+	pool   *pgxpool.Pool
 }
 
 func start(t *testing.T, limits ingest.Limits) *platform {
@@ -75,6 +80,7 @@ func start(t *testing.T, limits ingest.Limits) *platform {
 	n := testkit.StartNATS(t)
 	p := &platform{t: t, nats: n, store: n.Store()}
 	pool := testkit.PostgresPool(t)
+	p.pool = pool
 	keys, err := secret.New(bytes.Repeat([]byte{9}, secret.KeySize))
 	if err != nil {
 		t.Fatal(err)
@@ -97,8 +103,7 @@ func start(t *testing.T, limits ingest.Limits) *platform {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var srv atomic.Pointer[testkit.Services]
-	in, err := integration.New(ctx, integration.Deps{
+	p.deps = integration.Deps{
 		Deps: deps, Keys: keys, Limits: limits, AllowPrivateTargets: true,
 		Platform: func() ingest.Platform {
 			u := ""
@@ -106,19 +111,61 @@ func start(t *testing.T, limits ingest.Limits) *platform {
 				u = *s
 			}
 			pl := ingest.Platform{Incidents: u, Patching: u, Changes: u}
-			if s := srv.Load(); s != nil {
+			if s := p.served.Load(); s != nil {
 				pl.Token = s.Mint
 			}
 			return pl
 		},
-	})
+	}
+	in, err := integration.New(ctx, p.deps)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.srv = testkit.Serve(t, c, inc, pa, ca, in)
-	srv.Store(p.srv)
+	p.svc = &stoppable{Service: in, stop: make(chan struct{}), done: make(chan struct{})}
+	p.srv = testkit.Serve(t, c, inc, pa, ca, p.svc)
+	p.served.Store(p.srv)
 	p.url.Store(&p.srv.URL)
 	return p
+}
+
+// stoppable is the integration service with its background work stopped
+// early (a crash or a restart) by halt.
+type stoppable struct {
+	*integration.Service
+	stop, done chan struct{}
+}
+
+func (s *stoppable) Run(ctx context.Context) error {
+	defer close(s.done)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return s.Service.Run(ctx)
+}
+
+func (s *stoppable) halt() {
+	close(s.stop)
+	<-s.done
+}
+
+// restart runs another instance of the integration service's background
+// work on the same stream and database, until the test ends.
+func (p *platform) restart() {
+	p.t.Helper()
+	in, err := integration.New(ctx, p.deps)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = in.Run(runCtx) }()
+	p.t.Cleanup(func() { cancel(); <-done })
 }
 
 func must[T any](t *testing.T) func(*connect.Response[T], error) *T { return testkit.Must[T](t) }
@@ -882,5 +929,44 @@ func TestRecordedSamples(t *testing.T) {
 	closed := p.structured("snow", snow, sample(t, "servicenow/change_closed_plain.json", con))
 	if closed.status != http.StatusUnprocessableEntity || !strings.Contains(closed.str("detail"), "failed_precondition") {
 		t.Fatalf("ServiceNow change closed before approval: %d %s", closed.status, closed.raw)
+	}
+}
+
+// TestSurvivesCrashAndRestart: events published on NATS while the service
+// is down are applied once it is back; an event whose commands were given
+// but whose inbox row was lost (a crash between the two) is applied again
+// without a second incident.
+func TestSurvivesCrashAndRestart(t *testing.T) {
+	p := start(t, ingest.Limits{})
+	con := p.contract()
+	secret := p.source(provider, "soc", integrationv1.Mapping_MAPPING_JSM, con)
+	first := p.structured("soc", secret, event("c-1", "jsm.incident.report", con, report("C1", "SEVERITY_HIGH")))
+	if first.status != http.StatusOK {
+		t.Fatalf("first: %d %s", first.status, first.raw)
+	}
+	// As if the service died after its command, before its rows.
+	if _, err := p.pool.Exec(ctx, `DELETE FROM ingest.events WHERE event_id = 'c-1'; DELETE FROM ingest.refs WHERE ref_id = 'C1'`); err != nil {
+		t.Fatal(err)
+	}
+	again := p.structured("soc", secret, event("c-1", "jsm.incident.report", con, report("C1", "SEVERITY_HIGH")))
+	if again.status != http.StatusOK || again.str("object_id") != first.str("object_id") {
+		t.Fatalf("after the lost row: %d %s", again.status, again.raw)
+	}
+	if n := testkit.CountEvents(t, p.store, "incidents.incident", first.str("object_id"), "jsm.incidents.v1.IncidentReported"); n != 1 {
+		t.Fatalf("%d reports after a lost inbox row, want 1", n)
+	}
+
+	p.svc.halt()
+	for i := range 5 {
+		publish(t, p, "soc", event(fmt.Sprint("down-", i), "jsm.incident.report", con, report(fmt.Sprint("D", i), "SEVERITY_LOW")))
+	}
+	time.Sleep(300 * time.Millisecond)
+	l := must[integrationv1.ListIngestedEventsResponse](t)(p.integration(provider).ListIngestedEvents(ctx, connect.NewRequest(&integrationv1.ListIngestedEventsRequest{})))
+	if len(l.Events) != 1 {
+		t.Fatalf("ingested while down: %v", l.Events)
+	}
+	p.restart()
+	for i := range 5 {
+		waitIngested(t, p, provider, fmt.Sprint("down-", i), integrationv1.IngestOutcome_INGEST_OUTCOME_APPLIED)
 	}
 }
