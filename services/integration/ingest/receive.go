@@ -131,16 +131,13 @@ func (s *Sources) receiveHTTP(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, problem{Type: problemBase + "too-large", Status: http.StatusRequestEntityTooLarge, Detail: fmt.Sprintf("a batch holds at most %d events", s.d.Limits.MaxBatch)})
 		return
 	}
-	results := make([]Result, 0, len(events))
-	for _, e := range events {
-		res, err := s.ingest(ctx, src, transportHTTP, e)
-		if err != nil {
-			s.d.Logger.WarnContext(ctx, "ingest: transient failure", "source", id, "event", e.ID(), "err", err)
-			w.Header().Set("Retry-After", "5")
-			writeProblem(w, problem{Type: problemBase + "unavailable", Status: http.StatusServiceUnavailable, EventID: e.ID(), Detail: "the platform could not take the event now; send it again", Results: results})
-			return
-		}
-		results = append(results, res)
+	results, failed, err := s.ingestAll(ctx, src, transportHTTP, events)
+	if err != nil {
+		s.d.Logger.WarnContext(ctx, "ingest: transient failure", "source", id, "event", failed, "err", err)
+		w.Header().Set("Retry-After", "5")
+		writeProblem(w, problem{Type: problemBase + "unavailable", Status: http.StatusServiceUnavailable, EventID: failed,
+			Detail: "the platform could not take the event now; send it again (what was taken is answered as a duplicate)", Results: results})
+		return
 	}
 	var rejected *Result
 	for i := range results {
