@@ -387,43 +387,6 @@ func (s *Store) Version(ctx context.Context, aggregateType, aggregateID string) 
 	return m.Sequence, nil
 }
 
-// LeaderVersion is Version as the stream's leader has it: a follower that
-// answers a direct get may not have stored the newest event yet, and a
-// reader that must see every event acknowledged so far (a command that
-// waits for a read model to hold them) asks the leader.
-func (s *Store) LeaderVersion(ctx context.Context, aggregateType, aggregateID string) (uint64, error) {
-	req, err := json.Marshal(struct {
-		LastBySubject string `json:"last_by_subj"`
-	}{event.Subject(aggregateType, aggregateID)})
-	if err != nil {
-		return 0, err
-	}
-	ctx, cancel := bounded(ctx)
-	defer cancel()
-	msg, err := s.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+s.name, req)
-	if err != nil {
-		return 0, fmt.Errorf("version of %s.%s: %w", aggregateType, aggregateID, err)
-	}
-	var res struct {
-		Message *struct {
-			Seq uint64 `json:"seq"`
-		} `json:"message"`
-		Error *jetstream.APIError `json:"error"`
-	}
-	if err := json.Unmarshal(msg.Data, &res); err != nil {
-		return 0, fmt.Errorf("version of %s.%s: %w", aggregateType, aggregateID, err)
-	}
-	switch {
-	case res.Error != nil && res.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
-		return 0, nil
-	case res.Error != nil:
-		return 0, fmt.Errorf("version of %s.%s: %w", aggregateType, aggregateID, res.Error)
-	case res.Message == nil:
-		return 0, fmt.Errorf("version of %s.%s: empty answer", aggregateType, aggregateID)
-	}
-	return res.Message.Seq, nil
-}
-
 // LastPosition is the position of the newest event in the stream.
 func (s *Store) LastPosition(ctx context.Context) (uint64, error) {
 	info, err := s.stream.Info(ctx)

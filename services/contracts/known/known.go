@@ -118,20 +118,15 @@ func New(pool *pgxpool.Pool, store *eventstore.Store, projector *projection.Proj
 }
 
 // Get returns the contract as the stream has it now, and false if there is
-// none. It waits (bounded) until the projector has read the contract's
-// newest event, so a client that signs new terms and then acts on them is
-// served the new terms, not the ones before. (Only the contract's own
-// events change its row: waiting for the whole stream instead made every
-// command under load wait for the other commands' events too.)
+// none. It waits (bounded) until the projector has read the whole stream,
+// so a client that signs new terms and then acts on them is served the new
+// terms, not the ones before.
 func (c *Contracts) Get(ctx context.Context, id string) (domain.State, bool, error) {
-	version, err := c.store.LeaderVersion(ctx, AggregateType, id)
+	last, err := c.store.LastPosition(ctx)
 	if err != nil {
 		return domain.State{}, false, err
 	}
-	if version == 0 {
-		return domain.State{}, false, nil
-	}
-	if err := c.projector.WaitFor(ctx, version, c.maxWait); err != nil {
+	if err := c.projector.WaitFor(ctx, last, c.maxWait); err != nil {
 		return domain.State{}, false, fmt.Errorf("read model: %w", err)
 	}
 	var raw []byte
