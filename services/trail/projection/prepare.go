@@ -114,7 +114,7 @@ func (b *Builder) load(through uint64) (*memory, error) {
 type prepared struct {
 	b        *Builder
 	events   []event.Event
-	rows     *columns // nil: to be computed in Apply
+	rows     *encoded // nil: to be computed in Apply
 	from, to int64    // tree sizes before and after
 }
 

@@ -66,103 +66,54 @@ func EntryOf(e event.Event) ledger.Entry {
 	}
 }
 
-// columns are a batch's rows, column by column.
-type columns struct {
-	position, idx                                                           []int64
-	id, typ, source, aggType, aggID, contract, customer, provider, actorOrg []string
-	actor, actorRole, correlation, causation                                []string
-	schemaVersion                                                           []int32
-	time                                                                    []time.Time
-	nanos                                                                   []int16
-	payload                                                                 [][]byte
-	hashes                                                                  [][]byte // per record, its stored hashes
+// encoded is a batch's rows, ready to be streamed into COPY.
+type encoded struct {
+	n       int    // entries
+	entries []byte // trail.entries (Columns)
+	hashes  []byte // trail.hashes (record, hashes)
 }
 
 // build computes the rows of events appended to a tree of size with the
 // given frontier, and the tree after them. It does not change frontier.
-func build(size int64, frontier ledger.Hashes, events []event.Event) (*columns, *memory, error) {
+func build(size int64, frontier ledger.Hashes, events []event.Event) (*encoded, *memory, error) {
 	tree := ledger.NewAppender(size, frontier, len(events))
-	c := newColumns(len(events))
+	// About 500 bytes an entry and 100 for its hashes: one allocation each.
+	entries, hashes := newCopyData(512*len(events)), newCopyData(128*len(events))
+	n := 0
 	for _, e := range events {
 		if e.ID == "" {
 			continue // not an event (the projector passes its position only)
 		}
-		n := tree.Size()
+		idx := tree.Size()
 		entry := EntryOf(e)
 		stored, err := tree.Append(entry.LeafHash())
 		if err != nil {
-			return nil, nil, fmt.Errorf("tree at %d: %w", n, err)
+			return nil, nil, fmt.Errorf("tree at %d: %w", idx, err)
 		}
-		flat := make([]byte, 0, len(stored)*tlog.HashSize)
-		for _, h := range stored {
-			flat = append(flat, h[:]...)
+		n++
+		hashes.row(2)
+		hashes.int64(idx)
+		hashes.hashes(stored)
+
+		// In the order of Columns.
+		entries.row(len(Columns))
+		entries.int64(int64(e.Position))
+		entries.int64(idx)
+		for _, s := range [...]string{e.ID, e.Type, e.Source, e.AggregateType, e.AggregateID, e.Contract,
+			e.Parties.Customer, e.Parties.Provider, e.Actor.Org, e.Actor.User, e.Actor.Role, e.Correlation, e.Causation} {
+			entries.text(s)
 		}
-		c.hashes = append(c.hashes, flat)
-		c.position = append(c.position, int64(e.Position))
-		c.idx = append(c.idx, n)
-		c.id = append(c.id, e.ID)
-		c.typ = append(c.typ, e.Type)
-		c.source = append(c.source, e.Source)
-		c.aggType = append(c.aggType, e.AggregateType)
-		c.aggID = append(c.aggID, e.AggregateID)
-		c.contract = append(c.contract, e.Contract)
-		c.customer = append(c.customer, e.Parties.Customer)
-		c.provider = append(c.provider, e.Parties.Provider)
-		c.actorOrg = append(c.actorOrg, e.Actor.Org)
-		c.actor = append(c.actor, e.Actor.User)
-		c.actorRole = append(c.actorRole, e.Actor.Role)
-		c.correlation = append(c.correlation, e.Correlation)
-		c.causation = append(c.causation, e.Causation)
-		c.schemaVersion = append(c.schemaVersion, int32(e.SchemaVersion))
-		c.time = append(c.time, entry.Time)
-		c.nanos = append(c.nanos, int16(entry.Time.Nanosecond()%1000))
-		c.payload = append(c.payload, e.Data)
+		entries.int32(int32(e.SchemaVersion))
+		entries.timestamptz(entry.Time)
+		entries.int16(int16(entry.Time.Nanosecond() % 1000))
+		entries.bytea(e.Data)
 	}
 	// Keep only the new tree's frontier: all the next batch reads.
 	next, err := tree.Frontier()
 	if err != nil {
 		return nil, nil, fmt.Errorf("tree at %d: %w", tree.Size(), err)
 	}
-	return c, &memory{size: tree.Size(), frontier: next}, nil
-}
-
-func newColumns(n int) *columns {
-	return &columns{
-		position: make([]int64, 0, n), idx: make([]int64, 0, n),
-		id: make([]string, 0, n), typ: make([]string, 0, n), source: make([]string, 0, n),
-		aggType: make([]string, 0, n), aggID: make([]string, 0, n), contract: make([]string, 0, n),
-		customer: make([]string, 0, n), provider: make([]string, 0, n), actorOrg: make([]string, 0, n),
-		actor: make([]string, 0, n), actorRole: make([]string, 0, n), correlation: make([]string, 0, n),
-		causation: make([]string, 0, n), schemaVersion: make([]int32, 0, n), time: make([]time.Time, 0, n),
-		nanos: make([]int16, 0, n), payload: make([][]byte, 0, n), hashes: make([][]byte, 0, n),
-	}
-}
-
-// entryRows feeds the entries to COPY a row at a time, in one reused
-// slice: pgx encodes each row before asking for the next.
-func (c *columns) entryRows() pgx.CopyFromSource {
-	i, row := -1, make([]any, len(Columns))
-	return pgx.CopyFromFunc(func() ([]any, error) {
-		if i++; i == len(c.position) {
-			return nil, nil
-		}
-		row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7] = c.position[i], c.idx[i], c.id[i], c.typ[i], c.source[i], c.aggType[i], c.aggID[i], c.contract[i]
-		row[8], row[9], row[10], row[11], row[12], row[13], row[14] = c.customer[i], c.provider[i], c.actorOrg[i], c.actor[i], c.actorRole[i], c.correlation[i], c.causation[i]
-		row[15], row[16], row[17], row[18] = c.schemaVersion[i], c.time[i], c.nanos[i], c.payload[i]
-		return row, nil
-	})
-}
-
-// hashRows feeds the stored hashes to COPY, like entryRows.
-func (c *columns) hashRows() pgx.CopyFromSource {
-	i, row := -1, make([]any, 2)
-	return pgx.CopyFromFunc(func() ([]any, error) {
-		if i++; i == len(c.hashes) {
-			return nil, nil
-		}
-		row[0], row[1] = c.idx[i], c.hashes[i]
-		return row, nil
-	})
+	return &encoded{n: n, entries: entries.bytes(), hashes: hashes.bytes()}, &memory{size: tree.Size(), frontier: next}, nil
 }
 
 // Apply appends the batch's events to trail.entries and their stored
@@ -186,14 +137,14 @@ func (Log) Apply(ctx context.Context, tx pgx.Tx, events []event.Event) error {
 }
 
 // write appends the rows and moves the tree's size to size.
-func write(ctx context.Context, tx pgx.Tx, c *columns, size int64) error {
-	if len(c.position) == 0 {
+func write(ctx context.Context, tx pgx.Tx, r *encoded, size int64) error {
+	if r.n == 0 {
 		return nil
 	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{Schema, "entries"}, Columns, c.entryRows()); err != nil {
+	if err := copyFrom(ctx, tx, "entries", Columns, r.entries); err != nil {
 		return fmt.Errorf("append entries: %w", err)
 	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{Schema, "hashes"}, []string{"record", "hashes"}, c.hashRows()); err != nil {
+	if err := copyFrom(ctx, tx, "hashes", []string{"record", "hashes"}, r.hashes); err != nil {
 		return fmt.Errorf("append hashes: %w", err)
 	}
 	if _, err := tx.Exec(ctx, `UPDATE trail.tree SET size = $1`, size); err != nil {
