@@ -11,6 +11,7 @@ import (
 	"github.com/jsmplatform/jsm/libs/rpc"
 	integrationv1 "github.com/jsmplatform/jsm/proto/gen/jsm/integration/v1"
 	"github.com/jsmplatform/jsm/services/integration/ingest/domain"
+	"github.com/jsmplatform/jsm/services/integration/registration"
 	"github.com/jsmplatform/jsm/services/integration/secret"
 )
 
@@ -114,15 +115,7 @@ func (s *Sources) handle(ctx context.Context, req es.Request, id string, cmd dom
 }
 
 func (s *Sources) lookup(ctx context.Context, ids []string) ([]domain.Contract, error) {
-	out := make([]domain.Contract, 0, len(ids))
-	for _, id := range ids {
-		c, ok, err := s.contracts.Get(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, domain.Contract{ID: id, Customer: domain.OrgID(c.Customer), Provider: domain.OrgID(c.Provider), Known: ok})
-	}
-	return out, nil
+	return registration.Lookup(ctx, s.contracts, ids)
 }
 
 func (s *Sources) GetSource(ctx context.Context, r *connect.Request[integrationv1.GetSourceRequest]) (*connect.Response[integrationv1.GetSourceResponse], error) {

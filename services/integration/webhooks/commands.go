@@ -12,6 +12,7 @@ import (
 	"github.com/jsmplatform/jsm/libs/decide"
 	"github.com/jsmplatform/jsm/libs/es"
 	"github.com/jsmplatform/jsm/libs/eventstore"
+	"github.com/jsmplatform/jsm/services/integration/registration"
 	"github.com/jsmplatform/jsm/services/integration/webhooks/domain"
 )
 
@@ -48,15 +49,7 @@ func (s *Subscriptions) enable(ctx context.Context, req es.Request, id string) (
 }
 
 func (s *Subscriptions) lookup(ctx context.Context, ids []string) ([]domain.Contract, error) {
-	out := make([]domain.Contract, 0, len(ids))
-	for _, id := range ids {
-		c, ok, err := s.contracts.Get(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, domain.Contract{ID: id, Customer: domain.OrgID(c.Customer), Provider: domain.OrgID(c.Provider), Known: ok})
-	}
-	return out, nil
+	return registration.Lookup(ctx, s.contracts, ids)
 }
 
 // handle runs cmd on the subscription id for the request's caller.

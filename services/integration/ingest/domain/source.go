@@ -7,7 +7,6 @@
 package domain
 
 import (
-	"errors"
 	"slices"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 
 	"github.com/jsmplatform/jsm/libs/decide"
 	integrationv1 "github.com/jsmplatform/jsm/proto/gen/jsm/integration/v1"
+	"github.com/jsmplatform/jsm/services/integration/registration"
 )
 
 type (
@@ -25,7 +25,7 @@ type (
 )
 
 // ErrAlreadyExists: another org registered a source with this id.
-var ErrAlreadyExists = errors.New("source id already taken")
+var ErrAlreadyExists = registration.ErrAlreadyExists
 
 // SourceID names a source.
 type SourceID string
@@ -52,16 +52,7 @@ func (s State) Exists() bool { return s.ID != "" }
 func (s State) Allows(contract string) bool { return slices.Contains(s.ContractIDs, contract) }
 
 // Contract is what a command needs to know of a contract it names.
-type Contract struct {
-	ID       string
-	Customer OrgID
-	Provider OrgID
-	Known    bool
-}
-
-func (c Contract) has(org OrgID) bool {
-	return c.Known && org != "" && (org == c.Customer || org == c.Provider)
-}
+type Contract = registration.Contract
 
 // Command is any source command.
 type Command = decide.Command
@@ -75,61 +66,41 @@ type Register struct {
 	Contracts []Contract
 }
 
-// RotateSecret issues the next secret version.
-type RotateSecret struct{ decide.By }
-
-// Disable refuses the source's events from now on.
-type Disable struct {
-	decide.By
-	Reason string
-}
-
-// Enable accepts them again; the org must still be a party to the contracts.
-type Enable struct {
-	decide.By
-	Contracts []Contract
-}
+// The lifecycle's commands: a new secret version, refusing the source's
+// events from now on, and accepting them again.
+type (
+	RotateSecret = registration.RotateSecret
+	Disable      = registration.Disable
+	Enable       = registration.Enable
+)
 
 // Decide checks cmd against the source s.
 func Decide(s State, cmd Command) ([]proto.Message, error) {
-	if decide.Missing(cmd) {
-		return nil, decide.Invalid("command", "missing")
+	if x, ok := cmd.(*Register); ok && x != nil {
+		return register(s, x)
 	}
-	by := decide.ByOf(cmd)
-	if x, ok := cmd.(*Register); ok {
-		return register(s, by, x)
-	}
-	if !s.Exists() || s.Org != by.Org {
-		return nil, NotFoundError{What: "source", ID: string(s.ID)}
-	}
-	switch x := cmd.(type) {
-	case *RotateSecret:
-		return one(&integrationv1.SourceSecretRotated{SourceId: string(s.ID), SecretVersion: s.SecretVersion + 1})
-	case *Disable:
-		if !s.Enabled {
-			return nil, nil
-		}
-		return one(&integrationv1.SourceDisabled{SourceId: string(s.ID), Reason: x.Reason})
-	case *Enable:
-		if err := parties(by.Org, x.Contracts); err != nil {
-			return nil, err
-		}
-		if s.Enabled {
-			return nil, nil
-		}
-		return one(&integrationv1.SourceEnabled{SourceId: string(s.ID)})
-	default:
-		return nil, decide.Invalid("command", "unknown command %T", cmd)
+	return registration.Decide(s.owned(), cmd, events(s.ID))
+}
+
+func (s State) owned() registration.Owned {
+	return registration.Owned{What: "source", ID: string(s.ID), Org: s.Org, Exists: s.Exists(), Enabled: s.Enabled, SecretVersion: s.SecretVersion}
+}
+
+func events(id SourceID) registration.Events {
+	return registration.Events{
+		SecretRotated: func(v uint32) proto.Message {
+			return &integrationv1.SourceSecretRotated{SourceId: string(id), SecretVersion: v}
+		},
+		Disabled: func(reason string) proto.Message {
+			return &integrationv1.SourceDisabled{SourceId: string(id), Reason: reason}
+		},
+		Enabled: func() proto.Message { return &integrationv1.SourceEnabled{SourceId: string(id)} },
 	}
 }
 
-func register(s State, by By, x *Register) ([]proto.Message, error) {
-	if s.Exists() {
-		if s.Org != by.Org {
-			return nil, ErrAlreadyExists
-		}
-		// The same org registering its source again (a retried request): no-op.
-		return nil, nil
+func register(s State, x *Register) ([]proto.Message, error) {
+	if again, err := registration.Registered(s.owned(), x.By); again || err != nil {
+		return nil, err
 	}
 	if x.ID == "" {
 		return nil, decide.Invalid("source_id", "missing")
@@ -137,39 +108,22 @@ func register(s State, by By, x *Register) ([]proto.Message, error) {
 	if len(x.Contracts) == 0 {
 		return nil, decide.Invalid("contract_ids", "a source writes to at least one contract")
 	}
-	if err := parties(by.Org, x.Contracts); err != nil {
+	if err := registration.Parties(x.By.Org, x.Contracts); err != nil {
 		return nil, err
-	}
-	ids := make([]string, len(x.Contracts))
-	for i, c := range x.Contracts {
-		ids[i] = c.ID
 	}
 	mapping := x.Mapping
 	if mapping == integrationv1.Mapping_MAPPING_UNSPECIFIED {
 		mapping = integrationv1.Mapping_MAPPING_JSM
 	}
-	return one(&integrationv1.SourceRegistered{
+	return []proto.Message{&integrationv1.SourceRegistered{
 		SourceId:      string(x.ID),
-		OrgId:         string(by.Org),
+		OrgId:         string(x.By.Org),
 		Name:          x.Name,
 		Mapping:       mapping,
-		ContractIds:   ids,
+		ContractIds:   registration.IDs(x.Contracts),
 		SecretVersion: 1,
-	})
+	}}, nil
 }
-
-// parties refuses contracts org is not a party to, unknown ones included
-// (so a caller cannot tell them apart).
-func parties(org OrgID, contracts []Contract) error {
-	for _, c := range contracts {
-		if !c.has(org) {
-			return NotFoundError{What: "contract", ID: c.ID}
-		}
-	}
-	return nil
-}
-
-func one(m proto.Message) ([]proto.Message, error) { return []proto.Message{m}, nil }
 
 // Evolve applies one event.
 func Evolve(s State, m proto.Message, meta Meta) State {

@@ -5,7 +5,6 @@
 package domain
 
 import (
-	"errors"
 	"slices"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 
 	"github.com/jsmplatform/jsm/libs/decide"
 	integrationv1 "github.com/jsmplatform/jsm/proto/gen/jsm/integration/v1"
+	"github.com/jsmplatform/jsm/services/integration/registration"
 )
 
 type (
@@ -32,7 +32,7 @@ var (
 
 // ErrAlreadyExists: a subscription with this id exists already (a
 // register that is not a retry of the one that created it).
-var ErrAlreadyExists = errors.New("subscription already exists")
+var ErrAlreadyExists = registration.ErrAlreadyExists
 
 // SubscriptionID names a subscription.
 type SubscriptionID string
@@ -58,16 +58,7 @@ func (s State) Exists() bool { return s.ID != "" }
 
 // Contract is what a command needs to know of a contract it names: its
 // parties, as the service learned them (services/contracts/known).
-type Contract struct {
-	ID       string
-	Customer OrgID
-	Provider OrgID
-	Known    bool
-}
-
-func (c Contract) has(org OrgID) bool {
-	return c.Known && org != "" && (org == c.Customer || org == c.Provider)
-}
+type Contract = registration.Contract
 
 // Command is any subscription command.
 type Command = decide.Command
@@ -82,62 +73,41 @@ type Register struct {
 	Description string
 }
 
-// RotateSecret issues the next secret version.
-type RotateSecret struct{ decide.By }
-
-// Disable stops deliveries.
-type Disable struct {
-	decide.By
-	Reason string
-}
-
-// Enable resumes deliveries; the org must still be a party to the contracts.
-type Enable struct {
-	decide.By
-	Contracts []Contract
-}
+// The lifecycle's commands: a new secret version, stopping deliveries,
+// and resuming them.
+type (
+	RotateSecret = registration.RotateSecret
+	Disable      = registration.Disable
+	Enable       = registration.Enable
+)
 
 // Decide checks cmd against the subscription s.
 func Decide(s State, cmd Command) ([]proto.Message, error) {
-	if decide.Missing(cmd) {
-		return nil, decide.Invalid("command", "missing")
+	if x, ok := cmd.(*Register); ok && x != nil {
+		return register(s, x)
 	}
-	by := decide.ByOf(cmd)
-	if x, ok := cmd.(*Register); ok {
-		return register(s, by, x)
-	}
-	// Another org's subscription does not exist for the caller.
-	if !s.Exists() || s.Org != by.Org {
-		return nil, NotFoundError{What: "subscription", ID: string(s.ID)}
-	}
-	switch x := cmd.(type) {
-	case *RotateSecret:
-		return one(&integrationv1.SubscriptionSecretRotated{SubscriptionId: string(s.ID), SecretVersion: s.SecretVersion + 1})
-	case *Disable:
-		if !s.Enabled {
-			return nil, nil
-		}
-		return one(&integrationv1.SubscriptionDisabled{SubscriptionId: string(s.ID), Reason: x.Reason})
-	case *Enable:
-		if err := parties(by.Org, x.Contracts); err != nil {
-			return nil, err
-		}
-		if s.Enabled {
-			return nil, nil
-		}
-		return one(&integrationv1.SubscriptionEnabled{SubscriptionId: string(s.ID)})
-	default:
-		return nil, decide.Invalid("command", "unknown command %T", cmd)
+	return registration.Decide(s.owned(), cmd, events(s.ID))
+}
+
+func (s State) owned() registration.Owned {
+	return registration.Owned{What: "subscription", ID: string(s.ID), Org: s.Org, Exists: s.Exists(), Enabled: s.Enabled, SecretVersion: s.SecretVersion}
+}
+
+func events(id SubscriptionID) registration.Events {
+	return registration.Events{
+		SecretRotated: func(v uint32) proto.Message {
+			return &integrationv1.SubscriptionSecretRotated{SubscriptionId: string(id), SecretVersion: v}
+		},
+		Disabled: func(reason string) proto.Message {
+			return &integrationv1.SubscriptionDisabled{SubscriptionId: string(id), Reason: reason}
+		},
+		Enabled: func() proto.Message { return &integrationv1.SubscriptionEnabled{SubscriptionId: string(id)} },
 	}
 }
 
-func register(s State, by By, x *Register) ([]proto.Message, error) {
-	if s.Exists() {
-		if s.Org != by.Org {
-			return nil, ErrAlreadyExists
-		}
-		// The same subscription registered again (a retried request): no-op.
-		return nil, nil
+func register(s State, x *Register) ([]proto.Message, error) {
+	if again, err := registration.Registered(s.owned(), x.By); again || err != nil {
+		return nil, err
 	}
 	if x.ID == "" {
 		return nil, decide.Invalid("subscription_id", "missing")
@@ -145,36 +115,19 @@ func register(s State, by By, x *Register) ([]proto.Message, error) {
 	if x.URL == "" {
 		return nil, decide.Invalid("url", "missing")
 	}
-	if err := parties(by.Org, x.Contracts); err != nil {
+	if err := registration.Parties(x.By.Org, x.Contracts); err != nil {
 		return nil, err
 	}
-	ids := make([]string, len(x.Contracts))
-	for i, c := range x.Contracts {
-		ids[i] = c.ID
-	}
-	return one(&integrationv1.SubscriptionRegistered{
+	return []proto.Message{&integrationv1.SubscriptionRegistered{
 		SubscriptionId: string(x.ID),
-		OrgId:          string(by.Org),
+		OrgId:          string(x.By.Org),
 		Url:            x.URL,
 		EventTypes:     slices.Clone(x.EventTypes),
-		ContractIds:    ids,
+		ContractIds:    registration.IDs(x.Contracts),
 		Description:    x.Description,
 		SecretVersion:  1,
-	})
+	}}, nil
 }
-
-// parties refuses contracts org is not a party to, unknown ones included
-// (so a caller cannot tell them apart).
-func parties(org OrgID, contracts []Contract) error {
-	for _, c := range contracts {
-		if !c.has(org) {
-			return NotFoundError{What: "contract", ID: c.ID}
-		}
-	}
-	return nil
-}
-
-func one(m proto.Message) ([]proto.Message, error) { return []proto.Message{m}, nil }
 
 // Evolve applies one event.
 func Evolve(s State, m proto.Message, meta Meta) State {
