@@ -28,7 +28,7 @@ test: postgres generate-check lint ## run every test (real NATS, real PostgreSQL
 
 .PHONY: bench
 bench: postgres ## run the benchmarks with the raw baselines side by side
-	go test -run '^$$' -bench . -benchtime 1x -timeout 30m ./services/contracts/bench/ ./services/patching/bench/ ./services/trail/bench/ ./e2e/
+	go test -run '^$$' -bench . -benchtime 1x -timeout 30m ./services/contracts/bench/ ./services/patching/bench/ ./services/trail/bench/ ./services/integration/bench/ ./e2e/
 
 .PHONY: e2e
 e2e: postgres ## run the black-box scenarios against jsm up processes

@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -110,6 +111,9 @@ type Contracts struct {
 	projector *projection.Projector
 	table     string
 	maxWait   time.Duration
+
+	mu    sync.Mutex
+	cache map[string]decodedContract
 }
 
 // New returns the lookup of the area whose projector keeps <schema>.contracts.
@@ -118,7 +122,7 @@ func New(pool *pgxpool.Pool, store *eventstore.Store, projector *projection.Proj
 }
 
 // Get returns the contract as the stream has it now, and false if there is
-// none. It waits (bounded) until the projector has read the whole stream,
+// none; the state may be shared with other callers, who must not change it. It waits (bounded) until the projector has read the whole stream,
 // so a client that signs new terms and then acts on them is served the new
 // terms, not the ones before.
 func (c *Contracts) Get(ctx context.Context, id string) (domain.State, bool, error) {
@@ -129,19 +133,64 @@ func (c *Contracts) Get(ctx context.Context, id string) (domain.State, bool, err
 	if err := c.projector.WaitFor(ctx, last, c.maxWait); err != nil {
 		return domain.State{}, false, fmt.Errorf("read model: %w", err)
 	}
-	var raw []byte
-	err = c.pool.QueryRow(ctx, `SELECT state FROM `+c.table+` WHERE contract_id = $1`, id).Scan(&raw)
+	// The row comes back without its state when it still is at the
+	// position of the state decoded last time: decoding the JSON of every
+	// contract a command names cost more than the rest of the lookup.
+	cached, have := c.decoded(id)
+	known := int64(-1)
+	if have {
+		known = cached.position
+	}
+	var (
+		raw      []byte
+		position int64
+	)
+	err = c.pool.QueryRow(ctx, `SELECT position, CASE WHEN position = $2 THEN NULL ELSE state END FROM `+c.table+` WHERE contract_id = $1`, id, known).Scan(&position, &raw)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return domain.State{}, false, nil
 	}
 	if err != nil {
 		return domain.State{}, false, fmt.Errorf("contract %s: %w", id, err)
 	}
+	if raw == nil && have {
+		return cached.state, true, nil
+	}
 	var s domain.State
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return domain.State{}, false, fmt.Errorf("contract %s: stored state: %w", id, err)
 	}
+	c.remember(id, decodedContract{position: position, state: s})
 	return s, true, nil
+}
+
+// decodedCacheSize bounds the decoded states a lookup keeps.
+const decodedCacheSize = 4096
+
+type decodedContract struct {
+	position int64
+	state    domain.State
+}
+
+func (c *Contracts) decoded(id string) (decodedContract, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d, ok := c.cache[id]
+	return d, ok
+}
+
+func (c *Contracts) remember(id string, d decodedContract) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cache == nil {
+		c.cache = make(map[string]decodedContract)
+	}
+	if _, ok := c.cache[id]; !ok && len(c.cache) >= decodedCacheSize {
+		for k := range c.cache { // any one: the cache only saves work
+			delete(c.cache, k)
+			break
+		}
+	}
+	c.cache[id] = d
 }
 
 // InForce reports whether terms signed by both parties are in force at t:

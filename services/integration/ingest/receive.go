@@ -90,13 +90,15 @@ func (s *Sources) receiveHTTP(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, problem{Type: problemBase + "unauthenticated", Status: http.StatusUnauthorized, Detail: errUnauthenticated.Error()})
 		return
 	}
+	if err := s.authenticate(src, r.Header, body, s.d.Now()); err != nil {
+		writeProblem(w, problem{Type: problemBase + "unauthenticated", Status: http.StatusUnauthorized, Detail: errUnauthenticated.Error()})
+		return
+	}
+	// After authentication: someone who only knows the source's id cannot
+	// use up its rate (the host bounds requests per client address).
 	if ok, wait := s.limiter.allow(id, s.d.Now()); !ok {
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
 		writeProblem(w, problem{Type: problemBase + "rate-limited", Status: http.StatusTooManyRequests, Detail: "too many requests from this source"})
-		return
-	}
-	if err := s.authenticate(src, r.Header, body, s.d.Now()); err != nil {
-		writeProblem(w, problem{Type: problemBase + "unauthenticated", Status: http.StatusUnauthorized, Detail: errUnauthenticated.Error()})
 		return
 	}
 	if !src.Enabled {
