@@ -28,6 +28,10 @@ var (
 		Name: "jsm_reactor_dead_lettered_total",
 		Help: "Events a reactor gave up on after its retries and moved to JSM_DEADLETTER, by reactor.",
 	}, []string{"reactor"}))
+	Ingested = register(prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "jsm_ingested_events_total",
+		Help: "CloudEvents sources sent that ingest took in (duplicates not counted again), by transport (http, nats) and outcome (applied, unchanged, rejected).",
+	}, []string{"transport", "outcome"}))
 	RPCRequests = register(prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "jsm_rpc_requests_total",
 		Help: "Connect RPCs answered, by procedure and code (ok or the Connect error code).",

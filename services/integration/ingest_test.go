@@ -27,6 +27,7 @@ import (
 
 	"github.com/jsmplatform/jsm/libs/eventstore"
 	"github.com/jsmplatform/jsm/libs/svcmain"
+	"github.com/jsmplatform/jsm/libs/telemetry"
 	"github.com/jsmplatform/jsm/libs/testkit"
 	changeadvisoryv1 "github.com/jsmplatform/jsm/proto/gen/jsm/changeadvisory/v1"
 	"github.com/jsmplatform/jsm/proto/gen/jsm/changeadvisory/v1/changeadvisoryv1connect"
@@ -969,4 +970,31 @@ func TestSurvivesCrashAndRestart(t *testing.T) {
 	for i := range 5 {
 		waitIngested(t, p, provider, fmt.Sprint("down-", i), integrationv1.IngestOutcome_INGEST_OUTCOME_APPLIED)
 	}
+}
+
+// TestMetrics: /metrics counts ingested events by transport and outcome.
+func TestMetrics(t *testing.T) {
+	p := start(t, ingest.Limits{})
+	con := p.contract()
+	secret := p.source(provider, "soc", integrationv1.Mapping_MAPPING_JSM, con)
+	before := metric(t, `jsm_ingested_events_total{outcome="rejected",transport="http"}`)
+	p.structured("soc", secret, event("mx-1", "jsm.coffee.brew", con, map[string]any{}))
+	p.structured("soc", secret, event("mx-1", "jsm.coffee.brew", con, map[string]any{}))
+	if got := metric(t, `jsm_ingested_events_total{outcome="rejected",transport="http"}`); got != before+1 {
+		t.Fatalf("rejected counted %v times, want once", got-before)
+	}
+}
+
+func metric(t *testing.T, series string) float64 {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	telemetry.MetricsHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	for _, line := range strings.Split(rec.Body.String(), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			var f float64
+			fmt.Sscan(v, &f)
+			return f
+		}
+	}
+	return 0
 }

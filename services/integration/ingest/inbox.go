@@ -191,5 +191,6 @@ func (s *Sources) record(ctx context.Context, src domain.State, res Result) (Res
 		prev.Duplicate = true
 		return prev, err
 	}
+	telemetry.Ingested.WithLabelValues(res.Transport, res.OutcomeName).Inc()
 	return res, nil
 }
