@@ -93,7 +93,7 @@ func (x *executor) run(ctx context.Context, src domain.State, eventID string, ac
 		return out, err
 	}
 	if known.objectID != "" && known.contractID != act.ContractID {
-		return out, reject(http.StatusUnprocessableEntity, "contract-mismatch", "%s %s/%s belongs to contract %s, not %s", act.Object, act.Ref.System, act.Ref.ID, known.contractID, act.ContractID)
+		return out, reject("contract-mismatch", "%s %s/%s belongs to contract %s, not %s", act.Object, act.Ref.System, act.Ref.ID, known.contractID, act.ContractID)
 	}
 	c.position = known.position
 	switch act.Object {
@@ -107,11 +107,15 @@ func (x *executor) run(ctx context.Context, src domain.State, eventID string, ac
 	case mapping.Change:
 		out.objectID, err = c.change(ctx, act, known.objectID)
 	default:
-		err = reject(http.StatusUnprocessableEntity, "unmappable", "no platform object %q", act.Object)
+		err = reject("unmappable", "no platform object %q", act.Object)
 	}
 	out.position, out.changed = c.position, c.changed
-	if err == nil && out.objectID != "" && !act.Ref.IsZero() && act.Object != mapping.Assets {
-		err = x.remember(ctx, src.Org, act, out)
+	// The ticket names its object as soon as there is one, even when a
+	// later step of the event was refused.
+	if out.objectID != "" && !act.Ref.IsZero() && act.Object != mapping.Assets {
+		if rerr := x.remember(ctx, src.Org, act, out); err == nil {
+			err = rerr
+		}
 	}
 	return out, err
 }
@@ -124,7 +128,7 @@ func (c *call) incident(ctx context.Context, act mapping.Action, id string) (str
 	var cur *incidentsv1.Incident
 	if id == "" {
 		if act.ReportIncident == nil {
-			return "", reject(http.StatusUnprocessableEntity, "unknown-ticket", "no incident for %s %s: report it first", act.Ref.System, act.Ref.ID)
+			return "", reject("unknown-ticket", "no incident for %s %s: report it first", act.Ref.System, act.Ref.ID)
 		}
 		req := cloneReport(act.ReportIncident)
 		req.ContractId, req.RequestId = act.ContractID, c.refBase+":report"
@@ -142,7 +146,7 @@ func (c *call) incident(ctx context.Context, act mapping.Action, id string) (str
 		}
 		cur = res.GetIncident()
 		if cur.GetContractId() != act.ContractID {
-			return id, reject(http.StatusUnprocessableEntity, "contract-mismatch", "incident %s belongs to another contract", id)
+			return id, reject("contract-mismatch", "incident %s belongs to another contract", id)
 		}
 	}
 	if a := act.Assess; a != nil && (a.GetSeverity() != cur.GetSeverity() || (a.GetCategory() != "" && a.GetCategory() != cur.GetCategory())) {
@@ -178,7 +182,7 @@ func (c *call) remediation(ctx context.Context, act mapping.Action, id string) (
 		return id, nil // the finding is registered already
 	}
 	if act.RegisterVulnerability == nil {
-		return "", reject(http.StatusUnprocessableEntity, "unknown-ticket", "no vulnerability for %s %s", act.Ref.System, act.Ref.ID)
+		return "", reject("unknown-ticket", "no vulnerability for %s %s", act.Ref.System, act.Ref.ID)
 	}
 	client := patchingv1connect.NewPatchServiceClient(c.p.http(), c.p.Patching)
 	req := cloneMsg(act.RegisterVulnerability)
@@ -193,7 +197,7 @@ func (c *call) remediation(ctx context.Context, act mapping.Action, id string) (
 
 func (c *call) assets(ctx context.Context, act mapping.Action) error {
 	if act.RegisterAssets == nil {
-		return reject(http.StatusUnprocessableEntity, "invalid-field", "no assets")
+		return reject("invalid-field", "no assets")
 	}
 	client := patchingv1connect.NewPatchServiceClient(c.p.http(), c.p.Patching)
 	req := cloneMsg(act.RegisterAssets)
@@ -214,7 +218,7 @@ func (c *call) change(ctx context.Context, act mapping.Action, id string) (strin
 	status := changeadvisoryv1.ChangeStatus_CHANGE_STATUS_REQUESTED
 	if id == "" {
 		if act.RequestChange == nil {
-			return "", reject(http.StatusUnprocessableEntity, "unknown-ticket", "no change for %s %s: request it first", act.Ref.System, act.Ref.ID)
+			return "", reject("unknown-ticket", "no change for %s %s: request it first", act.Ref.System, act.Ref.ID)
 		}
 		req := cloneMsg(act.RequestChange)
 		req.ContractId, req.RequestId = act.ContractID, c.refBase+":request"
@@ -230,7 +234,7 @@ func (c *call) change(ctx context.Context, act mapping.Action, id string) (strin
 			return id, err
 		}
 		if res.GetChange().GetContractId() != act.ContractID {
-			return id, reject(http.StatusUnprocessableEntity, "contract-mismatch", "change %s belongs to another contract", id)
+			return id, reject("contract-mismatch", "change %s belongs to another contract", id)
 		}
 		status = res.GetChange().GetStatus()
 	}
@@ -276,7 +280,7 @@ func do[Req, Res any](ctx context.Context, c *call, fn func(context.Context, *co
 	switch code := connect.CodeOf(err); code {
 	case connect.CodeInvalidArgument, connect.CodeFailedPrecondition, connect.CodeNotFound,
 		connect.CodePermissionDenied, connect.CodeAlreadyExists, connect.CodeOutOfRange:
-		return nil, reject(http.StatusUnprocessableEntity, "refused", "%s: %s", code, connectMessage(err))
+		return nil, reject("refused", "%s: %s", code, connectMessage(err))
 	case connect.CodeUnauthenticated:
 		// The platform does not accept ingest's tokens: a deployment error
 		// to fix, not the source's fault; the event can come again.

@@ -61,8 +61,18 @@ type rejection struct {
 
 func (r *rejection) Error() string { return r.typ + ": " + r.reason }
 
-func reject(status int, typ, format string, args ...any) error {
-	return &rejection{typ: typ, reason: fmt.Sprintf(format, args...), status: status}
+// reject refuses an event for good, with a problem type slug.
+func reject(typ, format string, args ...any) error {
+	return &rejection{typ: typ, reason: fmt.Sprintf(format, args...), status: rejectStatus(typ)}
+}
+
+// rejectStatus is the HTTP status of a refusal: a source writing where it
+// may not is forbidden; anything else about the event is unprocessable.
+func rejectStatus(typ string) int {
+	if typ == "contract-not-allowed" {
+		return http.StatusForbidden
+	}
+	return http.StatusUnprocessableEntity
 }
 
 // ingest runs one event of src through the mapping and the platform and
@@ -120,13 +130,13 @@ func (s *Sources) ingest(ctx context.Context, src domain.State, transport string
 func (s *Sources) apply(ctx context.Context, src domain.State, e cloudevents.Event) (applied, error) {
 	act, err := mapping.Map(src.Mapping, e)
 	if r, ok := mapping.IsReject(err); ok {
-		return applied{}, reject(http.StatusUnprocessableEntity, r.Type, "%s", r.Reason)
+		return applied{}, reject(r.Type, "%s", r.Reason)
 	}
 	if err != nil {
-		return applied{}, reject(http.StatusUnprocessableEntity, "unmappable", "%v", err)
+		return applied{}, reject("unmappable", "%v", err)
 	}
 	if !src.Allows(act.ContractID) {
-		return applied{ref: act.Ref}, reject(http.StatusForbidden, "contract-not-allowed", "source %s may not write to contract %s", src.ID, act.ContractID)
+		return applied{ref: act.Ref}, reject("contract-not-allowed", "source %s may not write to contract %s", src.ID, act.ContractID)
 	}
 	return s.exec.run(ctx, src, e.ID(), act)
 }
@@ -156,7 +166,7 @@ func scanResult(r pgx.CollectableRow) (Result, error) {
 	res.Outcome = integrationv1.IngestOutcome(outcome)
 	res.OutcomeName = outcomeName(res.Outcome)
 	if res.Outcome == integrationv1.IngestOutcome_INGEST_OUTCOME_REJECTED {
-		res.Status = http.StatusUnprocessableEntity
+		res.Status = rejectStatus(res.ReasonType)
 	}
 	return res, err
 }
