@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +27,10 @@ import (
 	"github.com/jsmplatform/jsm/libs/auth"
 	contractsv1 "github.com/jsmplatform/jsm/proto/gen/jsm/contracts/v1"
 	"github.com/jsmplatform/jsm/proto/gen/jsm/contracts/v1/contractsv1connect"
+	incidentsv1 "github.com/jsmplatform/jsm/proto/gen/jsm/incidents/v1"
+	"github.com/jsmplatform/jsm/proto/gen/jsm/incidents/v1/incidentsv1connect"
+	integrationv1 "github.com/jsmplatform/jsm/proto/gen/jsm/integration/v1"
+	"github.com/jsmplatform/jsm/proto/gen/jsm/integration/v1/integrationv1connect"
 	patchingv1 "github.com/jsmplatform/jsm/proto/gen/jsm/patching/v1"
 	"github.com/jsmplatform/jsm/proto/gen/jsm/patching/v1/patchingv1connect"
 	"github.com/jsmplatform/jsm/tools/cluster"
@@ -205,6 +210,11 @@ func TestFaults(t *testing.T) {
 	t.Logf("load: %d clients, %d commands acked in all, %d retries after errors, longest command %v",
 		l.clients, len(acked), l.retries(), l.longest().Round(time.Millisecond))
 
+	t.Run("IngestAcrossProcesses", func(t *testing.T) {
+		// The integration process gives an ITSM event's command to the
+		// incidents process, with a token every service of the cluster trusts.
+		f.ingest(ctx, t)
+	})
 	t.Run("StreamHasEveryAckedCommandOnce", func(t *testing.T) {
 		f.checkStream(ctx, t, acked)
 	})
@@ -838,4 +848,53 @@ func (l *load) stop(t *testing.T) []ack {
 
 func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// ingest registers a source on the integration process, posts a CloudEvent
+// to it and finds the incident on the incidents process.
+func (f *faults) ingest(ctx context.Context, t *testing.T) {
+	contract := f.activeContract(ctx, t)
+	ic := integrationv1connect.NewIntegrationServiceClient(http.DefaultClient, f.c.Service("integration").URL, connect.WithInterceptors(bearer(f.itsec)))
+	src, err := ic.RegisterSource(ctx, connect.NewRequest(&integrationv1.RegisterSourceRequest{SourceId: "soc-tool", ContractIds: []string{contract}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := fmt.Sprintf(`{"specversion":"1.0","id":"evt-1","source":"https://soc.example.com","type":"jsm.incident.report","subject":%q,
+		"data":{"title":"Beaconing host","severity":"SEVERITY_HIGH","aware_at":%q,"external_ref":{"system":"soc","id":"CASE-1"}}}`,
+		contract, time.Now().UTC().Add(-time.Minute).Format(time.RFC3339))
+	var answer struct {
+		ObjectID string `json:"object_id"`
+		Position uint64 `json:"position"`
+	}
+	// The incidents process learns the contract from the stream first; until
+	// then the report is refused (and the inbox keeps that answer), so each
+	// try is an event of its own.
+	for try := 0; ; try++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.c.Service("integration").URL+"/ingest/v1/sources/soc-tool/events",
+			strings.NewReader(strings.Replace(body, `"evt-1"`, fmt.Sprintf(`"evt-%d"`, try), 1)))
+		f.must(err)
+		req.Header.Set("Content-Type", "application/cloudevents+json")
+		req.Header.Set("Authorization", "Bearer "+src.Msg.Secret)
+		res, err := http.DefaultClient.Do(req)
+		f.must(err)
+		raw, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode == http.StatusOK {
+			f.must(json.Unmarshal(raw, &answer))
+			break
+		}
+		if try == 50 {
+			t.Fatalf("ingest: %d %s", res.StatusCode, raw)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	inc := incidentsv1connect.NewIncidentServiceClient(http.DefaultClient, f.c.Service("incidents").URL, connect.WithInterceptors(bearer(f.acme)))
+	got, err := inc.GetIncident(ctx, connect.NewRequest(&incidentsv1.GetIncidentRequest{IncidentId: answer.ObjectID, MinPosition: answer.Position}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Msg.Incident.Title != "Beaconing host" || got.Msg.Incident.ReporterOrgId != "itsec" {
+		t.Fatalf("incident %v", got.Msg.Incident)
+	}
+	t.Logf("an ITSM event through the integration process became incident %s on the incidents process", answer.ObjectID)
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -264,5 +266,82 @@ func TestASlowHandlerIsNotRedelivered(t *testing.T) {
 	defer s.mu.Unlock()
 	if s.calls[1] != 1 || len(s.values) != 2 || s.values[0] != 1 {
 		t.Fatalf("handled %v with %d calls of the slow one, want 1 2 and one call", s.values, s.calls[1])
+	}
+}
+
+// Raw messages of another stream: a permanent error dead-letters its
+// message at once, without retries; a transient one is tried again, also
+// after the retries, until it passes, and never dead-lettered.
+func TestRawMessagesWithPermanentAndTransientErrors(t *testing.T) {
+	ctx := context.Background()
+	n := testkit.StartNATS(t)
+	store := n.Store()
+	js := store.JetStream()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "TEST_RAW", Subjects: []string{"test.raw.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		calls = map[string]int{}
+		ok    = make(chan string, 10)
+	)
+	r, err := reactor.NewMessages(ctx, store, reactor.Config{
+		Name: "test-raw", Stream: "TEST_RAW", Subjects: []string{"test.raw.>"}, MaxRetries: 2, InitialInterval: time.Millisecond,
+	}, func(_ context.Context, m reactor.Message) error {
+		mu.Lock()
+		calls[string(m.Data)]++
+		n := calls[string(m.Data)]
+		mu.Unlock()
+		switch string(m.Data) {
+		case "refused":
+			return reactor.Permanent(errors.New("never"))
+		case "flaky":
+			if n < 6 { // more than the 1 + 2 tries of one delivery
+				return reactor.Transient(errors.New("not yet"))
+			}
+		}
+		if m.Subject == "" || m.Header.Get("X-Test") != "kept" {
+			t.Errorf("message %q: subject %q, headers %v", m.Data, m.Subject, m.Header)
+		}
+		ok <- string(m.Data)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, r)
+	for _, data := range []string{"refused", "flaky", "fine"} {
+		if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: "test.raw." + data, Data: []byte(data), Header: nats.Header{"X-Test": {"kept"}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range []string{"flaky", "fine"} {
+		select {
+		case got := <-ok:
+			if got != want {
+				t.Fatalf("handled %q, want %q (in order)", got, want)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%q never handled", want)
+		}
+	}
+	mu.Lock()
+	if calls["refused"] != 1 {
+		t.Errorf("the refused message was tried %d times, want once", calls["refused"])
+	}
+	mu.Unlock()
+	dlq, err := js.Stream(ctx, reactor.DeadLetterStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := dlq.GetLastMsgForSubject(ctx, reactor.DeadLetterSubject("test-raw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(msg.Data) != "refused" || msg.Header.Get("X-Test") != "kept" || msg.Header.Get("reason_poisoned") == "" {
+		t.Fatalf("dead letter %q %v", msg.Data, msg.Header)
+	}
+	if info, err := dlq.Info(ctx, jetstream.WithSubjectFilter(reactor.DeadLetterSubject("test-raw"))); err != nil || info.State.Msgs != 1 {
+		t.Fatalf("dead letters of test-raw: %v %v, want 1", info, err)
 	}
 }
