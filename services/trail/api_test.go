@@ -582,16 +582,32 @@ func TestRewrittenHistoryIsCaughtByTheSignedCheckpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	tree := ledger.NewAppender(0, ledger.Hashes{}, len(entries))
-	for i, e := range entries {
-		stored, err := tree.Append(e.Entry().LeafHash())
-		if err != nil {
+	for _, e := range entries {
+		if _, err := tree.Append(e.Entry().LeafHash()); err != nil {
 			t.Fatal(err)
 		}
-		var flat []byte
-		for _, h := range stored {
-			flat = append(flat, h[:]...)
-		}
-		if _, err := p.pool.Exec(ctx, `UPDATE trail.hashes SET hashes = $2 WHERE record = $1`, int64(i), flat); err != nil {
+	}
+	// Every stored hash recomputed, written over the runs of records the
+	// rows of trail.hashes hold (each from its first record's stored index).
+	var flat []byte
+	for _, h := range tree.Added() {
+		flat = append(flat, h[:]...)
+	}
+	rows, err = p.pool.Query(ctx, `SELECT first_record, length(hashes) FROM trail.hashes ORDER BY first_record`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type run struct{ first, length int64 }
+	runs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (run, error) {
+		var x run
+		return x, r.Scan(&x.first, &x.length)
+	})
+	if err != nil || len(runs) == 0 {
+		t.Fatalf("runs of stored hashes %v: %v", runs, err)
+	}
+	for _, r := range runs {
+		from := tlog.StoredHashIndex(0, r.first) * tlog.HashSize
+		if _, err := p.pool.Exec(ctx, `UPDATE trail.hashes SET hashes = $2 WHERE first_record = $1`, r.first, flat[from:from+r.length]); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -167,6 +167,11 @@ func (a *Appender) Append(leaf tlog.Hash) ([]tlog.Hash, error) {
 // Size is the number of records in the tree.
 func (a *Appender) Size() int64 { return a.n }
 
+// Added is the stored hashes of the records appended, one after the other
+// from stored index StoredHashIndex(0, n) of the tree's first size n. The
+// slice is the appender's own: it must not be changed.
+func (a *Appender) Added() []tlog.Hash { return a.added }
+
 // Frontier is the frontier of the tree as it is now.
 func (a *Appender) Frontier() (Hashes, error) {
 	idx := Frontier(a.n)

@@ -4,6 +4,9 @@
 -- keep up. A rebuild drops them and they are built again, sorted in bulk,
 -- once the log has caught up: keeping eight b-trees up to date row by row
 -- halves the rate of a bulk load.
+-- Positions are unique: the order of the log (the audit reads it by
+-- position), kept like the others out of a bulk load.
+CREATE UNIQUE INDEX IF NOT EXISTS entries_by_position ON trail.entries (position);
 CREATE INDEX IF NOT EXISTS entries_by_contract ON trail.entries (contract_id, position);
 CREATE INDEX IF NOT EXISTS entries_by_customer ON trail.entries (customer_org_id, position);
 CREATE INDEX IF NOT EXISTS entries_by_provider ON trail.entries (provider_org_id, position);

@@ -4,12 +4,14 @@
 package projection
 
 import (
+	"cmp"
 	"context"
 	"embed"
 	"fmt"
 	"io/fs"
 	"maps"
 	"regexp"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -70,15 +72,15 @@ func EntryOf(e event.Event) ledger.Entry {
 type encoded struct {
 	n       int    // entries
 	entries []byte // trail.entries (Columns)
-	hashes  []byte // trail.hashes (record, hashes)
+	hashes  []byte // trail.hashes (first_record, hashes)
 }
 
 // build computes the rows of events appended to a tree of size with the
 // given frontier, and the tree after them. It does not change frontier.
 func build(size int64, frontier ledger.Hashes, events []event.Event) (*encoded, *memory, error) {
 	tree := ledger.NewAppender(size, frontier, len(events))
-	// About 500 bytes an entry and 100 for its hashes: one allocation each.
-	entries, hashes := newCopyData(512*len(events)), newCopyData(128*len(events))
+	// About 500 bytes an entry: one allocation.
+	entries := newCopyData(512 * len(events))
 	n := 0
 	for _, e := range events {
 		if e.ID == "" {
@@ -86,14 +88,10 @@ func build(size int64, frontier ledger.Hashes, events []event.Event) (*encoded, 
 		}
 		idx := tree.Size()
 		entry := EntryOf(e)
-		stored, err := tree.Append(entry.LeafHash())
-		if err != nil {
+		if _, err := tree.Append(entry.LeafHash()); err != nil {
 			return nil, nil, fmt.Errorf("tree at %d: %w", idx, err)
 		}
 		n++
-		hashes.row(2)
-		hashes.int64(idx)
-		hashes.hashes(stored)
 
 		// In the order of Columns.
 		entries.row(len(Columns))
@@ -113,7 +111,29 @@ func build(size int64, frontier ledger.Hashes, events []event.Event) (*encoded, 
 	if err != nil {
 		return nil, nil, fmt.Errorf("tree at %d: %w", tree.Size(), err)
 	}
-	return &encoded{n: n, entries: entries.bytes(), hashes: hashes.bytes()}, &memory{size: tree.Size(), frontier: next}, nil
+	return &encoded{n: n, entries: entries.bytes(), hashes: runs(size, tree.Size(), tree.Added(), RunRecords)}, &memory{size: tree.Size(), frontier: next}, nil
+}
+
+// RunRecords is the most records a row of trail.hashes holds. Rows end at
+// multiples of it (and where a batch ends): a row of 32 records is about
+// 2 kB of hashes, three to a page, and costs PostgreSQL about what a row of
+// one record did, for a thirtieth of the rows.
+const RunRecords = 32
+
+// runs is the rows of trail.hashes (first_record, hashes) of records from
+// to to, whose stored hashes are added, one after the other, in runs of up
+// to per records.
+func runs(from, to int64, added []tlog.Hash, per int64) []byte {
+	d := newCopyData(int((to-from)/per+2)*12 + len(added)*tlog.HashSize)
+	base := tlog.StoredHashIndex(0, from)
+	for first := from; first < to; {
+		end := min(to, (first/per+1)*per)
+		d.row(2)
+		d.int64(first)
+		d.hashes(added[tlog.StoredHashIndex(0, first)-base : tlog.StoredHashIndex(0, end)-base])
+		first = end
+	}
+	return d.bytes()
 }
 
 // Apply appends the batch's events to trail.entries and their stored
@@ -144,7 +164,7 @@ func write(ctx context.Context, tx pgx.Tx, r *encoded, size int64) error {
 	if err := copyFrom(ctx, tx, "entries", Columns, r.entries); err != nil {
 		return fmt.Errorf("append entries: %w", err)
 	}
-	if err := copyFrom(ctx, tx, "hashes", []string{"record", "hashes"}, r.hashes); err != nil {
+	if err := copyFrom(ctx, tx, "hashes", []string{"first_record", "hashes"}, r.hashes); err != nil {
 		return fmt.Errorf("append hashes: %w", err)
 	}
 	if _, err := tx.Exec(ctx, `UPDATE trail.tree SET size = $1`, size); err != nil {
@@ -169,7 +189,7 @@ func (Log) Reset(ctx context.Context, tx pgx.Tx) error {
 	return nil
 }
 
-var indexStatement = regexp.MustCompile(`(?m)^CREATE INDEX IF NOT EXISTS (\w+) ON [^;]*;`)
+var indexStatement = regexp.MustCompile(`(?m)^CREATE (?:UNIQUE )?INDEX IF NOT EXISTS (\w+) ON [^;]*;`)
 
 // indexes are the search indexes of indexes.sql: name and statement.
 func indexes() [][2]string {
@@ -273,8 +293,10 @@ func ReadFrontier(ctx context.Context, q Querier, n int64) (ledger.Hashes, error
 }
 
 // readHashes reads stored hashes by stored-hash index. The node at level L
-// and index k is stored by the record that completes it, (k+1)<<L - 1, at
-// offset L of that record's hashes.
+// and index k is stored by the record that completes it, (k+1)<<L - 1, in
+// the row of trail.hashes of the run that holds that record: the row with
+// the greatest first record not after it, whose hashes start at stored
+// index StoredHashIndex(0, first record).
 func readHashes(ctx context.Context, q Querier, indexes []int64) (ledger.Hashes, error) {
 	out := make(ledger.Hashes, len(indexes))
 	if len(indexes) == 0 {
@@ -285,33 +307,48 @@ func readHashes(ctx context.Context, q Querier, indexes []int64) (ledger.Hashes,
 		level, k := tlog.SplitStoredHashIndex(idx)
 		records[i] = (k+1)<<level - 1
 	}
-	rows, err := q.Query(ctx, `SELECT record, hashes FROM trail.hashes WHERE record = ANY($1)`, records)
+	rows, err := q.Query(ctx, `SELECT first_record, hashes FROM trail.hashes WHERE first_record IN (
+		SELECT (SELECT max(first_record) FROM trail.hashes WHERE first_record <= r) FROM unnest($1::bigint[]) r)
+		ORDER BY first_record`, slices.Compact(slices.Sorted(slices.Values(records))))
 	if err != nil {
 		return nil, err
 	}
-	stored := make(map[int64][]byte, len(records))
+	type run struct {
+		first, base int64 // first record, its stored index
+		hashes      []byte
+	}
+	var runs []run
 	for rows.Next() {
-		var record int64
-		var hs []byte
-		if err := rows.Scan(&record, &hs); err != nil {
+		var r run
+		if err := rows.Scan(&r.first, &r.hashes); err != nil {
 			rows.Close()
 			return nil, err
 		}
-		stored[record] = hs
+		if len(r.hashes)%tlog.HashSize != 0 {
+			rows.Close()
+			return nil, fmt.Errorf("stored hashes of records from %d: %d bytes, not whole hashes", r.first, len(r.hashes))
+		}
+		r.base = tlog.StoredHashIndex(0, r.first)
+		runs = append(runs, r)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	for i, idx := range indexes {
-		level, _ := tlog.SplitStoredHashIndex(idx)
-		hs, ok := stored[records[i]]
-		if !ok {
+		// The last run starting at or before the record.
+		j, found := slices.BinarySearchFunc(runs, records[i], func(r run, rec int64) int { return cmp.Compare(r.first, rec) })
+		if !found {
+			j--
+		}
+		if j < 0 {
 			continue // missing: ReadHashes says which
 		}
-		if len(hs) < (level+1)*tlog.HashSize {
-			return nil, fmt.Errorf("stored hashes of record %d: %d bytes, level %d wanted", records[i], len(hs), level)
+		r := runs[j]
+		off := (idx - r.base) * tlog.HashSize
+		if off+tlog.HashSize > int64(len(r.hashes)) {
+			continue // past the run's end: missing
 		}
-		out[idx] = tlog.Hash(hs[level*tlog.HashSize : (level+1)*tlog.HashSize])
+		out[idx] = tlog.Hash(r.hashes[off : off+tlog.HashSize])
 	}
 	return out, nil
 }
