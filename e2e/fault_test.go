@@ -573,6 +573,10 @@ func (f *faults) checkRebuild(ctx context.Context, t *testing.T) {
 			q = `SELECT name, position FROM ` + pgx.Identifier{schema, name}.Sanitize()
 		case tbl == "trail.tree_heads":
 			continue // signed at other sizes and times; compared below
+		case tbl == "trail.hashes":
+			// Rows are runs of records as their batches came, which differ
+			// between a live build and a rebuild; their hashes, in order, may not.
+			q = `SELECT string_agg(hashes, ''::bytea ORDER BY first_record) AS stored FROM trail.hashes`
 		case slices.Contains([]string{"ingest.events", "ingest.refs", "webhooks.deliveries", "webhooks.attempts", "webhooks.replays"}, tbl):
 			continue // what was received and sent, not a read model: a rebuild keeps it
 		default:
