@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -243,7 +244,7 @@ func ports(n, base int, fixed bool) ([]int, error) {
 			continue
 		}
 		// Held open until all are picked, so no two are the same.
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := freeListener()
 		if err != nil {
 			return nil, err
 		}
@@ -251,6 +252,22 @@ func ports(n, base int, fixed bool) ([]int, error) {
 		out[i] = l.Addr().(*net.TCPAddr).Port
 	}
 	return out, nil
+}
+
+// freeListener listens on a free port below Linux's ephemeral range
+// (32768 and up): a port the kernel picked for "port 0" is in that range,
+// and between closing it here and the process listening on it, any
+// outgoing connection of a busy machine (other tests) may take it as its
+// own port; below the range only another listener can.
+func freeListener() (net.Listener, error) {
+	var err error
+	for range 200 {
+		var l net.Listener
+		if l, err = net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", 20000+mrand.IntN(12000))); err == nil {
+			return l, nil
+		}
+	}
+	return nil, fmt.Errorf("cluster: no free port: %w", err)
 }
 
 func (c *Cluster) startNATS(ctx context.Context, cfg Config) error {
