@@ -533,6 +533,16 @@ func TestUpdatesOfOneTicket(t *testing.T) {
 	if n := testkit.CountEvents(t, p.store, "incidents.incident", id, "jsm.incidents.v1.IncidentAssessed"); n != 1 {
 		t.Fatalf("%d assessments, want 1", n)
 	}
+	// One ticket, one correlation: jsm timeline --correlation tells its story.
+	evs, err := p.store.Load(ctx, "incidents.incident", id, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range evs {
+		if e.Correlation != "ingest/servicenow/INC42" || e.Actor.Org != provider || e.Actor.User != "source:soc" || e.Actor.Role != ingest.Role {
+			t.Fatalf("%s: correlation %q, actor %+v", e.Type, e.Correlation, e.Actor)
+		}
+	}
 }
 
 // TestPatchingAndChanges: vulnerabilities, assets and changes come in
