@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/MicahParks/keyfunc/v3"
@@ -51,7 +53,28 @@ type Verifier struct {
 	keys   []crypto.PublicKey
 	jwks   keyfunc.Keyfunc
 	stop   context.CancelFunc
+	now    func() time.Time
+	leeway time.Duration
+
+	// Tokens verified lately: a client sends the same token with each of
+	// its requests, and checking its signature every time was a twentieth
+	// of a busy service's CPU. An entry is kept for at most verifiedFor and
+	// never past the token's own validity.
+	mu       sync.Mutex
+	verified map[string]verifiedToken
 }
+
+type verifiedToken struct {
+	p          Principal
+	nbf, until time.Time
+}
+
+// verifiedFor bounds how long a verified token is trusted without a new
+// check (a key removed from the JWKS stops its tokens within it).
+const verifiedFor = time.Minute
+
+// verifiedMax bounds the tokens remembered.
+const verifiedMax = 10_000
 
 // NewVerifier checks cfg and returns a verifier for it.
 func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
@@ -107,8 +130,11 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 			jwt.WithTimeFunc(now),
 			jwt.WithStrictDecoding(),
 		),
-		keys: cfg.Keys,
-		stop: func() {},
+		keys:     cfg.Keys,
+		stop:     func() {},
+		now:      now,
+		leeway:   leeway,
+		verified: make(map[string]verifiedToken),
 	}
 	if cfg.JWKSURL != "" {
 		u, err := url.Parse(cfg.JWKSURL)
@@ -159,11 +185,59 @@ func (v *Verifier) Verify(token string) (Principal, error) {
 	if len(token) > MaxTokenLen {
 		return Principal{}, &TokenError{Reason: "token too large"}
 	}
+	now := v.now()
+	if p, ok := v.remembered(token, now); ok {
+		return p, nil
+	}
 	var c claims
 	if _, err := v.parser.ParseWithClaims(token, &c, v.keyFor); err != nil {
 		return Principal{}, &TokenError{Reason: reason(err), Err: err}
 	}
-	return Principal{Org: c.Org, User: c.Subject, Roles: c.Roles}, nil
+	p := Principal{Org: c.Org, User: c.Subject, Roles: c.Roles}
+	v.remember(token, p, c, now)
+	return p, nil
+}
+
+// remembered is the principal of a token verified lately, while the token
+// is still valid.
+func (v *Verifier) remembered(token string, now time.Time) (Principal, bool) {
+	v.mu.Lock()
+	t, ok := v.verified[token]
+	v.mu.Unlock()
+	if !ok || !now.Before(t.until) || now.Add(v.leeway).Before(t.nbf) {
+		return Principal{}, false
+	}
+	p := t.p
+	p.Roles = slices.Clone(p.Roles) // the caller's own
+	return p, true
+}
+
+func (v *Verifier) remember(token string, p Principal, c claims, now time.Time) {
+	until := now.Add(verifiedFor)
+	if c.ExpiresAt != nil && c.ExpiresAt.Add(v.leeway).Before(until) {
+		until = c.ExpiresAt.Add(v.leeway)
+	}
+	var nbf time.Time
+	if c.NotBefore != nil {
+		nbf = c.NotBefore.Time
+	}
+	p.Roles = slices.Clone(p.Roles)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if len(v.verified) >= verifiedMax {
+		for k, t := range v.verified { // forget what expired, else any one
+			if !now.Before(t.until) {
+				delete(v.verified, k)
+			}
+		}
+		for k := range v.verified {
+			if len(v.verified) < verifiedMax {
+				break
+			}
+			delete(v.verified, k)
+		}
+	}
+	v.verified[token] = verifiedToken{p: p, nbf: nbf, until: until}
 }
 
 // keyFor returns the keys to try for token: the JWKS key its "kid" names,

@@ -270,3 +270,45 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// A token verified once is taken again without its signature checked,
+// but never past its expiry (with the leeway) nor for longer than a
+// minute, and a changed token is checked in full.
+func TestVerifiedTokensAreRememberedWithinTheirLifetime(t *testing.T) {
+	t.Parallel()
+	k := newKeys(t)
+	tok, err := auth.Mint(k.priv, auth.DevIssuer, auth.DevAudience, auth.Principal{Org: "acme", User: "alice", Roles: []string{"viewer"}}, 90*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	at := time.Now()
+	v, err := auth.NewVerifier(auth.VerifierConfig{
+		Issuer: auth.DevIssuer, Audience: auth.DevAudience, Keys: []crypto.PublicKey{k.priv.Public()},
+		Now: func() time.Time { mu.Lock(); defer mu.Unlock(); return at },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	advance := func(d time.Duration) { mu.Lock(); at = at.Add(d); mu.Unlock() }
+	p, err := v.Verify(tok)
+	if err != nil || p.Org != "acme" || len(p.Roles) != 1 {
+		t.Fatalf("first: %v %v", p, err)
+	}
+	p.Roles[0] = "org-admin" // the caller's copy, not the remembered one
+	if again, err := v.Verify(tok); err != nil || again.Roles[0] != "viewer" {
+		t.Fatalf("remembered: %v %v", again, err)
+	}
+	tampered := tok[:len(tok)-2] + "AA"
+	if _, err := v.Verify(tampered); err == nil {
+		t.Fatal("a changed token verified")
+	}
+	advance(100 * time.Second) // past a minute: checked again, still valid within the leeway
+	if _, err := v.Verify(tok); err != nil {
+		t.Fatalf("within the leeway: %v", err)
+	}
+	advance(30 * time.Second) // past expiry and leeway
+	if _, err := v.Verify(tok); !errors.Is(err, jwt.ErrTokenExpired) {
+		t.Fatalf("expired: %v", err)
+	}
+}

@@ -331,8 +331,17 @@ func (p Platform) http() connect.HTTPClient {
 	if p.HTTP != nil {
 		return p.HTTP
 	}
-	return http.DefaultClient
+	return platformClient
 }
+
+// platformClient keeps a connection open for each command a batch may
+// have in flight: the default transport keeps two per host, and every
+// other call would open and close one.
+var platformClient = func() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 4 * batchWorkers
+	return &http.Client{Transport: t}
+}()
 
 // key is a request id (at most 128 characters) from parts.
 func key(kind string, parts ...string) string {
