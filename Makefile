@@ -74,9 +74,11 @@ lint: proto/third_party/buf/validate/validate.proto ## go vet, buf lint, buf for
 	go vet work
 	cd proto && $(BUF) lint && $(BUF) format -d --exit-code
 
+BREAKING_BASE ?= main
+
 .PHONY: breaking
-breaking: proto/third_party/buf/validate/validate.proto ## check event and API schemas against main
-	cd proto && $(BUF) breaking --against '../.git#branch=main,subdir=proto'
+breaking: proto/third_party/buf/validate/validate.proto ## check event and API schemas against main (BREAKING_BASE=<ref> for another)
+	BUF='$(BUF)' bash tools/scripts/breaking.sh $(BREAKING_BASE)
 
 .PHONY: clean
 clean: ## remove build output (not the data dir)
