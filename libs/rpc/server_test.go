@@ -225,10 +225,6 @@ func TestShutdownDrainsThenLetsInFlightRequestsFinish(t *testing.T) {
 	if err := f.echo(context.Background(), f.token, "late"); connect.CodeOf(err) != connect.CodeUnavailable {
 		t.Fatalf("an RPC while draining: %v, want unavailable", err)
 	}
-	if time.Since(stopped) >= drain {
-		t.Skip("the machine was too slow to look inside the drain delay")
-	}
-
 	// After the drain the listener closes, but the RPC in flight goes on.
 	waitFor(t, "the listener closed", func() bool {
 		_, err := http.Get(f.base + "/healthz")
