@@ -18,10 +18,12 @@ const batchWorkers = 16
 // transient failure it stops taking new events and returns the results of
 // those done (in the batch's order) with the failed event's id.
 func (s *Sources) ingestAll(ctx context.Context, src domain.State, transport string, events []cloudevents.Event) ([]Result, string, error) {
+	actions := make([]mapped, len(events))
 	groups := map[string][]int{}
 	var order []string
 	for i, e := range events {
-		k := orderKey(src, e)
+		actions[i] = mapEvent(src, e)
+		k := orderKey(e, actions[i])
 		if _, ok := groups[k]; !ok {
 			order = append(order, k)
 		}
@@ -48,7 +50,7 @@ func (s *Sources) ingestAll(ctx context.Context, src domain.State, transport str
 					if stop {
 						break
 					}
-					res, e := s.ingest(ctx, src, transport, events[i])
+					res, e := s.ingestMapped(ctx, src, transport, events[i], actions[i])
 					mu.Lock()
 					if e != nil {
 						if err == nil {
@@ -81,10 +83,10 @@ func (s *Sources) ingestAll(ctx context.Context, src domain.State, transport str
 
 // orderKey names what an event's order matters for: the ticket it is
 // about (or the object it names), else only itself.
-func orderKey(src domain.State, e cloudevents.Event) string {
-	act, err := mapping.Map(src.Mapping, e)
+func orderKey(e cloudevents.Event, m mapped) string {
+	act := m.act
 	switch {
-	case err != nil:
+	case m.err != nil:
 		return "event\x00" + e.ID()
 	case !act.Ref.IsZero():
 		return "ref\x00" + string(act.Object) + "\x00" + act.Ref.System + "\x00" + act.Ref.ID

@@ -65,7 +65,6 @@ func newExecutor(pool *pgxpool.Pool, platform func() Platform, log *slog.Logger)
 type call struct {
 	x        *executor
 	p        Platform
-	src      domain.State
 	bearer   string
 	base     string // the request ids' stem, from the source and the event id
 	refBase  string // the stem of creations, from the ticket: one ticket, one object
@@ -81,7 +80,7 @@ func (x *executor) run(ctx context.Context, src domain.State, eventID string, ac
 	if err != nil {
 		return applied{}, err
 	}
-	c := &call{x: x, p: p, src: src, bearer: bearer, base: key("event", string(src.ID), eventID), corr: "ingest/" + string(src.ID) + "/" + eventID}
+	c := &call{x: x, p: p, bearer: bearer, base: key("event", string(src.ID), eventID), corr: "ingest/" + string(src.ID) + "/" + eventID}
 	c.refBase = c.base
 	if !act.Ref.IsZero() {
 		c.refBase = key("ref", string(src.Org), string(act.Object), act.Ref.System, act.Ref.ID)
@@ -130,7 +129,7 @@ func (c *call) incident(ctx context.Context, act mapping.Action, id string) (str
 		if act.ReportIncident == nil {
 			return "", reject("unknown-ticket", "no incident for %s %s: report it first", act.Ref.System, act.Ref.ID)
 		}
-		req := cloneReport(act.ReportIncident)
+		req := cloneMsg(act.ReportIncident)
 		req.ContractId, req.RequestId = act.ContractID, c.refBase+":report"
 		res, err := do(ctx, c, client.ReportIncident, req)
 		if err != nil {

@@ -50,6 +50,8 @@ type Result struct {
 	// Status is the HTTP status of a rejection.
 	Status   int    `json:"-"`
 	Original []byte `json:"-"`
+	// seq orders the inbox (its page tokens).
+	seq int64
 }
 
 // rejection is a final refusal of an event: why, and its HTTP status.
@@ -79,7 +81,24 @@ func rejectStatus(typ string) int {
 // records the outcome in the inbox. A resent event (same source and id) is
 // answered from the inbox. The error is a transient failure only: the
 // event may be sent again; refusals are a Result with outcome REJECTED.
-func (s *Sources) ingest(ctx context.Context, src domain.State, transport string, e cloudevents.Event) (res Result, err error) {
+func (s *Sources) ingest(ctx context.Context, src domain.State, transport string, e cloudevents.Event) (Result, error) {
+	return s.ingestMapped(ctx, src, transport, e, mapEvent(src, e))
+}
+
+// mapped is what an event's mapping made of it.
+type mapped struct {
+	act mapping.Action
+	err error
+}
+
+func mapEvent(src domain.State, e cloudevents.Event) mapped {
+	act, err := mapping.Map(src.Mapping, e)
+	return mapped{act, err}
+}
+
+// ingestMapped is ingest of an event mapped already (a batch maps its
+// events first, to order them by ticket).
+func (s *Sources) ingestMapped(ctx context.Context, src domain.State, transport string, e cloudevents.Event, m mapped) (res Result, err error) {
 	// A source that traces (the CloudEvents distributed tracing extension)
 	// gets its trace continued into the platform's commands.
 	if tp, ok := e.Extensions()["traceparent"].(string); ok && !trace.SpanContextFromContext(ctx).IsValid() {
@@ -105,7 +124,7 @@ func (s *Sources) ingest(ctx context.Context, src domain.State, transport string
 		t = t.UTC().Truncate(time.Microsecond)
 		res.EventTime = &t
 	}
-	applied, err := s.apply(ctx, src, e)
+	applied, err := s.apply(ctx, src, e.ID(), m)
 	var rej *rejection
 	switch {
 	case errors.As(err, &rej):
@@ -126,9 +145,9 @@ func (s *Sources) ingest(ctx context.Context, src domain.State, transport string
 	return s.record(ctx, src, res)
 }
 
-// apply maps e and gives its commands.
-func (s *Sources) apply(ctx context.Context, src domain.State, e cloudevents.Event) (applied, error) {
-	act, err := mapping.Map(src.Mapping, e)
+// apply gives the commands of the event eventID, mapped as m.
+func (s *Sources) apply(ctx context.Context, src domain.State, eventID string, m mapped) (applied, error) {
+	act, err := m.act, m.err
 	if r, ok := mapping.IsReject(err); ok {
 		return applied{}, reject(r.Type, "%s", r.Reason)
 	}
@@ -138,7 +157,7 @@ func (s *Sources) apply(ctx context.Context, src domain.State, e cloudevents.Eve
 	if !src.Allows(act.ContractID) {
 		return applied{ref: act.Ref}, reject("contract-not-allowed", "source %s may not write to contract %s", src.ID, act.ContractID)
 	}
-	return s.exec.run(ctx, src, e.ID(), act)
+	return s.exec.run(ctx, src, eventID, act)
 }
 
 func outcomeName(o integrationv1.IngestOutcome) string {
@@ -153,15 +172,18 @@ func outcomeName(o integrationv1.IngestOutcome) string {
 	return "unspecified"
 }
 
+// inboxColumns are what record writes; a read adds seq.
 const inboxColumns = `source_id, event_id, type, subject, event_time, received_at, transport, outcome,
 	ref_system, ref_id, contract_id, object_type, object_id, position, reason_type, reason, original`
+
+const inboxRead = inboxColumns + `, seq`
 
 func scanResult(r pgx.CollectableRow) (Result, error) {
 	var res Result
 	var pos int64
 	var outcome int16
 	err := r.Scan(&res.SourceID, &res.EventID, &res.Type, &res.Subject, &res.EventTime, &res.ReceivedAt, &res.Transport, &outcome,
-		&res.Ref.System, &res.Ref.ID, &res.ContractID, &res.ObjectType, &res.ObjectID, &pos, &res.ReasonType, &res.Reason, &res.Original)
+		&res.Ref.System, &res.Ref.ID, &res.ContractID, &res.ObjectType, &res.ObjectID, &pos, &res.ReasonType, &res.Reason, &res.Original, &res.seq)
 	res.Position = uint64(pos)
 	res.Outcome = integrationv1.IngestOutcome(outcome)
 	res.OutcomeName = outcomeName(res.Outcome)
@@ -173,7 +195,7 @@ func scanResult(r pgx.CollectableRow) (Result, error) {
 
 // recorded is the inbox row of a source's event, if it has one.
 func (s *Sources) recorded(ctx context.Context, source, eventID string) (Result, bool, error) {
-	rows, err := s.d.Pool.Query(ctx, `SELECT `+inboxColumns+` FROM ingest.events WHERE source_id = $1 AND event_id = $2`, source, eventID)
+	rows, err := s.d.Pool.Query(ctx, `SELECT `+inboxRead+` FROM ingest.events WHERE source_id = $1 AND event_id = $2`, source, eventID)
 	if err != nil {
 		return Result{}, false, err
 	}

@@ -95,27 +95,15 @@ func (s *Sources) queryEvents(ctx context.Context, org, source string, outcome i
 			return nil, "", decide.Invalid("page_token", "not a token of this list")
 		}
 	}
-	type row struct {
-		Result
-		seq int64
-	}
-	var out []row
+	var out []Result
 	err := pgdb.ReadAs(ctx, s.d.Pool, org, `
-		SELECT seq, `+inboxColumns+` FROM ingest.events
+		SELECT `+inboxRead+` FROM ingest.events
 		WHERE org_id = $1 AND seq > $2 AND ($3 = '' OR source_id = $3) AND ($4 = 0 OR outcome = $4)
 		ORDER BY seq LIMIT $5`,
 		[]any{org, after, source, int16(outcome), size + 1}, func(rows pgx.Rows) error {
-			for rows.Next() {
-				var r row
-				var err error
-				var seq int64
-				if r.Result, err = scanResult(seqRow{rows, &seq}); err != nil {
-					return err
-				}
-				r.seq = seq
-				out = append(out, r)
-			}
-			return rows.Err()
+			var err error
+			out, err = pgx.CollectRows(rows, scanResult)
+			return err
 		})
 	if err != nil {
 		return nil, "", err
@@ -125,17 +113,5 @@ func (s *Sources) queryEvents(ctx context.Context, org, source string, outcome i
 		out = out[:size]
 		next = base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(out[size-1].seq, 10)))
 	}
-	res := make([]Result, len(out))
-	for i, r := range out {
-		res[i] = r.Result
-	}
-	return res, next, nil
+	return out, next, nil
 }
-
-// seqRow scans the leading seq column into seq and the rest as an inbox row.
-type seqRow struct {
-	pgx.Rows
-	seq *int64
-}
-
-func (r seqRow) Scan(dest ...any) error { return r.Rows.Scan(append([]any{r.seq}, dest...)...) }

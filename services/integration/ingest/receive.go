@@ -17,6 +17,7 @@ import (
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/nats-io/nats.go"
 
+	"github.com/jsmplatform/jsm/libs/es"
 	"github.com/jsmplatform/jsm/libs/reactor"
 	"github.com/jsmplatform/jsm/libs/telemetry"
 	integrationv1 "github.com/jsmplatform/jsm/proto/gen/jsm/integration/v1"
@@ -174,10 +175,10 @@ func writeJSON(w http.ResponseWriter, v any) {
 // source is the source's latest state (from the stream, not the read
 // model: a source registered a moment ago can publish at once).
 func (s *Sources) source(ctx context.Context, id string) (domain.State, error) {
-	if sourceOf(SubjectPrefix+id) != id || id == "" {
-		return domain.State{}, nil // not a valid source id
-	}
 	st, _, err := s.runner.State(ctx, id)
+	if errors.Is(err, es.ErrInvalidID) {
+		return domain.State{}, nil // no source can have it
+	}
 	return st, err
 }
 

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -39,15 +40,11 @@ func sourceOf(subject string) string {
 	return source
 }
 
-// ensureStream creates JSM_INGEST, or adds nothing to the one there: an
+// ensureStream creates JSM_INGEST, or leaves the one there as it is: an
 // inbox of a week, deduplicated by message id (a publisher sets Nats-Msg-Id
 // to the CloudEvent id) over two minutes, with the event stream's replicas.
 func ensureStream(ctx context.Context, store *eventstore.Store) error {
-	js := store.JetStream()
-	if _, err := js.Stream(ctx, Stream); err == nil {
-		return nil
-	}
-	_, err := js.CreateStream(ctx, jetstream.StreamConfig{
+	_, err := store.JetStream().CreateStream(ctx, jetstream.StreamConfig{
 		Name:       Stream,
 		Subjects:   []string{SubjectPrefix + ">"},
 		Storage:    jetstream.FileStorage,
@@ -56,7 +53,7 @@ func ensureStream(ctx context.Context, store *eventstore.Store) error {
 		Duplicates: 2 * time.Minute,
 		MaxMsgSize: MaxEventBytes,
 	})
-	if err != nil && !strings.Contains(err.Error(), "already in use") {
+	if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 		return fmt.Errorf("ingest stream: %w", err)
 	}
 	return nil
