@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -225,11 +226,8 @@ func (v *Verifier) remember(token string, p Principal, c claims, now time.Time) 
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if len(v.verified) >= verifiedMax {
-		for k, t := range v.verified { // forget what expired, else any one
-			if !now.Before(t.until) {
-				delete(v.verified, k)
-			}
-		}
+		// Forget what expired, and any one if nothing did.
+		maps.DeleteFunc(v.verified, func(_ string, t verifiedToken) bool { return !now.Before(t.until) })
 		for k := range v.verified {
 			if len(v.verified) < verifiedMax {
 				break

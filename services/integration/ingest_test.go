@@ -253,15 +253,7 @@ func (p *platform) post(source string, h http.Header, body []byte) answer {
 		p.t.Fatal(err)
 	}
 	req.Header = h
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	a := answer{status: res.StatusCode, raw: string(raw)}
-	_ = json.Unmarshal(raw, &a.body)
-	return a
+	return p.do(req)
 }
 
 // structured posts e in structured mode with the bearer secret.
