@@ -50,6 +50,7 @@ import (
 	"github.com/jsmplatform/jsm/proto/gen/jsm/integration/v1/integrationv1connect"
 	"github.com/jsmplatform/jsm/services/contracts/known"
 	"github.com/jsmplatform/jsm/services/integration/ingest/domain"
+	"github.com/jsmplatform/jsm/services/integration/registration"
 	"github.com/jsmplatform/jsm/services/integration/secret"
 )
 
@@ -60,7 +61,7 @@ const Schema = "ingest"
 const AggregateType = "integration.source"
 
 // Source is the CloudEvents source of source events.
-const Source = "/jsm/integration"
+const Source = registration.Source
 
 // Role is the role of the tokens ingest calls the platform with; the
 // incidents, patching and change advisory policies grant it what a source
@@ -70,7 +71,7 @@ const Role = "itsm-source"
 // Permissions of the ingest procedures.
 const (
 	PermSources auth.Permission = "integration.sources"
-	PermRead    auth.Permission = "integration.read"
+	PermRead                    = registration.PermRead
 )
 
 // Platform is where the commands of ingested events go and how ingest

@@ -11,9 +11,17 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/jsmplatform/jsm/libs/auth"
 	"github.com/jsmplatform/jsm/libs/decide"
 	"github.com/jsmplatform/jsm/services/contracts/known"
 )
+
+// Source is the CloudEvents source of the integration service's events.
+const Source = "/jsm/integration"
+
+// PermRead lets a role read an org's sources, inbox, subscriptions and
+// deliveries.
+const PermRead auth.Permission = "integration.read"
 
 // ErrAlreadyExists: another org registered one with this id.
 var ErrAlreadyExists = errors.New("id already taken")

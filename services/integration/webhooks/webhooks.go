@@ -46,6 +46,7 @@ import (
 	"github.com/jsmplatform/jsm/libs/svcmain"
 	"github.com/jsmplatform/jsm/proto/gen/jsm/integration/v1/integrationv1connect"
 	"github.com/jsmplatform/jsm/services/contracts/known"
+	"github.com/jsmplatform/jsm/services/integration/registration"
 	"github.com/jsmplatform/jsm/services/integration/secret"
 	"github.com/jsmplatform/jsm/services/integration/webhooks/domain"
 
@@ -65,12 +66,12 @@ const Schema = "webhooks"
 const AggregateType = "integration.subscription"
 
 // Source is the CloudEvents source of subscription events.
-const Source = "/jsm/integration"
+const Source = registration.Source
 
 // Permissions of the webhooks procedures.
 const (
 	PermWebhooks auth.Permission = "integration.webhooks"
-	PermRead     auth.Permission = "integration.read"
+	PermRead                     = registration.PermRead
 )
 
 // Deps are what the webhooks half needs from the service.
