@@ -140,16 +140,7 @@ func NewMessages(ctx context.Context, store *eventstore.Store, cfg Config, handl
 	if err != nil {
 		return nil, err
 	}
-	r.handle = func(msg *message.Message) error {
-		pos, _ := strconv.ParseUint(msg.Metadata.Get(metaPosition), 10, 64)
-		h := nats.Header{}
-		for k, v := range msg.Metadata {
-			if k != metaPosition && k != metaSubject {
-				h[k] = []string{v}
-			}
-		}
-		return handle(msg.Context(), Message{Subject: msg.Metadata.Get(metaSubject), Header: h, Data: msg.Payload, Position: pos})
-	}
+	r.handle = func(msg *message.Message) error { return handle(msg.Context(), raw(msg)) }
 	return r, nil
 }
 
@@ -389,13 +380,22 @@ func (unmarshaler) Unmarshal(m jetstream.Msg) (*message.Message, error) {
 	return wm, nil
 }
 
-func decode(msg *message.Message) (event.Event, proto.Message, error) {
+// raw is the stream's message a Watermill message carries: its headers as
+// written (event headers are looked up verbatim), subject and position.
+func raw(msg *message.Message) Message {
 	pos, _ := strconv.ParseUint(msg.Metadata.Get(metaPosition), 10, 64)
 	h := nats.Header{}
 	for k, v := range msg.Metadata {
-		h[k] = []string{v} // as written: event headers are looked up verbatim
+		if k != metaPosition && k != metaSubject {
+			h[k] = []string{v}
+		}
 	}
-	e, err := event.FromMsg(&nats.Msg{Header: h, Data: msg.Payload}, pos)
+	return Message{Subject: msg.Metadata.Get(metaSubject), Header: h, Data: msg.Payload, Position: pos}
+}
+
+func decode(msg *message.Message) (event.Event, proto.Message, error) {
+	r := raw(msg)
+	e, err := event.FromMsg(&nats.Msg{Header: r.Header, Data: r.Data}, r.Position)
 	if err != nil {
 		return event.Event{}, nil, err
 	}
