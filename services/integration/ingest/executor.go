@@ -49,6 +49,31 @@ type executor struct {
 
 	mu     sync.Mutex
 	tokens map[domain.SourceID]token
+	apis   *apis
+}
+
+// apis are the Connect clients of the platform's APIs, made again only
+// when the platform's addresses change (they are asked for on every event).
+type apis struct {
+	of        [3]string
+	http      connect.HTTPClient
+	incidents incidentsv1connect.IncidentServiceClient
+	patching  patchingv1connect.PatchServiceClient
+	changes   changeadvisoryv1connect.ChangeServiceClient
+}
+
+func (x *executor) clients(p Platform) *apis {
+	of, h := [3]string{p.Incidents, p.Patching, p.Changes}, p.http()
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.apis == nil || x.apis.of != of || x.apis.http != h {
+		x.apis = &apis{of: of, http: h,
+			incidents: incidentsv1connect.NewIncidentServiceClient(h, p.Incidents),
+			patching:  patchingv1connect.NewPatchServiceClient(h, p.Patching),
+			changes:   changeadvisoryv1connect.NewChangeServiceClient(h, p.Changes),
+		}
+	}
+	return x.apis
 }
 
 type token struct {
@@ -64,7 +89,7 @@ func newExecutor(pool *pgxpool.Pool, platform func() Platform, log *slog.Logger)
 // keys that make each command idempotent.
 type call struct {
 	x        *executor
-	p        Platform
+	api      *apis
 	bearer   string
 	base     string // the request ids' stem, from the source and the event id
 	refBase  string // the stem of creations, from the ticket: one ticket, one object
@@ -80,7 +105,7 @@ func (x *executor) run(ctx context.Context, src domain.State, eventID string, ac
 	if err != nil {
 		return applied{}, err
 	}
-	c := &call{x: x, p: p, bearer: bearer, base: key("event", string(src.ID), eventID), corr: "ingest/" + string(src.ID) + "/" + eventID}
+	c := &call{x: x, api: x.clients(p), bearer: bearer, base: key("event", string(src.ID), eventID), corr: "ingest/" + string(src.ID) + "/" + eventID}
 	c.refBase = c.base
 	if !act.Ref.IsZero() {
 		c.refBase = key("ref", string(src.Org), string(act.Object), act.Ref.System, act.Ref.ID)
@@ -120,7 +145,7 @@ func (x *executor) run(ctx context.Context, src domain.State, eventID string, ac
 }
 
 func (c *call) incident(ctx context.Context, act mapping.Action, id string) (string, error) {
-	client := incidentsv1connect.NewIncidentServiceClient(c.p.http(), c.p.Incidents)
+	client := c.api.incidents
 	if id == "" {
 		id = act.ObjectID
 	}
@@ -183,7 +208,7 @@ func (c *call) remediation(ctx context.Context, act mapping.Action, id string) (
 	if act.RegisterVulnerability == nil {
 		return "", reject("unknown-ticket", "no vulnerability for %s %s", act.Ref.System, act.Ref.ID)
 	}
-	client := patchingv1connect.NewPatchServiceClient(c.p.http(), c.p.Patching)
+	client := c.api.patching
 	req := cloneMsg(act.RegisterVulnerability)
 	req.ContractId, req.RequestId = act.ContractID, c.refBase+":register"
 	res, err := do(ctx, c, client.RegisterVulnerability, req)
@@ -198,7 +223,7 @@ func (c *call) assets(ctx context.Context, act mapping.Action) error {
 	if act.RegisterAssets == nil {
 		return reject("invalid-field", "no assets")
 	}
-	client := patchingv1connect.NewPatchServiceClient(c.p.http(), c.p.Patching)
+	client := c.api.patching
 	req := cloneMsg(act.RegisterAssets)
 	req.ContractId, req.RequestId = act.ContractID, c.base+":assets"
 	res, err := do(ctx, c, client.RegisterAssets, req)
@@ -210,7 +235,7 @@ func (c *call) assets(ctx context.Context, act mapping.Action) error {
 }
 
 func (c *call) change(ctx context.Context, act mapping.Action, id string) (string, error) {
-	client := changeadvisoryv1connect.NewChangeServiceClient(c.p.http(), c.p.Changes)
+	client := c.api.changes
 	if id == "" {
 		id = act.ObjectID
 	}
