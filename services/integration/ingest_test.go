@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -478,6 +479,25 @@ func TestDuplicatesAppliedOnce(t *testing.T) {
 	}
 	if n := testkit.CountEvents(t, p.store, "incidents.incident", first.str("object_id"), "jsm.incidents.v1.IncidentReported"); n != 1 {
 		t.Fatalf("%d IncidentReported events, want 1", n)
+	}
+
+	// The same new event sent five times at once: one incident, and every
+	// answer names it.
+	var wg sync.WaitGroup
+	answers := make([]answer, 5)
+	for i := range answers {
+		wg.Go(func() {
+			answers[i] = p.structured("soc", secret, event("race-1", "jsm.incident.report", con, report("RACE", "SEVERITY_LOW")))
+		})
+	}
+	wg.Wait()
+	for _, a := range answers {
+		if a.status != http.StatusOK || a.str("object_id") != answers[0].str("object_id") || a.str("object_id") == "" {
+			t.Fatalf("concurrent sends: %d %s (first named %s)", a.status, a.raw, answers[0].str("object_id"))
+		}
+	}
+	if n := testkit.CountEvents(t, p.store, "incidents.incident", answers[0].str("object_id"), "jsm.incidents.v1.IncidentReported"); n != 1 {
+		t.Fatalf("%d reports from concurrent sends, want 1", n)
 	}
 }
 
