@@ -109,7 +109,13 @@ func TestInteractionAcrossAreasAndAggregatesAtEveryLiveState(t *testing.T) {
 		}
 		return changeID != ""
 	})
-	c := change(changeID, 0)
+	// The remediation learned of the change from the change's event: the
+	// change's own read model holds it once it has read that far.
+	last, err := p.store.LastPosition(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := change(changeID, last)
 	if len(c.GetRequiredApproverOrgIds()) != 2 {
 		t.Fatalf("the change needs %v", c.GetRequiredApproverOrgIds())
 	}
