@@ -530,6 +530,12 @@ func TestGivesUpAfterMaxAttempts(t *testing.T) {
 	p.emit(contractID, "inc-1", "next")
 	for n := 1; n < 4; n++ {
 		eventually(t, fmt.Sprintf("attempt %d", n), func() bool { return rc.count() == n })
+		// Only once the attempt is recorded: moving the clock past the lease
+		// of an attempt still in flight would let it be claimed again.
+		eventually(t, fmt.Sprintf("attempt %d recorded", n), func() bool {
+			ds := p.deliveries(customer, sub.Subscription.SubscriptionId)
+			return len(ds) > 0 && ds[0].Attempts == uint32(n)
+		})
 		p.clock.Advance(time.Hour)
 	}
 	eventually(t, "the next event", func() bool {
