@@ -104,8 +104,17 @@ func ParseKey(pemBytes []byte) (ed25519.PrivateKey, error) {
 	return key, nil
 }
 
+// mintClaims are the claims of a token Mint signs.
+type mintClaims struct {
+	jwt.RegisteredClaims
+	Org       string    `json:"org"`
+	Roles     []string  `json:"roles,omitempty"`
+	Contracts *[]string `json:"contracts,omitempty"` // present, even empty, when restricted
+}
+
 // Mint signs an EdDSA token for p, valid for ttl from now, with the claims
-// a Verifier for issuer and audience accepts.
+// a Verifier for issuer and audience accepts. A principal restricted to
+// contracts gets them in the "contracts" claim.
 func Mint(key ed25519.PrivateKey, issuer, audience string, p Principal, ttl time.Duration) (string, error) {
 	switch {
 	case len(key) != ed25519.PrivateKeySize:
@@ -118,7 +127,7 @@ func Mint(key ed25519.PrivateKey, issuer, audience string, p Principal, ttl time
 		return "", fmt.Errorf("mint token: ttl %s is not positive", ttl)
 	}
 	now := time.Now()
-	c := claims{
+	c := mintClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    issuer,
 			Subject:   p.User,
@@ -130,6 +139,9 @@ func Mint(key ed25519.PrivateKey, issuer, audience string, p Principal, ttl time
 		},
 		Org:   p.Org,
 		Roles: p.Roles,
+	}
+	if p.Contracts != nil {
+		c.Contracts = &p.Contracts
 	}
 	s, err := jwt.NewWithClaims(jwt.SigningMethodEdDSA, &c).SignedString(key)
 	if err != nil {

@@ -10,6 +10,24 @@ type Principal struct {
 	Org   string   // the organisation the caller acts for ("org" claim)
 	User  string   // the user ("sub" claim)
 	Roles []string // the caller's roles in Org ("roles" claim)
+	// Contracts, when not nil, are the only contracts the caller may act
+	// on: a machine issuer's token names them (a source acts on the
+	// contracts it was registered for). Nil for a user: any contract of Org.
+	Contracts []string
+}
+
+// MayActOn reports whether the principal may act on contract.
+func (p Principal) MayActOn(contract string) bool {
+	return p.Contracts == nil || slices.Contains(p.Contracts, contract)
+}
+
+// clone is p with lists of its own.
+func (p Principal) clone() Principal {
+	p.Roles = slices.Clone(p.Roles)
+	if p.Contracts != nil {
+		p.Contracts = append([]string{}, p.Contracts...)
+	}
+	return p
 }
 
 // HasRole reports whether the principal holds role r.
