@@ -12,10 +12,12 @@ import (
 	"fmt"
 	"maps"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/MicahParks/jwkset"
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/time/rate"
@@ -87,7 +89,7 @@ type VerifierConfig struct {
 // "org:" and role "incident-manager" with RolePrefix "role:". The org must
 // come out as exactly one value.
 type ClaimNames struct {
-	Org, OrgPrefix   string // default "org", no prefix
+	Org, OrgPrefix    string // default "org", no prefix
 	Roles, RolePrefix string // default "roles", no prefix
 }
 
@@ -119,9 +121,12 @@ type Verifier struct {
 	users    issuer
 	machines map[string]issuer // by "iss"
 	jwks     keyfunc.Keyfunc
-	stop     context.CancelFunc
-	now      func() time.Time
-	leeway   time.Duration
+	// unknownKID limits the JWKS fetches that tokens naming a kid it lacks
+	// cause; a token over the limit is refused at once.
+	unknownKID *rate.Limiter
+	stop       context.CancelFunc
+	now        func() time.Time
+	leeway     time.Duration
 	// keepFor bounds how long a verified token is trusted without a new
 	// check: a key removed from the JWKS stops its tokens within it.
 	keepFor time.Duration
@@ -215,17 +220,16 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 		jwks, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{cfg.JWKSURL}, keyfunc.Override{
 			HTTPTimeout:     10 * time.Second,
 			RefreshInterval: refresh,
-			RefreshUnknownKID: rate.NewLimiter(
-				rate.Every(cmp.Or(cfg.JWKSUnknownKIDEvery, DefaultJWKSUnknownKIDEvery)), 1),
-			// A token with an unknown kid while the limiter is spent is
-			// refused at once rather than held: made-up kids must not stall
-			// requests.
-			RateLimitWaitMax: time.Nanosecond,
+			// keyFor asks for a kid the JWKS lacks only when v.unknownKID
+			// allows; jwkset's own limiter would make requests wait for it.
+			RefreshUnknownKID: rate.NewLimiter(rate.Inf, 1),
+			RateLimitWaitMax:  10 * time.Second, // bounds the fetch
 		})
 		if err != nil {
 			cancel()
 			return nil, fmt.Errorf("auth: JWKS %s: %w", cfg.JWKSURL, err)
 		}
+		v.unknownKID = rate.NewLimiter(rate.Every(cmp.Or(cfg.JWKSUnknownKIDEvery, DefaultJWKSUnknownKIDEvery)), 1)
 		v.jwks, v.stop = jwks, cancel
 		v.keepFor = min(v.keepFor, refresh)
 	}
@@ -387,9 +391,11 @@ func (v *Verifier) remember(token string, p Principal, c claims, now time.Time) 
 func (v *Verifier) keyFor(token *jwt.Token) (any, error) {
 	var keys []jwt.VerificationKey
 	if v.jwks != nil {
-		if _, hasKID := token.Header["kid"]; hasKID {
-			if k, err := v.jwks.Keyfunc(token); err == nil {
-				keys = append(keys, k)
+		if kid, hasKID := token.Header["kid"]; hasKID {
+			if v.knownKID(kid) || v.unknownKID.Allow() {
+				if k, err := v.jwks.Keyfunc(token); err == nil {
+					keys = append(keys, k)
+				}
 			}
 		} else if set, err := v.jwks.VerificationKeySet(context.Background()); err == nil {
 			keys = append(keys, set.Keys...)
@@ -399,6 +405,15 @@ func (v *Verifier) keyFor(token *jwt.Token) (any, error) {
 		keys = append(keys, k)
 	}
 	return fitting(token, keys)
+}
+
+// knownKID reports whether the JWKS as last fetched holds kid.
+func (v *Verifier) knownKID(kid any) bool {
+	all, err := v.jwks.Storage().KeyReadAll(context.Background())
+	if err != nil {
+		return false
+	}
+	return slices.ContainsFunc(all, func(k jwkset.JWK) bool { return k.Marshal().KID == kid })
 }
 
 // keyFor returns the keys of a machine issuer.
