@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -67,6 +68,10 @@ type Command[C any] struct {
 	Actor       event.Actor
 	Correlation string
 	TraceParent string
+	// Contracts, when not nil, are the only contracts the command may act
+	// on: one whose aggregate belongs to another is refused with
+	// ErrContractNotAllowed and appends nothing.
+	Contracts []string
 }
 
 // Result of a handled command.
@@ -79,6 +84,10 @@ type Result[S any] struct {
 
 // ErrInvalidID rejects aggregate ids that cannot be a subject token.
 var ErrInvalidID = errors.New("invalid aggregate id")
+
+// ErrContractNotAllowed refuses a command on an aggregate of a contract its
+// caller may not act on.
+var ErrContractNotAllowed = errors.New("contract not allowed for this caller")
 
 // recentCommands is how many command ids per aggregate are remembered.
 const recentCommands = 16
@@ -270,6 +279,12 @@ func (r *Runner[S, C]) Handle(ctx context.Context, cmd Command[C]) (res Result[S
 		events, next, err := r.prepare(snap, cmd, msgs)
 		if err != nil {
 			return Result[S]{}, err
+		}
+		// The scope is known once the events are decided (the first event
+		// of an aggregate names its contract), so the check is here, for
+		// every aggregate of every area alike.
+		if cmd.Contracts != nil && !slices.Contains(cmd.Contracts, events[0].Contract) {
+			return Result[S]{}, fmt.Errorf("%w: %q", ErrContractNotAllowed, events[0].Contract)
 		}
 		pos, err := r.store.Append(ctx, snap.Version, events...)
 		if errors.Is(err, eventstore.ErrConflict) {

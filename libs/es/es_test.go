@@ -171,6 +171,29 @@ func TestDomainErrorsAppendNothing(t *testing.T) {
 	}
 }
 
+// A caller restricted to contracts (a source) cannot act on an aggregate
+// of another: refused, nothing appended.
+func TestCommandOutsideTheCallersContractsIsRefused(t *testing.T) {
+	ctx := context.Background()
+	n := testkit.StartNATS(t)
+	store := n.Store()
+	r := newRunner(t, store)
+	for _, allowed := range [][]string{{}, {"contract-2"}} {
+		_, err := r.Handle(ctx, es.Command[add]{AggregateID: "c1", Body: add{By: 1}, Contracts: allowed})
+		if !errors.Is(err, es.ErrContractNotAllowed) {
+			t.Fatalf("contracts %q: got %v, want ErrContractNotAllowed", allowed, err)
+		}
+	}
+	if last, _ := store.LastPosition(ctx); last != 0 {
+		t.Fatalf("stream has %d events, want none", last)
+	}
+	for _, allowed := range [][]string{nil, {"contract-2", "contract-1"}} {
+		if _, err := r.Handle(ctx, es.CommandFor(es.Request{Contracts: allowed}, "c1", add{By: 1})); err != nil {
+			t.Fatalf("contracts %q: %v", allowed, err)
+		}
+	}
+}
+
 func TestColdStartUsesSnapshot(t *testing.T) {
 	ctx := context.Background()
 	n := testkit.StartNATS(t)

@@ -18,6 +18,9 @@ type Request struct {
 	ID          string
 	Correlation string
 	TraceParent string
+	// Contracts, when not nil, are the only contracts the command may act
+	// on (the caller is a source, registered for those).
+	Contracts []string
 }
 
 // CommandFor wraps body as a command on an aggregate. A client's key names
@@ -28,7 +31,7 @@ func CommandFor[C any](req Request, aggregateID string, body C) Command[C] {
 	if req.ID != "" {
 		id = fmt.Sprintf("%s/%s/%T/%s", url.PathEscape(req.Actor.Org), url.PathEscape(req.Actor.User), body, url.PathEscape(req.ID))
 	}
-	return Command[C]{ID: id, AggregateID: aggregateID, Body: body, Actor: req.Actor, Correlation: req.Correlation, TraceParent: req.TraceParent}
+	return Command[C]{ID: id, AggregateID: aggregateID, Body: body, Actor: req.Actor, Correlation: req.Correlation, TraceParent: req.TraceParent, Contracts: req.Contracts}
 }
 
 // NewID is the id of something a request creates (an aggregate, or an

@@ -35,7 +35,7 @@ func (m DomainErrors) ToConnect(ctx context.Context, log *slog.Logger, err error
 		code = connect.CodeNotFound
 	case errors.Is(err, decide.ErrNotParty):
 		return connect.NewError(connect.CodeNotFound, errors.New("not found"))
-	case errors.Is(err, decide.ErrWrongParty):
+	case errors.Is(err, decide.ErrWrongParty), errors.Is(err, es.ErrContractNotAllowed):
 		code = connect.CodePermissionDenied
 	case errors.Is(err, decide.ErrInvalid), errors.Is(err, es.ErrInvalidID):
 		code = connect.CodeInvalidArgument

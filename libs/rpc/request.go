@@ -29,6 +29,7 @@ func CommandRequest[T any](ctx context.Context, r *connect.Request[T], requestID
 		ID:          requestID,
 		Correlation: r.Header().Get(HeaderCorrelation),
 		TraceParent: r.Header().Get("traceparent"),
+		Contracts:   p.Contracts,
 	}, nil
 }
 
