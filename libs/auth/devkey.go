@@ -24,11 +24,42 @@ const (
 // DevKeyFile is the name of the dev signing key inside its directory.
 const DevKeyFile = "dev-signing-key.pem"
 
+// The issuer and audience of the tokens integration's ingest mints to call
+// incidents, patching and change advisory as a source: an issuer of its
+// own, that only those services trust, and only for SourceRole.
+const (
+	IntegrationIssuer   = "jsm-integration"
+	IntegrationAudience = "jsm-ingest"
+	// IntegrationKeyFile is the name of ingest's signing key in a data dir.
+	IntegrationKeyFile = "integration-signing-key.pem"
+	// SourceRole is the one role of a source's tokens.
+	SourceRole = "itsm-source"
+	// SourceUserPrefix starts the user of every source's token
+	// ("source:<id>").
+	SourceUserPrefix = "source:"
+)
+
+// SourceIssuer is the machine issuer of integration's ingest, signing with
+// keys: its tokens act as one source (user "source:<id>", role
+// itsm-source) on the contracts they name, and as nothing else.
+func SourceIssuer(keys ...ed25519.PublicKey) MachineIssuer {
+	return MachineIssuer{
+		Issuer: IntegrationIssuer, Audience: IntegrationAudience, Keys: keys,
+		Role: SourceRole, UserPrefix: SourceUserPrefix,
+	}
+}
+
 // LoadOrCreateDevKey returns the local signing key kept in dir/DevKeyFile
 // (a PKCS#8 PEM file, mode 0600), creating dir and the key if missing.
 // Concurrent callers all end up with the same key.
 func LoadOrCreateDevKey(dir string) (ed25519.PrivateKey, error) {
-	path := filepath.Join(dir, DevKeyFile)
+	return LoadOrCreateKey(dir, DevKeyFile)
+}
+
+// LoadOrCreateKey is LoadOrCreateDevKey for the key in dir/name (such as
+// IntegrationKeyFile).
+func LoadOrCreateKey(dir, name string) (ed25519.PrivateKey, error) {
+	path := filepath.Join(dir, name)
 	key, err := readDevKey(path)
 	if !errors.Is(err, fs.ErrNotExist) {
 		return key, err
@@ -46,7 +77,7 @@ func LoadOrCreateDevKey(dir string) (ed25519.PrivateKey, error) {
 	}
 	// Write a temporary file and link it into place, so that no reader
 	// sees a half-written key and a racing creator keeps the first key.
-	tmp, err := os.CreateTemp(dir, DevKeyFile+".tmp-*") // mode 0600
+	tmp, err := os.CreateTemp(dir, name+".tmp-*") // mode 0600
 	if err != nil {
 		return nil, fmt.Errorf("write dev key: %w", err)
 	}

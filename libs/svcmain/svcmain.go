@@ -8,6 +8,7 @@ package svcmain
 import (
 	"context"
 	"crypto"
+	"crypto/ed25519"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -88,6 +90,10 @@ type config struct {
 	listen, natsURL, pgDSN          string
 	issuer, audience, publicKeyFile string
 	jwksURL                         string
+	algorithms                      string
+	jwksRefresh                     time.Duration
+	claims                          auth.ClaimNames
+	integrationKeyFile              string
 	replicas                        int
 	drainDelay                      time.Duration
 	logFormat, logLevel             string
@@ -116,13 +122,9 @@ func Run(name, defaultListen string, build Build, log *slog.Logger, args []strin
 	if cfg.pgDSN == "" {
 		return errors.New("--pg-dsn (JSM_PG_DSN) is required")
 	}
-	verifierCfg := auth.VerifierConfig{Issuer: cfg.issuer, Audience: cfg.audience, JWKSURL: cfg.jwksURL}
-	if cfg.publicKeyFile != "" {
-		key, err := readPublicKey(cfg.publicKeyFile)
-		if err != nil {
-			return err
-		}
-		verifierCfg.Keys = []crypto.PublicKey{key}
+	verifierCfg, err := cfg.verifier(name)
+	if err != nil {
+		return err
 	}
 	verifier, err := auth.NewVerifier(verifierCfg)
 	if err != nil {
@@ -177,6 +179,46 @@ func Run(name, defaultListen string, build Build, log *slog.Logger, args []strin
 	return host.Run(ctx)
 }
 
+// IngestDriven are the services integration's ingest calls as a source:
+// the only ones that may trust its tokens (--integration-public-key).
+var IngestDriven = []string{"incidents", "patching", "changeadvisory"}
+
+// verifier is the token verifier configuration of service name.
+func (cfg config) verifier(name string) (auth.VerifierConfig, error) {
+	vc := auth.VerifierConfig{
+		Issuer: cfg.issuer, Audience: cfg.audience, JWKSURL: cfg.jwksURL,
+		JWKSRefresh: cfg.jwksRefresh, Claims: cfg.claims,
+	}
+	for alg := range strings.SplitSeq(cfg.algorithms, ",") {
+		if alg = strings.TrimSpace(alg); alg != "" {
+			vc.Algorithms = append(vc.Algorithms, alg)
+		}
+	}
+	if cfg.publicKeyFile != "" {
+		key, err := readPublicKey(cfg.publicKeyFile)
+		if err != nil {
+			return vc, err
+		}
+		vc.Keys = []crypto.PublicKey{key}
+	}
+	if cfg.integrationKeyFile != "" {
+		if !slices.Contains(IngestDriven, name) {
+			return vc, fmt.Errorf("--integration-public-key: %s does not accept integration's tokens (only %s do)",
+				name, strings.Join(IngestDriven, ", "))
+		}
+		key, err := readPublicKey(cfg.integrationKeyFile)
+		if err != nil {
+			return vc, err
+		}
+		pub, ok := key.(ed25519.PublicKey)
+		if !ok {
+			return vc, fmt.Errorf("--integration-public-key: %s holds a %T, want an Ed25519 public key", cfg.integrationKeyFile, key)
+		}
+		vc.Machines = []auth.MachineIssuer{auth.SourceIssuer(pub)}
+	}
+	return vc, nil
+}
+
 // flags are a service's flags, each also read from JSM_<NAME> (fromEnv);
 // README.md's table "Running a service alone" lists them all.
 func flags(name, defaultListen string, cfg *config) *flag.FlagSet {
@@ -188,6 +230,13 @@ func flags(name, defaultListen string, cfg *config) *flag.FlagSet {
 	fs.StringVar(&cfg.audience, "jwt-audience", auth.DevAudience, "required JWT audience")
 	fs.StringVar(&cfg.publicKeyFile, "jwt-public-key", "", "PEM file with the token signing public key")
 	fs.StringVar(&cfg.jwksURL, "jwks-url", "", "JWKS URL of the identity provider")
+	fs.StringVar(&cfg.algorithms, "jwt-algorithms", strings.Join(auth.DefaultAlgorithms, ","), "accepted token signing algorithms, comma-separated (never none or HS*)")
+	fs.DurationVar(&cfg.jwksRefresh, "jwks-refresh", auth.DefaultJWKSRefresh, "how often the JWKS is fetched again (a removed key stops verifying within it)")
+	fs.StringVar(&cfg.claims.Org, "jwt-org-claim", "org", "token claim that holds the caller's org (a string, or an array such as groups)")
+	fs.StringVar(&cfg.claims.OrgPrefix, "jwt-org-prefix", "", "only values of the org claim with this prefix count, without it (e.g. org: in groups)")
+	fs.StringVar(&cfg.claims.Roles, "jwt-roles-claim", "roles", "token claim that holds the caller's roles (an array, or a space-separated string)")
+	fs.StringVar(&cfg.claims.RolePrefix, "jwt-role-prefix", "", "only values of the roles claim with this prefix count, without it (e.g. role: in groups)")
+	fs.StringVar(&cfg.integrationKeyFile, "integration-public-key", "", "PEM file with the public half of integration's signing key: its tokens act as a source here (incidents, patching and changeadvisory only)")
 	fs.IntVar(&cfg.replicas, "replicas", 1, "replicas of the JSM_EVENTS stream (3 in production)")
 	fs.DurationVar(&cfg.drainDelay, "drain-delay", 0, "how long /readyz fails before shutdown closes the listener (a few seconds behind a load balancer)")
 	fs.StringVar(&cfg.logFormat, "log-format", "json", "log format on stderr: json or text")

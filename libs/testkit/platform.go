@@ -46,22 +46,49 @@ func (c *Clock) Advance(d time.Duration) {
 type Services struct {
 	URL      string
 	key      ed25519.PrivateKey
+	source   ed25519.PrivateKey // integration's: it mints sources' tokens
 	verifier *auth.Verifier
 	t        testing.TB
+}
+
+// ServeOptions change how Serve serves.
+type ServeOptions struct {
+	// Verifier changes the token verifier's configuration (by default the
+	// dev issuer and audience with a key of the test's, and integration's
+	// issuer with another).
+	Verifier func(*auth.VerifierConfig)
 }
 
 // Serve migrates and runs the services until the test ends and serves
 // their APIs on one listener.
 func Serve(t testing.TB, svcs ...rpc.Service) *Services {
 	t.Helper()
+	return ServeWith(t, ServeOptions{}, svcs...)
+}
+
+// ServeWith is Serve with options.
+func ServeWith(t testing.TB, opts ServeOptions, svcs ...rpc.Service) *Services {
+	t.Helper()
 	pub, key, err := ed25519.GenerateKey(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := auth.NewVerifier(auth.VerifierConfig{Issuer: auth.DevIssuer, Audience: auth.DevAudience, Keys: []crypto.PublicKey{pub}})
+	sourcePub, source, err := ed25519.GenerateKey(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg := auth.VerifierConfig{
+		Issuer: auth.DevIssuer, Audience: auth.DevAudience, Keys: []crypto.PublicKey{pub},
+		Machines: []auth.MachineIssuer{auth.SourceIssuer(sourcePub)},
+	}
+	if opts.Verifier != nil {
+		opts.Verifier(&cfg)
+	}
+	v, err := auth.NewVerifier(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = v.Close() })
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	mux := http.NewServeMux()
@@ -82,7 +109,7 @@ func Serve(t testing.TB, svcs ...rpc.Service) *Services {
 	t.Cleanup(func() { cancel(); wg.Wait() })
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &Services{URL: srv.URL, key: key, verifier: v, t: t}
+	return &Services{URL: srv.URL, key: key, source: source, verifier: v, t: t}
 }
 
 // Token mints a token for a user of org with roles.
@@ -94,9 +121,15 @@ func (s *Services) Token(org string, roles ...string) string {
 	return tok
 }
 
-// Mint mints a token for p that the services accept (a service that calls
-// the platform itself, such as ingest, is given this).
+// Mint mints a token for p as integration's ingest does, under its own
+// issuer: the services accept it for a source only (user "source:<id>",
+// role itsm-source, on the contracts p names). Ingest is given this.
 func (s *Services) Mint(p auth.Principal) (string, error) {
+	return auth.Mint(s.source, auth.IntegrationIssuer, auth.IntegrationAudience, p, time.Hour)
+}
+
+// MintUser mints a user's token for p under the dev issuer.
+func (s *Services) MintUser(p auth.Principal) (string, error) {
 	return auth.Mint(s.key, auth.DevIssuer, auth.DevAudience, p, time.Hour)
 }
 

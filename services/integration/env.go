@@ -18,11 +18,11 @@ import (
 //   - JSM_INTEGRATION_MASTER_KEY (required): base64 of 32 bytes; every
 //     source's and subscription's secret derives from it.
 //   - JSM_INTEGRATION_SIGNING_KEY (required): the Ed25519 key ingest signs
-//     its tokens with, in PKCS#8 PEM or the path of a file holding it; the
-//     incidents, patching and change advisory services must accept its
-//     public half (in the identity provider's JWKS, or --jwt-public-key).
-//   - JSM_JWT_ISSUER, JSM_JWT_AUDIENCE: the claims of those tokens
-//     (default the dev issuer and audience, as the other services).
+//     its tokens with, in PKCS#8 PEM or the path of a file holding it, as
+//     issuer jsm-integration for audience jsm-ingest; the incidents,
+//     patching and change advisory services, and no other, accept its
+//     public half (--integration-public-key) for a source's calls only.
+//     It must not be a key any service trusts for users' tokens.
 //   - JSM_INTEGRATION_INCIDENTS_URL, JSM_INTEGRATION_PATCHING_URL,
 //     JSM_INTEGRATION_CHANGEADVISORY_URL: where those APIs are (default
 //     their services' default addresses on this host).
@@ -49,13 +49,11 @@ func FromEnv(d Deps) (Deps, error) {
 	if err != nil {
 		return d, fmt.Errorf("JSM_INTEGRATION_SIGNING_KEY: %w", err)
 	}
-	issuer := cmp.Or(os.Getenv("JSM_JWT_ISSUER"), auth.DevIssuer)
-	audience := cmp.Or(os.Getenv("JSM_JWT_AUDIENCE"), auth.DevAudience)
 	p := ingest.Platform{
 		Incidents: url("JSM_INTEGRATION_INCIDENTS_URL", "http://127.0.0.1:8082"),
 		Patching:  url("JSM_INTEGRATION_PATCHING_URL", "http://127.0.0.1:8083"),
 		Changes:   url("JSM_INTEGRATION_CHANGEADVISORY_URL", "http://127.0.0.1:8084"),
-		Token:     ingest.Minter(key, issuer, audience),
+		Token:     ingest.Minter(key),
 	}
 	d.Platform = func() ingest.Platform { return p }
 	return d, nil

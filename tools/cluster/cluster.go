@@ -40,6 +40,7 @@ import (
 
 	"github.com/jsmplatform/jsm/libs/auth"
 	"github.com/jsmplatform/jsm/libs/pglocal"
+	"github.com/jsmplatform/jsm/libs/svcmain"
 	"github.com/jsmplatform/jsm/services/trail"
 )
 
@@ -400,6 +401,20 @@ func (c *Cluster) startServices(ctx context.Context, cfg Config, names []string)
 	if err := os.WriteFile(pubKey, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644); err != nil {
 		return err
 	}
+	// Ingest signs with a key of its own (0600 in the data dir), which only
+	// the services it drives trust, and for sources only.
+	integrationKey, err := auth.LoadOrCreateKey(c.DataDir, auth.IntegrationKeyFile)
+	if err != nil {
+		return err
+	}
+	der, err = x509.MarshalPKIXPublicKey(integrationKey.Public())
+	if err != nil {
+		return err
+	}
+	integrationPub := filepath.Join(c.DataDir, "integration-public-key.pem")
+	if err := os.WriteFile(integrationPub, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644); err != nil {
+		return err
+	}
 	free, err := ports(len(names), 0, false)
 	if err != nil {
 		return err
@@ -423,11 +438,14 @@ func (c *Cluster) startServices(ctx context.Context, cfg Config, names []string)
 			"JSM_REPLICAS=3",
 			"JSM_JWT_PUBLIC_KEY=" + pubKey,
 		}
+		if slices.Contains(svcmain.IngestDriven, name) {
+			env = append(env, "JSM_INTEGRATION_PUBLIC_KEY="+integrationPub)
+		}
 		if name == "integration" {
 			// Ingest calls these services as its sources, with tokens signed
-			// by the key every service of the cluster trusts.
+			// by its own key.
 			env = append(env,
-				"JSM_INTEGRATION_SIGNING_KEY="+filepath.Join(c.DataDir, auth.DevKeyFile),
+				"JSM_INTEGRATION_SIGNING_KEY="+filepath.Join(c.DataDir, auth.IntegrationKeyFile),
 				"JSM_INTEGRATION_INCIDENTS_URL=http://"+listens["incidents"],
 				"JSM_INTEGRATION_PATCHING_URL=http://"+listens["patching"],
 				"JSM_INTEGRATION_CHANGEADVISORY_URL=http://"+listens["changeadvisory"])

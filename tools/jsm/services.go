@@ -7,7 +7,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/jsmplatform/jsm/libs/auth"
 	"github.com/jsmplatform/jsm/libs/eventstore"
 	"github.com/jsmplatform/jsm/libs/rpc"
 	"github.com/jsmplatform/jsm/libs/svcmain"
@@ -30,10 +29,11 @@ type serviceDeps struct {
 	// DataDir keeps what a service must find again on the next start (the
 	// trail's signing key, the integration master key).
 	DataDir string
-	// Key signs the tokens every service accepts; Addr is the host's
-	// address once it listens. Ingest calls the platform with both.
-	Key  ed25519.PrivateKey
-	Addr func() string
+	// IntegrationKey signs ingest's tokens (integration's own issuer, which
+	// the host trusts for sources only); Addr is the host's address once it
+	// listens. Ingest calls the platform with both.
+	IntegrationKey ed25519.PrivateKey
+	Addr           func() string
 }
 
 // platformServices builds every service of the platform; a new area is
@@ -82,7 +82,7 @@ func newIntegration(ctx context.Context, d serviceDeps) (*integration.Service, e
 	if err != nil {
 		return nil, err
 	}
-	mint := ingest.Minter(d.Key, auth.DevIssuer, auth.DevAudience)
+	mint := ingest.Minter(d.IntegrationKey)
 	return integration.New(ctx, integration.Deps{
 		Deps: svcmain.Deps{Store: d.Store, Pool: d.Pool, Logger: d.Logger},
 		Keys: keys,

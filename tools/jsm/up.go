@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -201,10 +202,17 @@ func runUp(ctx context.Context, cfg upConfig, ready func(endpoints)) (err error)
 	if err != nil {
 		return err
 	}
+	// Ingest signs with a key of its own, never the dev key: its tokens act
+	// as a source and nothing more.
+	integrationKey, err := auth.LoadOrCreateKey(dataDir, auth.IntegrationKeyFile)
+	if err != nil {
+		return err
+	}
 	verifier, err := auth.NewVerifier(auth.VerifierConfig{
 		Issuer:   auth.DevIssuer,
 		Audience: auth.DevAudience,
 		Keys:     []crypto.PublicKey{key.Public()},
+		Machines: []auth.MachineIssuer{auth.SourceIssuer(integrationKey.Public().(ed25519.PublicKey))},
 	})
 	if err != nil {
 		return err
@@ -218,7 +226,7 @@ func runUp(ctx context.Context, cfg upConfig, ready func(endpoints)) (err error)
 		}
 		return ""
 	}
-	services, err := platformServices(ctx, serviceDeps{Store: store, Pool: pool, Logger: log, DataDir: dataDir, Key: key, Addr: addr})
+	services, err := platformServices(ctx, serviceDeps{Store: store, Pool: pool, Logger: log, DataDir: dataDir, IntegrationKey: integrationKey, Addr: addr})
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -77,8 +78,9 @@ func (x *executor) clients(p Platform) *apis {
 }
 
 type token struct {
-	value string
-	until time.Time
+	value     string
+	until     time.Time
+	contracts []string // the source's when minted
 }
 
 func newExecutor(pool *pgxpool.Pool, platform func() Platform, log *slog.Logger) *executor {
@@ -327,7 +329,9 @@ func connectMessage(err error) string {
 func (x *executor) token(src domain.State, p Platform) (string, error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if t, ok := x.tokens[src.ID]; ok && time.Now().Before(t.until) {
+	// A token names the source's contracts: one minted before the source
+	// changed them is not reused.
+	if t, ok := x.tokens[src.ID]; ok && time.Now().Before(t.until) && slices.Equal(t.contracts, src.ContractIDs) {
 		return t.value, nil
 	}
 	if p.Token == nil {
@@ -338,7 +342,7 @@ func (x *executor) token(src domain.State, p Platform) (string, error) {
 		return "", fmt.Errorf("mint source token: %w", err)
 	}
 	// Tokens are minted for TokenTTL; a fresh one is taken well before.
-	x.tokens[src.ID] = token{value: v, until: time.Now().Add(TokenTTL / 2)}
+	x.tokens[src.ID] = token{value: v, until: time.Now().Add(TokenTTL / 2), contracts: slices.Clone(src.ContractIDs)}
 	return v, nil
 }
 
@@ -346,9 +350,13 @@ func (x *executor) token(src domain.State, p Platform) (string, error) {
 const TokenTTL = 10 * time.Minute
 
 // Principal is who a source is on the platform: a user of its org with
-// the itsm-source role.
+// the itsm-source role, acting on the contracts it was registered for and
+// no other.
 func Principal(src domain.State) auth.Principal {
-	return auth.Principal{Org: string(src.Org), User: "source:" + string(src.ID), Roles: []string{Role}}
+	return auth.Principal{
+		Org: string(src.Org), User: auth.SourceUserPrefix + string(src.ID), Roles: []string{Role},
+		Contracts: append([]string{}, src.ContractIDs...),
+	}
 }
 
 func (p Platform) http() connect.HTTPClient {
@@ -426,8 +434,11 @@ func implementedOrAfter(s changeadvisoryv1.ChangeStatus) bool {
 	return false
 }
 
-// Minter mints ingest's tokens with key, for the issuer and audience the
-// platform's services verify.
-func Minter(key ed25519.PrivateKey, issuer, audience string) func(auth.Principal) (string, error) {
-	return func(p auth.Principal) (string, error) { return auth.Mint(key, issuer, audience, p, TokenTTL) }
+// Minter mints ingest's tokens with key, under integration's own issuer
+// and audience: the services ingest drives accept them for a source only
+// (auth.SourceIssuer), the others not at all.
+func Minter(key ed25519.PrivateKey) func(auth.Principal) (string, error) {
+	return func(p auth.Principal) (string, error) {
+		return auth.Mint(key, auth.IntegrationIssuer, auth.IntegrationAudience, p, TokenTTL)
+	}
 }

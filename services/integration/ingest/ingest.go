@@ -66,7 +66,7 @@ const Source = registration.Source
 // Role is the role of the tokens ingest calls the platform with; the
 // incidents, patching and change advisory policies grant it what a source
 // may do.
-const Role = "itsm-source"
+const Role = auth.SourceRole
 
 // Permissions of the ingest procedures.
 const (
