@@ -1,11 +1,15 @@
 package svcmain
 
 import (
+	"crypto/ed25519"
+	"crypto/x509"
+	"encoding/pem"
 	"flag"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -119,5 +123,39 @@ func TestREADMETableDocumentsEverySetting(t *testing.T) {
 	}
 	if found == 0 {
 		t.Fatal("found no environment variable read by a service: the search is broken")
+	}
+}
+
+// Only the services ingest drives take integration's public key; the
+// others refuse to start with it rather than trust its tokens.
+func TestIntegrationKeyOnlyForTheServicesIngestDrives(t *testing.T) {
+	pub, _, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "integration.pem")
+	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"contracts", "audits", "reporting", "trail", "integration", "incidents", "patching", "changeadvisory"} {
+		var cfg config
+		if err := flags(name, "127.0.0.1:0", &cfg).Parse([]string{"--integration-public-key", file, "--jwt-algorithms", "RS256, EdDSA"}); err != nil {
+			t.Fatal(err)
+		}
+		vc, err := cfg.verifier(name)
+		driven := slices.Contains(IngestDriven, name)
+		switch {
+		case driven && (err != nil || len(vc.Machines) != 1 || vc.Machines[0].Role != "itsm-source"):
+			t.Errorf("%s: %+v, %v", name, vc.Machines, err)
+		case !driven && err == nil:
+			t.Errorf("%s accepted integration's key", name)
+		}
+		if driven && !slices.Equal(vc.Algorithms, []string{"RS256", "EdDSA"}) {
+			t.Errorf("%s: algorithms %q", name, vc.Algorithms)
+		}
 	}
 }
