@@ -206,9 +206,9 @@ func (cfg config) verifier(name string) (auth.VerifierConfig, error) {
 			return vc, fmt.Errorf("--integration-public-key: %s does not accept integration's tokens (only %s do)",
 				name, strings.Join(IngestDriven, ", "))
 		}
-		key, err := readPublicKey(cfg.integrationKeyFile)
+		key, err := publicKey(cfg.integrationKeyFile)
 		if err != nil {
-			return vc, err
+			return vc, fmt.Errorf("--integration-public-key: %w", err)
 		}
 		pub, ok := key.(ed25519.PublicKey)
 		if !ok {
@@ -236,7 +236,7 @@ func flags(name, defaultListen string, cfg *config) *flag.FlagSet {
 	fs.StringVar(&cfg.claims.OrgPrefix, "jwt-org-prefix", "", "only values of the org claim with this prefix count, without it (e.g. org: in groups)")
 	fs.StringVar(&cfg.claims.Roles, "jwt-roles-claim", "roles", "token claim that holds the caller's roles (an array, or a space-separated string)")
 	fs.StringVar(&cfg.claims.RolePrefix, "jwt-role-prefix", "", "only values of the roles claim with this prefix count, without it (e.g. role: in groups)")
-	fs.StringVar(&cfg.integrationKeyFile, "integration-public-key", "", "PEM file with the public half of integration's signing key: its tokens act as a source here (incidents, patching and changeadvisory only)")
+	fs.StringVar(&cfg.integrationKeyFile, "integration-public-key", "", "public half of integration's signing key (PEM, or a PEM file): its tokens act as a source here (incidents, patching and changeadvisory only)")
 	fs.IntVar(&cfg.replicas, "replicas", 1, "replicas of the JSM_EVENTS stream (3 in production)")
 	fs.DurationVar(&cfg.drainDelay, "drain-delay", 0, "how long /readyz fails before shutdown closes the listener (a few seconds behind a load balancer)")
 	fs.StringVar(&cfg.logFormat, "log-format", "json", "log format on stderr: json or text")
@@ -287,11 +287,24 @@ func fromEnv(fs *flag.FlagSet) error {
 	return err
 }
 
+// publicKey reads a PEM public key given inline (a secret handed over in an
+// environment variable) or as the path of a file.
+func publicKey(pemOrPath string) (crypto.PublicKey, error) {
+	if strings.HasPrefix(strings.TrimSpace(pemOrPath), "-----BEGIN") {
+		return parsePublicKey("inline key", []byte(pemOrPath))
+	}
+	return readPublicKey(pemOrPath)
+}
+
 func readPublicKey(path string) (crypto.PublicKey, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
+	return parsePublicKey(path, data)
+}
+
+func parsePublicKey(path string, data []byte) (crypto.PublicKey, error) {
 	block, _ := pem.Decode(data)
 	if block == nil {
 		return nil, fmt.Errorf("%s: no PEM block", path)
