@@ -326,10 +326,12 @@ func (v *Verifier) Verify(token string) (Principal, error) {
 		return p, nil
 	}
 	iss, keyfunc := v.users, v.keyFor
-	if m, ok := v.machines[unverifiedIssuer(token)]; ok {
-		// The issuer chosen here is checked again, with the signature, by
-		// its own parser: a token cannot pick a laxer one.
-		iss, keyfunc = m, m.keyFor
+	if len(v.machines) > 0 {
+		if m, ok := v.machines[unverifiedIssuer(token)]; ok {
+			// The issuer chosen here is checked again, with the signature,
+			// by its own parser: a token cannot pick a laxer one.
+			iss, keyfunc = m, m.keyFor
+		}
 	}
 	c := claims{names: iss.names, machine: iss.machine}
 	if _, err := iss.parser.ParseWithClaims(token, &c, keyfunc); err != nil {
