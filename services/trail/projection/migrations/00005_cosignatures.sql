@@ -4,7 +4,7 @@
 -- size is the size it holds, the "old" of the next add-checkpoint request.
 -- Like the checkpoints, they outlive a rebuild.
 CREATE TABLE trail.cosignatures (
-    size        bigint      NOT NULL REFERENCES trail.tree_heads (size),
+    size        bigint      NOT NULL, -- of a trail.tree_heads row (no foreign key, which would stop a TRUNCATE of the heads)
     witness_key text        NOT NULL,
     line        text        NOT NULL,
     cosigned_at timestamptz NOT NULL DEFAULT now(),
