@@ -3,7 +3,10 @@ package trail_test
 import (
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/jsmplatform/jsm/libs/testkit"
+	trailv1 "github.com/jsmplatform/jsm/proto/gen/jsm/trail/v1"
 	"github.com/jsmplatform/jsm/services/trail"
 	"github.com/jsmplatform/jsm/services/trail/ledger"
 )
@@ -95,4 +98,40 @@ func TestFromEnvOrigin(t *testing.T) {
 			t.Fatal("an invalid origin was accepted")
 		}
 	})
+}
+
+// TestOriginChangeKeepsCheckpointsVerifiable: after the origin changes, the
+// latest checkpoint (signed under the old one) is served with the key that
+// checks it, and the next one is signed under the new origin.
+func TestOriginChangeKeepsCheckpointsVerifiable(t *testing.T) {
+	skey, _, err := ledger.GenerateKey(trail.Origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := testkit.StartNATS(t)
+	store, pool := n.Store(), testkit.PostgresPool(t)
+	before, err := trail.New(trail.Deps{Store: store, Pool: pool, SigningKey: skey, ReadWait: 2 * time.Second, CheckpointEvery: 1000, CheckpointInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := checkpoint(t, serveTrail(t, before), appendDrafts(t, store, 2))
+
+	after, err := trail.New(trail.Deps{Store: store, Pool: pool, SigningKey: skey, Origin: "jsm.example.com/trail", ReadWait: 2 * time.Second, CheckpointEvery: 1000, CheckpointInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := serveTrail(t, after)
+	for _, tc := range []struct {
+		r      *trailv1.GetCheckpointResponse
+		origin string
+		size   uint64
+	}{
+		{checkpoint(t, client, 0), trail.Origin, old.Size},
+		{checkpoint(t, client, appendDrafts(t, store, 1)), "jsm.example.com/trail", old.Size + 1},
+	} {
+		c, err := ledger.OpenCheckpoint(tc.r.Checkpoint, tc.r.VerifierKey)
+		if err != nil || c.Origin != tc.origin || tc.r.Origin != tc.origin || tc.r.Size != tc.size {
+			t.Fatalf("checkpoint %v: %v, %v; want origin %s, size %d", tc.r, c, err, tc.origin, tc.size)
+		}
+	}
 }

@@ -128,6 +128,24 @@ func verifierOf(skey string) (string, error) {
 	return note.NewEd25519VerifierKey(parts[2], pub)
 }
 
+// VerifierKeyFor is the verifier key of s's Ed25519 key under another
+// name: what checks a checkpoint s's key signed before the deployment's
+// origin changed.
+func (s *Signer) VerifierKeyFor(origin string) (string, error) {
+	if origin == s.Name() {
+		return s.verifier, nil
+	}
+	parts := strings.SplitN(s.verifier, "+", 3) // name+hash+key; base64 may hold '+'
+	if len(parts) != 3 {
+		return "", errors.New("verifier key: malformed")
+	}
+	raw, err := base64.StdEncoding.DecodeString(parts[2])
+	if err != nil || len(raw) != 1+ed25519.PublicKeySize {
+		return "", errors.New("verifier key: malformed")
+	}
+	return note.NewEd25519VerifierKey(origin, ed25519.PublicKey(raw[1:]))
+}
+
 // VerifierKey is the public key that checks what s signs.
 func (s *Signer) VerifierKey() string { return s.verifier }
 

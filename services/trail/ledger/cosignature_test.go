@@ -145,14 +145,27 @@ func TestSignerForOrigin(t *testing.T) {
 		if got, err := ledger.OpenCheckpoint(signed, s.VerifierKey()); err != nil || got.Origin != tc.want || s.Name() != tc.want {
 			t.Fatalf("origin %q: checkpoint %v, %v", tc.origin, got, err)
 		}
-		// The same Ed25519 key under the new name.
+		// The same Ed25519 key under the new name, which checks what the
+		// key signed under its old name.
 		if a, b := lastField(s.VerifierKey()), lastField(plain.VerifierKey()); a != b {
 			t.Fatalf("origin %q: key %s, want %s", tc.origin, a, b)
+		}
+		oldNote, err := plain.Sign(ledger.Checkpoint{Origin: plain.Name(), Size: 2, Root: c.Root})
+		if err != nil {
+			t.Fatal(err)
+		}
+		vkey, err := s.VerifierKeyFor(plain.Name())
+		if err != nil || vkey != plain.VerifierKey() {
+			t.Fatalf("origin %q: VerifierKeyFor(%q) = %q, %v; want %q", tc.origin, plain.Name(), vkey, err, plain.VerifierKey())
+		}
+		if _, err := ledger.OpenCheckpoint(oldNote, vkey); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
 
-func lastField(vkey string) string { return vkey[strings.LastIndex(vkey, "+")+1:] }
+// lastField is a verifier key's key (name+hash+key; base64 may hold '+').
+func lastField(vkey string) string { return strings.SplitN(vkey, "+", 3)[2] }
 
 func TestWitnessProtocolText(t *testing.T) {
 	h := tlog.RecordHash([]byte("a"))
