@@ -110,6 +110,11 @@ func New(d Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("trail: %w", err)
 	}
+	if signer.Name() == Origin {
+		// Every deployment of old signed as jsm-trail: a witness following
+		// two of them could not tell their checkpoints apart.
+		d.Logger.Warn("trail: the checkpoint origin is the shared default; set JSM_TRAIL_ORIGIN (or JSM_PUBLIC_URL) to name this deployment's log", "origin", Origin)
+	}
 	projector, err := projection.New(projection.Config{
 		Name: readmodel.Name, Schema: readmodel.Schema, Logger: d.Logger,
 		BatchSize: d.BatchSize, CatchUpBatchSize: d.CatchUpBatchSize,
