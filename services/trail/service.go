@@ -41,6 +41,17 @@ type Deps struct {
 	// (PRIVATE+KEY+<origin>+...); its name is the log's origin. See
 	// LoadOrCreateKey.
 	SigningKey string
+	// Origin names the log in its checkpoints (C2SP tlog-checkpoint: a
+	// schema-less URL such as example.com/jsm/trail, unique to the
+	// deployment); the signing key signs under that name. Empty: the key's
+	// own name.
+	Origin string
+	// Witnesses are the C2SP tlog-witnesses the trail submits each new
+	// checkpoint to; their cosignatures are kept and served.
+	Witnesses []app.Witness
+	// WitnessClient sends the add-checkpoint requests (default: a client
+	// with a 30s timeout).
+	WitnessClient *http.Client
 	// CheckpointEvery signs a checkpoint after this many new entries
 	// (default 1000) ...
 	CheckpointEvery int64
@@ -92,9 +103,17 @@ func New(d Deps) (*Service, error) {
 	if d.CatchUpBatchSize <= 0 {
 		d.CatchUpBatchSize = 5000
 	}
-	signer, err := ledger.NewSigner(d.SigningKey)
+	if d.WitnessClient == nil {
+		d.WitnessClient = &http.Client{Timeout: 30 * time.Second}
+	}
+	signer, err := ledger.NewSignerFor(d.SigningKey, d.Origin)
 	if err != nil {
 		return nil, fmt.Errorf("trail: %w", err)
+	}
+	if signer.Name() == Origin {
+		// Every deployment of old signed as jsm-trail: a witness following
+		// two of them could not tell their checkpoints apart.
+		d.Logger.Warn("trail: the checkpoint origin is the shared default; set JSM_TRAIL_ORIGIN (or JSM_PUBLIC_URL) to name this deployment's log", "origin", Origin)
 	}
 	projector, err := projection.New(projection.Config{
 		Name: readmodel.Name, Schema: readmodel.Schema, Logger: d.Logger,
@@ -138,6 +157,14 @@ func (s *Service) Run(ctx context.Context) error {
 		return s.app.SignEvery(ctx, s.deps.CheckpointEvery, s.deps.CheckpointInterval, s.deps.Logger)
 	})
 	g.Go(func() error { return s.indexWhenCaughtUp(ctx) })
+	for _, w := range s.deps.Witnesses {
+		g.Go(func() error {
+			return s.app.WitnessEvery(ctx, w, app.Witnessing{
+				Client: s.deps.WitnessClient, Poll: min(s.deps.CheckpointInterval, time.Second),
+				MinBackoff: time.Second, MaxBackoff: 5 * time.Minute, Log: s.deps.Logger,
+			})
+		})
+	}
 	return g.Wait()
 }
 
@@ -207,7 +234,8 @@ func Policy() auth.Policy {
 	}
 }
 
-// Origin is the default origin (and key name) of the trail's checkpoints.
+// Origin is the name of the signing keys made before each deployment named
+// its own log (FromEnv now names a new key after its origin, NewOrigin).
 const Origin = "jsm-trail"
 
 // KeyFile is the signing key's file name in a data dir.

@@ -156,7 +156,7 @@ func TestTrailCommandsAgainstJsmUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	forged, err := s.Sign(ledger.Checkpoint{Origin: trail.Origin, Size: 3, Root: tlog.RecordHash([]byte("another history"))})
+	forged, err := s.Sign(ledger.Checkpoint{Origin: s.Name(), Size: 3, Root: tlog.RecordHash([]byte("another history"))})
 	if err != nil {
 		t.Fatal(err)
 	}

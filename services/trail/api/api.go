@@ -186,9 +186,23 @@ func (s *Server) GetCheckpoint(ctx context.Context, r *connect.Request[trailv1.G
 	if err != nil {
 		return nil, toConnect(ctx, s.log, err)
 	}
-	return connect.NewResponse(&trailv1.GetCheckpointResponse{
-		Checkpoint: h.Note, Size: uint64(h.Size), VerifierKey: s.app.Signer.VerifierKey(), Origin: h.Origin, RootHash: h.Root[:],
-	}), nil
+	cosigned, note, ok, err := s.app.Cosigned(ctx)
+	if err != nil {
+		return nil, toConnect(ctx, s.log, err)
+	}
+	// A checkpoint signed before the origin changed names the old origin:
+	// the same key checks it under that name.
+	vkey, err := s.app.Signer.VerifierKeyFor(h.Origin)
+	if err != nil {
+		return nil, toConnect(ctx, s.log, err)
+	}
+	resp := &trailv1.GetCheckpointResponse{
+		Checkpoint: h.Note, Size: uint64(h.Size), VerifierKey: vkey, Origin: h.Origin, RootHash: h.Root[:],
+	}
+	if ok {
+		resp.CosignedCheckpoint, resp.CosignedSize = note, uint64(cosigned.Size)
+	}
+	return connect.NewResponse(resp), nil
 }
 
 func (s *Server) GetInclusionProof(ctx context.Context, r *connect.Request[trailv1.GetInclusionProofRequest]) (*connect.Response[trailv1.GetInclusionProofResponse], error) {

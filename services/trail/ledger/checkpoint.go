@@ -82,6 +82,37 @@ func NewSigner(skey string) (*Signer, error) {
 	return &Signer{signer: s, verifier: vkey}, nil
 }
 
+// NewSignerFor reads a note signer key and signs as origin with it: the
+// same Ed25519 key under the name the deployment gives its log (C2SP
+// tlog-checkpoint: the key name is the origin). An empty origin keeps the
+// key's own name.
+func NewSignerFor(skey, origin string) (*Signer, error) {
+	skey = strings.TrimSpace(skey)
+	parts := strings.SplitN(skey, "+", 5)
+	if origin == "" || (len(parts) == 5 && parts[2] == origin) {
+		return NewSigner(skey)
+	}
+	if err := ValidOrigin(origin); err != nil {
+		return nil, err
+	}
+	if len(parts) != 5 {
+		return nil, errors.New("signing key: malformed")
+	}
+	raw, err := base64.StdEncoding.DecodeString(parts[4])
+	if err != nil || len(raw) != 33 || raw[0] != 1 {
+		return nil, errors.New("signing key: not an Ed25519 note key")
+	}
+	// The key hash covers the name: take it from the verifier key note
+	// derives for the new name rather than hashing by hand.
+	pub := ed25519.NewKeyFromSeed(raw[1:]).Public().(ed25519.PublicKey)
+	vkey, err := note.NewEd25519VerifierKey(origin, pub)
+	if err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	vparts := strings.SplitN(vkey, "+", 3)
+	return NewSigner(strings.Join([]string{"PRIVATE", "KEY", origin, vparts[1], parts[4]}, "+"))
+}
+
 // verifierOf derives the verifier key of a note signer key.
 func verifierOf(skey string) (string, error) {
 	// PRIVATE+KEY+<name>+<hash>+<base64(alg || seed)>
@@ -95,6 +126,24 @@ func verifierOf(skey string) (string, error) {
 	}
 	pub := ed25519.NewKeyFromSeed(raw[1:]).Public().(ed25519.PublicKey)
 	return note.NewEd25519VerifierKey(parts[2], pub)
+}
+
+// VerifierKeyFor is the verifier key of s's Ed25519 key under another
+// name: what checks a checkpoint s's key signed before the deployment's
+// origin changed.
+func (s *Signer) VerifierKeyFor(origin string) (string, error) {
+	if origin == s.Name() {
+		return s.verifier, nil
+	}
+	parts := strings.SplitN(s.verifier, "+", 3) // name+hash+key; base64 may hold '+'
+	if len(parts) != 3 {
+		return "", errors.New("verifier key: malformed")
+	}
+	raw, err := base64.StdEncoding.DecodeString(parts[2])
+	if err != nil || len(raw) != 1+ed25519.PublicKeySize {
+		return "", errors.New("verifier key: malformed")
+	}
+	return note.NewEd25519VerifierKey(origin, ed25519.PublicKey(raw[1:]))
 }
 
 // VerifierKey is the public key that checks what s signs.

@@ -803,7 +803,13 @@ type GetCheckpointResponse struct {
 	// The log's origin line.
 	Origin string `protobuf:"bytes,4,opt,name=origin,proto3" json:"origin,omitempty"`
 	// Root hash of the tree of size entries.
-	RootHash      []byte `protobuf:"bytes,5,opt,name=root_hash,json=rootHash,proto3" json:"root_hash,omitempty"`
+	RootHash []byte `protobuf:"bytes,5,opt,name=root_hash,json=rootHash,proto3" json:"root_hash,omitempty"`
+	// The largest checkpoint the configured witnesses have cosigned: the signed
+	// checkpoint with their C2SP tlog-cosignature lines appended (open it with
+	// the trail's key and the witness keys you trust). Empty while none has.
+	CosignedCheckpoint string `protobuf:"bytes,6,opt,name=cosigned_checkpoint,json=cosignedCheckpoint,proto3" json:"cosigned_checkpoint,omitempty"`
+	// Tree size of cosigned_checkpoint.
+	CosignedSize  uint64 `protobuf:"varint,7,opt,name=cosigned_size,json=cosignedSize,proto3" json:"cosigned_size,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -871,6 +877,20 @@ func (x *GetCheckpointResponse) GetRootHash() []byte {
 		return x.RootHash
 	}
 	return nil
+}
+
+func (x *GetCheckpointResponse) GetCosignedCheckpoint() string {
+	if x != nil {
+		return x.CosignedCheckpoint
+	}
+	return ""
+}
+
+func (x *GetCheckpointResponse) GetCosignedSize() uint64 {
+	if x != nil {
+		return x.CosignedSize
+	}
+	return 0
 }
 
 type GetInclusionProofRequest struct {
@@ -1411,7 +1431,7 @@ const file_jsm_trail_v1_api_proto_rawDesc = "" +
 	"\x06events\x18\x04 \x01(\x04R\x06events\x12-\n" +
 	"\x05state\x18\x05 \x01(\v2\x17.google.protobuf.StructR\x05state\"9\n" +
 	"\x14GetCheckpointRequest\x12!\n" +
-	"\fmin_position\x18\x01 \x01(\x04R\vminPosition\"\xa3\x01\n" +
+	"\fmin_position\x18\x01 \x01(\x04R\vminPosition\"\xf9\x01\n" +
 	"\x15GetCheckpointResponse\x12\x1e\n" +
 	"\n" +
 	"checkpoint\x18\x01 \x01(\tR\n" +
@@ -1419,7 +1439,9 @@ const file_jsm_trail_v1_api_proto_rawDesc = "" +
 	"\x04size\x18\x02 \x01(\x04R\x04size\x12!\n" +
 	"\fverifier_key\x18\x03 \x01(\tR\vverifierKey\x12\x16\n" +
 	"\x06origin\x18\x04 \x01(\tR\x06origin\x12\x1b\n" +
-	"\troot_hash\x18\x05 \x01(\fR\brootHash\"\\\n" +
+	"\troot_hash\x18\x05 \x01(\fR\brootHash\x12/\n" +
+	"\x13cosigned_checkpoint\x18\x06 \x01(\tR\x12cosignedCheckpoint\x12#\n" +
+	"\rcosigned_size\x18\a \x01(\x04R\fcosignedSize\"\\\n" +
 	"\x18GetInclusionProofRequest\x12#\n" +
 	"\bposition\x18\x01 \x01(\x04B\a\xbaH\x042\x02 \x00R\bposition\x12\x1b\n" +
 	"\ttree_size\x18\x02 \x01(\x04R\btreeSize\"\xde\x01\n" +
