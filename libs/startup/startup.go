@@ -27,12 +27,14 @@ type Backoff struct {
 	Max        time.Duration
 	Multiplier float64
 	Jitter     float64
-	// Attempt bounds one try (default 30 s): a JetStream request to a
-	// cluster that lost its leader can otherwise wait long.
+	// Attempt bounds one try (none when not positive): a JetStream request
+	// to a cluster that lost its leader can otherwise wait long, but a long
+	// migration must not be cut short.
 	Attempt time.Duration
 }
 
-// Default is the backoff of every start-up wait: 250 ms doubling up to 10 s.
+// Default is the backoff of start-up waits: 250 ms doubling up to 10 s,
+// ±30 %, a try bounded by 30 s.
 var Default = Backoff{Initial: 250 * time.Millisecond, Max: 10 * time.Second, Multiplier: 2, Jitter: 0.3, Attempt: 30 * time.Second}
 
 // newBackOff is b as cenkalti/backoff's policy.
@@ -60,9 +62,6 @@ func RetryWith(ctx context.Context, b Backoff, log *slog.Logger, what string, tr
 	if log == nil {
 		log = slog.Default()
 	}
-	if b.Attempt <= 0 {
-		b.Attempt = Default.Attempt
-	}
 	var (
 		tries      int
 		lastReason string
@@ -71,9 +70,7 @@ func RetryWith(ctx context.Context, b Backoff, log *slog.Logger, what string, tr
 	)
 	_, err := backoff.Retry(ctx, func() (struct{}, error) {
 		tries++
-		attemptCtx, cancel := context.WithTimeout(ctx, b.Attempt)
-		err := try(attemptCtx)
-		cancel()
+		err := b.try(ctx, try)
 		if err == nil {
 			if tries > 1 {
 				log.Info(what+" ready", "tries", tries, "waited", time.Since(started).Round(time.Millisecond))
@@ -97,6 +94,15 @@ func RetryWith(ctx context.Context, b Backoff, log *slog.Logger, what string, tr
 		}),
 	)
 	return err
+}
+
+func (b Backoff) try(ctx context.Context, try func(context.Context) error) error {
+	if b.Attempt <= 0 {
+		return try(ctx)
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.Attempt)
+	defer cancel()
+	return try(ctx)
 }
 
 const (
