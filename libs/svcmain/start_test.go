@@ -24,6 +24,7 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jsmplatform/jsm/libs/auth"
@@ -309,4 +310,64 @@ func publicKeyFile(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// A service of a three-node cluster started while only one node is up (no
+// JetStream meta leader, no peers to place three replicas on) waits, not
+// ready, and becomes ready once the other two join, without a restart.
+func TestServiceWaitsForTheJetStreamClusterToForm(t *testing.T) {
+	const nodes = 3
+	var clients, routes []int
+	for range nodes {
+		clients, routes = append(clients, freePort(t)), append(routes, freePort(t))
+	}
+	node := func(i int) *server.Server {
+		opts := &server.Options{
+			ServerName: fmt.Sprintf("n%d", i), Host: "127.0.0.1", Port: clients[i],
+			JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
+			Cluster: server.ClusterOpts{Name: "jsm", Host: "127.0.0.1", Port: routes[i]},
+		}
+		for j := range nodes {
+			if j != i {
+				opts.Routes = append(opts.Routes, &url.URL{Scheme: "nats-route", Host: fmt.Sprintf("127.0.0.1:%d", routes[j])})
+			}
+		}
+		s, err := server.NewServer(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go s.Start()
+		if !s.ReadyForConnections(10 * time.Second) {
+			t.Fatalf("node %d not ready", i)
+		}
+		t.Cleanup(s.Shutdown)
+		return s
+	}
+	node(0)
+	var urls []string
+	for _, p := range clients {
+		urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", p))
+	}
+
+	listen := freeAddr(t)
+	logs := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, "waiter", listen, func(ctx context.Context, d Deps) (rpc.Service, error) {
+			return &waiter{pool: d.Pool, store: d.Store}, nil
+		}, slog.New(slog.NewTextHandler(logs, nil)), []string{"--nats-url", strings.Join(urls, ","), "--pg-dsn", testkit.Postgres(t),
+			"--replicas", "3", "--jwt-public-key", publicKeyFile(t)})
+	}()
+	waitLog(t, logs, "waiter streams not ready, retrying")
+	notReadyFor(t, done, listen, 2*time.Second)
+
+	node(1)
+	node(2)
+	waitStatus(t, done, "http://"+listen+"/readyz", http.StatusOK)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("stopped with %v", err)
+	}
 }
