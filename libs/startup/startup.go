@@ -10,7 +10,10 @@ package startup
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
+	"net"
+	"syscall"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -116,8 +119,8 @@ type permanentError struct{ err error }
 func (e *permanentError) Error() string { return e.err.Error() }
 func (e *permanentError) Unwrap() error { return e.err }
 
-// Permanent marks err as one that no retry cures (a wrong setting found
-// while starting), so Retry returns it at once.
+// Permanent marks err as one that no retry cures, so Retry returns it at
+// once even if it wraps an error Transient would wait on.
 func Permanent(err error) error {
 	if err == nil {
 		return nil
@@ -125,12 +128,27 @@ func Permanent(err error) error {
 	return &permanentError{err}
 }
 
+// notReadyError marks a dependency found not ready yet.
+type notReadyError struct{ err error }
+
+func (e *notReadyError) Error() string { return e.err.Error() }
+func (e *notReadyError) Unwrap() error { return e.err }
+
+// NotReady marks err as a dependency that is not ready yet (e.g. a NATS
+// connection still trying its servers), so Retry waits on it.
+func NotReady(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &notReadyError{err}
+}
+
 // configCodes are JetStream API error codes that say the request itself is
 // wrong (a setting, not the state of the cluster): trying again gives the
-// same answer. Everything else, e.g. 10005 "no suitable peers for
-// placement" (peer offline), 10008 "JetStream system temporarily
-// unavailable", 10023 "insufficient resources" while peers report in, is
-// what a forming cluster answers.
+// same answer. Every other API error, e.g. 10005 "no suitable peers for
+// placement" (a peer offline), 10008 "JetStream system temporarily
+// unavailable", 10023 "insufficient resources" while peers report in,
+// 10118 "stream is offline", is what a forming cluster answers.
 var configCodes = map[jetstream.ErrorCode]bool{
 	10025: true, // invalid JSON
 	10052: true, // stream config invalid
@@ -147,10 +165,23 @@ var configCodes = map[jetstream.ErrorCode]bool{
 	10138: true, // overlapping consumer filters
 }
 
-// Transient reports whether err may pass by itself: a dependency not up or
-// not ready yet. A wrong setting (a DSN that does not parse, a role or
-// password PostgreSQL refuses, a migration with an error, a stream
-// configuration JetStream refuses, a NATS permission missing) is not.
+// natsUnavailable are nats.go's errors for a server or cluster that does
+// not answer (yet).
+var natsUnavailable = []error{
+	nats.ErrTimeout, nats.ErrNoResponders, nats.ErrNoServers, nats.ErrConnectionClosed,
+	nats.ErrConnectionReconnecting, nats.ErrDisconnected, nats.ErrStaleConnection,
+	nats.ErrConnectionDraining, jetstream.ErrServerShutdown,
+}
+
+// Transient reports whether err says a dependency is not up or not ready
+// yet, so that trying again later may succeed: a refused, reset or timed
+// out connection, a name that does not resolve yet, NATS with no server or
+// no responder, a JetStream API error about the cluster's state,
+// PostgreSQL starting, shutting down, in recovery or out of connections.
+// Anything else is a wrong setting or a bug, which waiting does not cure: a
+// DSN that does not parse, a role or password PostgreSQL refuses, a
+// migration with an error, a stream configuration JetStream refuses, a
+// NATS permission missing, a service setting that is missing or wrong.
 func Transient(err error) bool {
 	if err == nil {
 		return false
@@ -158,6 +189,10 @@ func Transient(err error) bool {
 	var perm *permanentError
 	if errors.As(err, &perm) {
 		return false
+	}
+	var notReady *notReadyError
+	if errors.As(err, &notReady) {
+		return true
 	}
 	var parseErr *pgconn.ParseConfigError
 	if errors.As(err, &parseErr) {
@@ -171,13 +206,16 @@ func Transient(err error) bool {
 	if errors.As(err, &apiErr) {
 		return !configCodes[apiErr.ErrorCode]
 	}
-	if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrPermissionViolation) ||
-		errors.Is(err, nats.ErrBadSubject) || errors.Is(err, jetstream.ErrInvalidStreamName) {
-		return false
+	for _, target := range natsUnavailable {
+		if errors.Is(err, target) {
+			return true
+		}
 	}
-	// Refused or reset connections, timeouts, no responders, a server
-	// shutting down, DNS names not there yet: all pass once it is up.
-	return true
+	var netErr net.Error
+	var connectErr *pgconn.ConnectError
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) || errors.As(err, &connectErr) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || pgconn.Timeout(err)
 }
 
 // transientSQLState reports whether PostgreSQL's answer is about its state

@@ -91,6 +91,12 @@ func TestRetryReturnsAWrongSettingAtOnce(t *testing.T) {
 	}
 	calls = 0
 	marked := errors.New("bad flag")
+	calls = 0
+	err = RetryWith(context.Background(), fast, nil, "x", func(context.Context) error { calls++; return errors.New("JSM_TRAIL_SIGNING_KEY is required") })
+	if err == nil || calls != 1 {
+		t.Fatalf("err %v after %d calls; want a missing setting at once", err, calls)
+	}
+	calls = 0
 	err = RetryWith(context.Background(), fast, nil, "x", func(context.Context) error { calls++; return Permanent(marked) })
 	if !errors.Is(err, marked) || calls != 1 {
 		t.Fatalf("err %v after %d calls; want the permanent error at once", err, calls)
@@ -184,6 +190,13 @@ func TestTransient(t *testing.T) {
 		{"migration syntax error", fmt.Errorf("migrate contracts: %w", &pgconn.PgError{Code: "42601"}), false},
 		{"bad dsn", &pgconn.ParseConfigError{}, false},
 		{"marked permanent", Permanent(syscall.ECONNREFUSED), false},
+		{"marked not ready", NotReady(errors.New("nats: not connected")), true},
+		{"dns", &net.DNSError{Err: "no such host", Name: "nats", IsNotFound: true}, true},
+		{"postgres dial", fmt.Errorf("postgres: %w", &pgconn.ConnectError{}), true},
+		{"server shutdown", jetstream.ErrServerShutdown, true},
+		{"stream not found yet", jetstream.ErrStreamNotFound, true},
+		{"a missing setting", errors.New("trail: store, pool and signing key are required"), false},
+		{"a bad key", fmt.Errorf("trail: %w", errors.New("illegal base64 data")), false},
 		{"nil", nil, false},
 	} {
 		if got := Transient(c.err); got != c.want {

@@ -122,8 +122,9 @@ func TestServiceStopsWhileWaiting(t *testing.T) {
 	}
 }
 
-// A wrong setting is not waited on: a DSN that does not parse, or three
-// replicas asked of a NATS server that is not clustered, fail at once.
+// A wrong setting is not waited on: a DSN that does not parse, three
+// replicas asked of a NATS server that is not clustered, or a setting the
+// service's build finds missing, fail at once.
 func TestServiceFailsFastOnWrongSettings(t *testing.T) {
 	key := publicKeyFile(t)
 	build := func(ctx context.Context, d Deps) (rpc.Service, error) {
@@ -147,6 +148,13 @@ func TestServiceFailsFastOnWrongSettings(t *testing.T) {
 	}
 	if time.Since(start) > 20*time.Second {
 		t.Fatalf("a wrong setting took %v to fail", time.Since(start))
+	}
+
+	missing := errors.New("JSM_WAITER_KEY is required")
+	err = run(ctx, "waiter", freeAddr(t), func(context.Context, Deps) (rpc.Service, error) { return nil, missing },
+		slog.New(slog.DiscardHandler), []string{"--nats-url", n.URL(), "--pg-dsn", testkit.Postgres(t), "--jwt-public-key", key})
+	if !errors.Is(err, missing) {
+		t.Fatalf("a service setting missing: %v, want it returned", err)
 	}
 }
 

@@ -205,14 +205,19 @@ func start(ctx context.Context, log *slog.Logger, name string, nc *nats.Conn, po
 // errNotConnected says the NATS connection is still trying its servers.
 var errNotConnected = errors.New("not connected")
 
+// connected says whether nc is connected; while it is still trying, why.
 func connected(nc *nats.Conn) error {
 	if nc.IsConnected() {
 		return nil
 	}
-	if err := nc.LastError(); err != nil {
-		return fmt.Errorf("%w: %w", errNotConnected, err)
+	err := nc.LastError()
+	if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) || errors.Is(err, nats.ErrAuthRevoked) {
+		return fmt.Errorf("nats refused the credentials: %w", err) // a wrong setting
 	}
-	return fmt.Errorf("%w to %v", errNotConnected, nc.Servers())
+	if err != nil {
+		return startup.NotReady(fmt.Errorf("%w: %w", errNotConnected, err))
+	}
+	return startup.NotReady(fmt.Errorf("%w to %v", errNotConnected, nc.Servers()))
 }
 
 // flags are a service's flags, each also read from JSM_<NAME> (fromEnv);
