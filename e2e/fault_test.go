@@ -45,13 +45,16 @@ import (
 // from the stream into an empty database, and the trail stays consistent
 // with the checkpoint a witness took before the first fault.
 func TestFaults(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
-	defer cancel()
 	root, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := cluster.Start(ctx, cluster.Config{
+	// Building eight binaries and starting the cluster takes minutes on a
+	// machine busy with other tests: that is no fault of the cluster, so it
+	// has a budget of its own, apart from the faults'.
+	startCtx, cancelStart := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancelStart()
+	c, err := cluster.Start(startCtx, cluster.Config{
 		Root: root, DataDir: dataDir(t), BinDir: t.TempDir(), Attached: true,
 		Logger: testLogger(t),
 	})
@@ -72,6 +75,8 @@ func TestFaults(t *testing.T) {
 			}
 		}
 	})
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
 	nc, err := nats.Connect(c.NATSURLs, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)

@@ -60,7 +60,10 @@ func RunEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 }
 
 // Connect opens a client connection that keeps reconnecting (a restart of
-// the server must not kill the services) and logs state changes.
+// the server must not kill the services) and logs state changes. A server
+// not up yet is no error either: the connection keeps trying in the
+// background (RetryOnFailedConnect), and whoever needs it waits until
+// IsConnected (see package startup). Only a malformed URL fails here.
 func Connect(url, name string, log *slog.Logger) (*nats.Conn, error) {
 	if log == nil {
 		log = slog.Default()
@@ -68,7 +71,9 @@ func Connect(url, name string, log *slog.Logger) (*nats.Conn, error) {
 	nc, err := nats.Connect(url,
 		nats.Name(name),
 		nats.MaxReconnects(-1),
+		nats.RetryOnFailedConnect(true),
 		nats.ReconnectWait(250*time.Millisecond),
+		nats.ConnectHandler(func(c *nats.Conn) { log.Info("nats connected", "url", c.ConnectedUrl()) }),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				log.Warn("nats disconnected", "err", err)

@@ -21,6 +21,20 @@ import (
 
 // Open connects a pool and checks the server answers.
 func Open(ctx context.Context, dsn string) (*pgxpool.Pool, error) {
+	pool, err := New(dsn)
+	if err != nil {
+		return nil, err
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("ping postgres: %w", err)
+	}
+	return pool, nil
+}
+
+// New makes a pool without connecting: PostgreSQL need not be up yet (the
+// pool connects when first used). Only a DSN that does not parse fails.
+func New(dsn string) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("parse postgres dsn: %w", err)
@@ -28,13 +42,9 @@ func Open(ctx context.Context, dsn string) (*pgxpool.Pool, error) {
 	// Queries become spans only inside a traced piece of work (a recording
 	// span in their context): no root span per background query.
 	cfg.ConnConfig.Tracer = otelpgx.NewTracer(otelpgx.WithDisableAcquireTracer(), otelpgx.WithTracerProvider(telemetry.TracerProvider()))
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
-		return nil, fmt.Errorf("connect postgres: %w", err)
-	}
-	if err := pool.Ping(ctx); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("ping postgres: %w", err)
+		return nil, fmt.Errorf("postgres pool: %w", err)
 	}
 	return pool, nil
 }

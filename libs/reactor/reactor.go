@@ -24,6 +24,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -38,6 +39,7 @@ import (
 
 	"github.com/jsmplatform/jsm/libs/event"
 	"github.com/jsmplatform/jsm/libs/eventstore"
+	"github.com/jsmplatform/jsm/libs/startup"
 	"github.com/jsmplatform/jsm/libs/telemetry"
 )
 
@@ -110,11 +112,12 @@ const metaSubject = "jsm-subject"
 
 // Reactor runs one handler on the Watermill router.
 type Reactor struct {
-	store   *eventstore.Store
-	cfg     Config
-	handle  func(*message.Message) error
-	log     *slog.Logger
-	running chan struct{}
+	store       *eventstore.Store
+	cfg         Config
+	handle      func(*message.Message) error
+	log         *slog.Logger
+	running     chan struct{}
+	runningOnce sync.Once
 }
 
 // New prepares a reactor on the store's NATS server and makes sure the
@@ -173,9 +176,33 @@ func newReactor(ctx context.Context, store *eventstore.Store, cfg Config) (*Reac
 	return &Reactor{store: store, cfg: cfg, log: cfg.Logger.With("reactor", cfg.Name), running: make(chan struct{})}, nil
 }
 
-// Run consumes until ctx ends. Watermill's subscriber and publisher close
-// the connections they are given, so the reactor opens its own two.
+// Run consumes until ctx ends. Until it consumes, it waits for what it
+// needs with backoff: its connections and its durable consumer, which a
+// cluster still forming (a peer offline, no stream leader yet) cannot
+// create. Once it has consumed, a stop is an error: a service must not go
+// on looking healthy without its reactions.
 func (r *Reactor) Run(ctx context.Context) error {
+	b := startup.Default
+	b.Attempt = 0 // a try is the whole consumption; ctx ends it
+	err := startup.RetryWith(ctx, b, r.log, "reactor "+r.cfg.Name, func(context.Context) error {
+		err := r.consume(ctx)
+		select {
+		case <-r.running:
+			return startup.Permanent(err)
+		default:
+			return err
+		}
+	})
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// consume runs one router until ctx ends or it fails. Watermill's
+// subscriber and publisher close the connections they are given, so the
+// reactor opens its own two.
+func (r *Reactor) consume(ctx context.Context) error {
 	// Every server the store's connection knows, not only the one it is on:
 	// a reactor must start and reconnect while a cluster node is down.
 	url := strings.Join(r.store.Conn().Servers(), ",")
@@ -231,7 +258,7 @@ func (r *Reactor) Run(ctx context.Context) error {
 	go func() {
 		select {
 		case <-router.Running():
-			close(r.running)
+			r.runningOnce.Do(func() { close(r.running) })
 		case <-ctx.Done():
 		}
 	}()

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/jsmplatform/jsm/libs/auth"
+	"github.com/jsmplatform/jsm/libs/startup"
 	"github.com/jsmplatform/jsm/libs/telemetry"
 )
 
@@ -56,8 +57,11 @@ type Host struct {
 	cfg      HostConfig
 	log      *slog.Logger
 	services []Service
-	handler  http.Handler
-	srv      *http.Server
+	// build makes the services once the host listens (NewHostWith).
+	build   func(context.Context) ([]Service, error)
+	handler http.Handler
+	rpc     atomic.Pointer[http.Handler] // the services' APIs, once mounted
+	srv     *http.Server
 
 	mu sync.Mutex
 	ln net.Listener
@@ -67,11 +71,39 @@ type Host struct {
 
 // NewHost builds the host's handlers; nothing runs until Run (or Listen and Serve).
 func NewHost(cfg HostConfig, services ...Service) (*Host, error) {
-	if cfg.Verifier == nil {
-		return nil, errors.New("rpc host: a token verifier is required")
-	}
 	if len(services) == 0 {
 		return nil, errors.New("rpc host: no services")
+	}
+	h, err := newHost(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := h.mount(services); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// NewHostWith is NewHost whose services build makes once the host listens:
+// while build waits for what the services need (NATS, streams, PostgreSQL),
+// /healthz answers, /readyz and the APIs answer not ready, and shutdown
+// ends the wait. An error from build ends Serve; build retries whatever
+// may pass by itself (see package startup).
+func NewHostWith(cfg HostConfig, build func(context.Context) ([]Service, error)) (*Host, error) {
+	if build == nil {
+		return nil, errors.New("rpc host: no services")
+	}
+	h, err := newHost(cfg)
+	if err != nil {
+		return nil, err
+	}
+	h.build = build
+	return h, nil
+}
+
+func newHost(cfg HostConfig) (*Host, error) {
+	if cfg.Verifier == nil {
+		return nil, errors.New("rpc host: a token verifier is required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -82,50 +114,14 @@ func NewHost(cfg HostConfig, services ...Service) (*Host, error) {
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 10 * time.Second
 	}
-	h := &Host{cfg: cfg, log: cfg.Logger, services: services}
-
-	policies := make([]auth.Policy, 0, len(services)+1)
-	names := make([]string, 0, len(services))
-	seen := make(map[string]bool)
-	for _, s := range services {
-		if s == nil {
-			return nil, errors.New("rpc host: nil service")
-		}
-		if seen[s.Name()] {
-			return nil, fmt.Errorf("rpc host: service %q given twice", s.Name())
-		}
-		seen[s.Name()] = true
-		policies = append(policies, s.Policy())
-	}
-	policies = append(policies, reflectionPolicy())
-	policy := auth.Policy{}.Merge(policies...)
-
-	limit := connect.WithReadMaxBytes(cfg.MaxRequestBytes)
-	interceptors, err := Interceptors(cfg.Verifier, policy, cfg.Logger)
-	if err != nil {
-		return nil, fmt.Errorf("rpc host: %w", err)
-	}
+	h := &Host{cfg: cfg, log: cfg.Logger}
 
 	mux := http.NewServeMux()
-	rpcMux := http.NewServeMux()
-	for _, s := range services {
-		for _, sh := range s.Handlers(interceptors, limit) {
-			if sh.Path == "" || sh.Handler == nil {
-				return nil, fmt.Errorf("rpc host: service %s returned an empty handler", s.Name())
-			}
-			rpcMux.Handle(sh.Path, sh.Handler)
-			if sh.Service != "" {
-				names = append(names, sh.Service)
-			}
-		}
-	}
-	if !cfg.NoReflection {
-		reflector := grpcreflect.NewStaticReflector(names...)
-		rpcMux.Handle(grpcreflect.NewHandlerV1(reflector, limit))
-		rpcMux.Handle(grpcreflect.NewHandlerV1Alpha(reflector, limit))
-	}
-
-	var rpcHandler http.Handler = h.whenReady(rpcMux)
+	// The APIs are mounted once the services are built (mount); until they
+	// run, whenReady answers for them.
+	var rpcHandler http.Handler = h.whenReady(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		(*h.rpc.Load()).ServeHTTP(w, r)
+	}))
 	if cfg.RateLimit > 0 {
 		rpcHandler = newIPLimiter(cfg.RateLimit, cfg.RateBurst).wrap(rpcHandler)
 	}
@@ -156,6 +152,57 @@ func NewHost(cfg HostConfig, services ...Service) (*Host, error) {
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 	}
 	return h, nil
+}
+
+// mount builds the services' Connect handlers with the host's
+// interceptors and limits, and gRPC reflection.
+func (h *Host) mount(services []Service) error {
+	cfg := h.cfg
+	if len(services) == 0 {
+		return errors.New("rpc host: no services")
+	}
+	policies := make([]auth.Policy, 0, len(services)+1)
+	names := make([]string, 0, len(services))
+	seen := make(map[string]bool)
+	for _, s := range services {
+		if s == nil {
+			return errors.New("rpc host: nil service")
+		}
+		if seen[s.Name()] {
+			return fmt.Errorf("rpc host: service %q given twice", s.Name())
+		}
+		seen[s.Name()] = true
+		policies = append(policies, s.Policy())
+	}
+	policies = append(policies, reflectionPolicy())
+	policy := auth.Policy{}.Merge(policies...)
+
+	limit := connect.WithReadMaxBytes(cfg.MaxRequestBytes)
+	interceptors, err := Interceptors(cfg.Verifier, policy, cfg.Logger)
+	if err != nil {
+		return fmt.Errorf("rpc host: %w", err)
+	}
+	rpcMux := http.NewServeMux()
+	for _, s := range services {
+		for _, sh := range s.Handlers(interceptors, limit) {
+			if sh.Path == "" || sh.Handler == nil {
+				return fmt.Errorf("rpc host: service %s returned an empty handler", s.Name())
+			}
+			rpcMux.Handle(sh.Path, sh.Handler)
+			if sh.Service != "" {
+				names = append(names, sh.Service)
+			}
+		}
+	}
+	if !cfg.NoReflection {
+		reflector := grpcreflect.NewStaticReflector(names...)
+		rpcMux.Handle(grpcreflect.NewHandlerV1(reflector, limit))
+		rpcMux.Handle(grpcreflect.NewHandlerV1Alpha(reflector, limit))
+	}
+	var handler http.Handler = rpcMux
+	h.services = services
+	h.rpc.Store(&handler)
+	return nil
 }
 
 // reflectionPolicy marks the reflection procedures public. They are plain
@@ -235,7 +282,10 @@ func (h *Host) Serve(ctx context.Context) error {
 	defer stopServices()
 	g, gctx := errgroup.WithContext(svcCtx)
 
-	err := h.startServices(ctx, g, gctx)
+	err := h.buildServices(ctx)
+	if err == nil {
+		err = h.startServices(ctx, g, gctx)
+	}
 	if err == nil {
 		h.ready.Store(true)
 		h.log.Info("ready", "services", len(h.services))
@@ -247,6 +297,8 @@ func (h *Host) Serve(ctx context.Context) error {
 		case <-gctx.Done(): // a service failed
 		case err = <-serveErr:
 		}
+	} else if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		err = nil // stopped while waiting for a dependency: a clean stop
 	}
 	h.ready.Store(false)
 	if h.cfg.DrainDelay > 0 && err == nil {
@@ -267,10 +319,28 @@ func (h *Host) Serve(ctx context.Context) error {
 	return err
 }
 
+// buildServices makes the services of NewHostWith, once.
+func (h *Host) buildServices(ctx context.Context) error {
+	if h.build == nil || h.rpc.Load() != nil {
+		return nil
+	}
+	services, err := h.build(ctx)
+	if err != nil {
+		return err
+	}
+	return h.mount(services)
+}
+
+// migration waits for PostgreSQL like every start-up dependency, but a try
+// is never cut short: a migration of a large table may take long.
+var migration = func() startup.Backoff { b := startup.Default; b.Attempt = 0; return b }()
+
 func (h *Host) startServices(ctx context.Context, g *errgroup.Group, gctx context.Context) error {
 	for _, s := range h.services {
 		start := time.Now()
-		if err := s.Migrate(ctx); err != nil {
+		// PostgreSQL may still be starting or in recovery; a failed
+		// migration rolls back, so it is tried again from where it was.
+		if err := startup.RetryWith(ctx, migration, h.log, "migrate "+s.Name(), s.Migrate); err != nil {
 			return fmt.Errorf("migrate %s: %w", s.Name(), err)
 		}
 		h.log.Info("migrated", "service", s.Name(), "took", time.Since(start).Round(time.Millisecond))

@@ -24,13 +24,13 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jsmplatform/jsm/libs/auth"
 	"github.com/jsmplatform/jsm/libs/eventstore"
 	"github.com/jsmplatform/jsm/libs/natsx"
 	"github.com/jsmplatform/jsm/libs/pgdb"
 	"github.com/jsmplatform/jsm/libs/rpc"
+	"github.com/jsmplatform/jsm/libs/startup"
 	"github.com/jsmplatform/jsm/libs/telemetry"
 )
 
@@ -103,6 +103,13 @@ type config struct {
 // (then --log-format and --log-level make one on stderr). Spans are
 // exported when the standard OTEL_EXPORTER_OTLP_ENDPOINT is set.
 func Run(name, defaultListen string, build Build, log *slog.Logger, args []string) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return run(ctx, name, defaultListen, build, log, args)
+}
+
+// run is Run until ctx ends.
+func run(ctx context.Context, name, defaultListen string, build Build, log *slog.Logger, args []string) error {
 	var cfg config
 	fs := flags(name, defaultListen, &cfg)
 	if err := fs.Parse(args); err != nil {
@@ -131,8 +138,6 @@ func Run(name, defaultListen string, build Build, log *slog.Logger, args []strin
 		return err
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	shutdownTracing, err := telemetry.Setup(ctx, "jsm-"+name, log)
 	if err != nil {
 		return err
@@ -144,39 +149,77 @@ func Run(name, defaultListen string, build Build, log *slog.Logger, args []strin
 			log.Warn("flush spans", "err", err)
 		}
 	}()
+	// A server not up yet is no error: the connection keeps trying.
 	nc, err := natsx.Connect(cfg.natsURL, "jsm-"+name, log)
 	if err != nil {
 		return err
 	}
 	defer nc.Drain()
-	pool, err := pgdb.Open(ctx, cfg.pgDSN)
+	pool, err := pgdb.New(cfg.pgDSN)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
+	// The host listens at once: /healthz answers and /readyz says not ready
+	// while the service waits for NATS, its streams and PostgreSQL.
+	host, err := rpc.NewHostWith(rpc.HostConfig{Listen: cfg.listen, Verifier: verifier, Logger: log, DrainDelay: cfg.drainDelay},
+		func(ctx context.Context) ([]rpc.Service, error) {
+			svc, err := start(ctx, log, name, nc, pool, cfg.replicas, build)
+			if err != nil {
+				return nil, err
+			}
+			return []rpc.Service{svc}, nil
+		})
+	if err != nil {
+		return err
+	}
+	log.Info(name+" starting", "listen", cfg.listen, "nats", cfg.natsURL, "tracing", telemetry.Enabled())
+	return host.Run(ctx)
+}
+
+// start waits until NATS and PostgreSQL answer, then builds the service,
+// trying again while its streams, consumers and buckets cannot be created
+// yet (a cluster still electing leaders or waiting for a peer, or every
+// service of a fresh cluster creating its assets at once on a busy
+// machine). Only a wrong setting, or the end of ctx, ends the wait.
+func start(ctx context.Context, log *slog.Logger, name string, nc *nats.Conn, pool *pgxpool.Pool, replicas int, build Build) (rpc.Service, error) {
+	if err := startup.Retry(ctx, log, "nats", func(context.Context) error { return connected(nc) }); err != nil {
+		return nil, err
+	}
+	if err := startup.Retry(ctx, log, "postgres", pool.Ping); err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
 	var svc rpc.Service
-	err = retryStart(ctx, log, name, func() error {
-		// A replicated stream or bucket can take longer to create than
-		// JetStream's default 5 s request timeout while a busy cluster forms
-		// its groups; the context's deadline replaces that timeout.
-		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		store, err := eventstore.Open(ctx, nc, eventstore.Config{Replicas: cfg.replicas})
+	err := startup.Retry(ctx, log, name+" streams", func(ctx context.Context) error {
+		// A try's deadline replaces JetStream's default 5 s request
+		// timeout: a replicated stream or bucket can take longer to create
+		// while a busy cluster forms its groups.
+		store, err := eventstore.Open(ctx, nc, eventstore.Config{Replicas: replicas})
 		if err != nil {
 			return err
 		}
 		svc, err = build(ctx, Deps{Store: store, Pool: pool, Logger: log})
 		return err
 	})
-	if err != nil {
-		return err
+	return svc, err
+}
+
+// errNotConnected says the NATS connection is still trying its servers.
+var errNotConnected = errors.New("not connected")
+
+// connected says whether nc is connected; while it is still trying, why.
+func connected(nc *nats.Conn) error {
+	if nc.IsConnected() {
+		return nil
 	}
-	host, err := rpc.NewHost(rpc.HostConfig{Listen: cfg.listen, Verifier: verifier, Logger: log, DrainDelay: cfg.drainDelay}, svc)
-	if err != nil {
-		return err
+	err := nc.LastError()
+	if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) || errors.Is(err, nats.ErrAuthRevoked) {
+		return fmt.Errorf("nats refused the credentials: %w", err) // a wrong setting
 	}
-	log.Info(name+" starting", "listen", cfg.listen, "nats", cfg.natsURL, "tracing", telemetry.Enabled())
-	return host.Run(ctx)
+	if err != nil {
+		return startup.NotReady(fmt.Errorf("%w: %w", errNotConnected, err))
+	}
+	return startup.NotReady(fmt.Errorf("%w to %v", errNotConnected, nc.Servers()))
 }
 
 // IngestDriven are the services integration's ingest calls as a source:
@@ -242,33 +285,6 @@ func flags(name, defaultListen string, cfg *config) *flag.FlagSet {
 	fs.StringVar(&cfg.logFormat, "log-format", "json", "log format on stderr: json or text")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return fs
-}
-
-// startTimeout bounds how long a service keeps trying to create its
-// streams and buckets.
-const startTimeout = 2 * time.Minute
-
-// retryStart runs start until it succeeds, fails for good, or startTimeout
-// passes. Creating replicated streams and buckets times out while a cluster
-// elects leaders, or while every service of a fresh cluster creates its
-// assets at once on a busy machine: that is worth another try, unlike a
-// wrong setting.
-func retryStart(ctx context.Context, log *slog.Logger, name string, start func() error) error {
-	deadline := time.Now().Add(startTimeout)
-	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
-		err := start()
-		transient := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
-			errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled)
-		if err == nil || !transient || ctx.Err() != nil || time.Now().After(deadline) {
-			return err
-		}
-		log.Warn(name+" start-up failed, retrying", "err", err, "in", wait)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
-		}
-	}
 }
 
 // fromEnv fills every flag not given on the command line from JSM_<NAME>.

@@ -23,6 +23,7 @@ import (
 	"github.com/jsmplatform/jsm/libs/pgdb"
 	"github.com/jsmplatform/jsm/libs/pglocal"
 	"github.com/jsmplatform/jsm/libs/rpc"
+	"github.com/jsmplatform/jsm/libs/startup"
 	"github.com/jsmplatform/jsm/libs/telemetry"
 	"github.com/jsmplatform/jsm/tools/cluster"
 )
@@ -193,11 +194,6 @@ func runUp(ctx context.Context, cfg upConfig, ready func(endpoints)) (err error)
 		}
 		return nil
 	})
-	store, err := eventstore.Open(ctx, nc, eventstore.Config{})
-	if err != nil {
-		return err
-	}
-
 	key, err := auth.LoadOrCreateDevKey(dataDir)
 	if err != nil {
 		return err
@@ -219,21 +215,34 @@ func runUp(ctx context.Context, cfg upConfig, ready func(endpoints)) (err error)
 	}
 	stops = append(stops, func(context.Context) error { return verifier.Close() })
 
-	var host *rpc.Host // listening once the services run
+	var host *rpc.Host // listening before the services are built
 	addr := func() string {
 		if a := host.Addr(); a != nil {
 			return "http://" + dialable(a)
 		}
 		return ""
 	}
-	services, err := platformServices(ctx, serviceDeps{Store: store, Pool: pool, Logger: log, DataDir: dataDir, IntegrationKey: integrationKey, Addr: addr})
-	if err != nil {
-		return err
-	}
-	// The host's own admin API works on the services' projectors.
-	services = append(services, newAdmin(store, services))
 	dsn := pg.DSN(database)
-	host, err = rpc.NewHost(rpc.HostConfig{
+	// The services are built once the host listens (/readyz answers not
+	// ready until then), their streams and buckets created with the same
+	// patience as a service started alone.
+	build := func(ctx context.Context) (services []rpc.Service, err error) {
+		err = startup.Retry(ctx, log, "streams", func(ctx context.Context) error {
+			store, err := eventstore.Open(ctx, nc, eventstore.Config{})
+			if err != nil {
+				return err
+			}
+			services, err = platformServices(ctx, serviceDeps{Store: store, Pool: pool, Logger: log, DataDir: dataDir, IntegrationKey: integrationKey, Addr: addr})
+			if err != nil {
+				return err
+			}
+			// The host's own admin API works on the services' projectors.
+			services = append(services, newAdmin(store, services))
+			return nil
+		})
+		return services, err
+	}
+	host, err = rpc.NewHostWith(rpc.HostConfig{
 		Listen:    cfg.Listen,
 		Verifier:  verifier,
 		Logger:    log,
@@ -244,7 +253,7 @@ func runUp(ctx context.Context, cfg upConfig, ready func(endpoints)) (err error)
 				ready(endpoints{HTTP: "http://" + dialable(addr), NATS: ns.ClientURL(), Postgres: dsn, DataDir: dataDir})
 			}
 		},
-	}, services...)
+	}, build)
 	if err != nil {
 		return err
 	}
