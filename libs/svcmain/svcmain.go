@@ -25,6 +25,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jsmplatform/jsm/libs/auth"
+	"github.com/jsmplatform/jsm/libs/eventsig"
 	"github.com/jsmplatform/jsm/libs/eventstore"
 	"github.com/jsmplatform/jsm/libs/natsx"
 	"github.com/jsmplatform/jsm/libs/pgdb"
@@ -88,6 +89,7 @@ type config struct {
 	listen, natsURL, pgDSN          string
 	issuer, audience, publicKeyFile string
 	jwksURL                         string
+	eventSigningKey                 string
 	replicas                        int
 	drainDelay                      time.Duration
 	logFormat, logLevel             string
@@ -129,6 +131,15 @@ func Run(name, defaultListen string, build Build, log *slog.Logger, args []strin
 		return err
 	}
 
+	var signer *eventsig.Signer
+	if cfg.eventSigningKey != "" {
+		if signer, err = eventsig.NewSigner(cfg.eventSigningKey); err != nil {
+			return fmt.Errorf("--event-signing-key (JSM_EVENT_SIGNING_KEY): %w", err)
+		}
+	} else {
+		log.Warn(name + ": no --event-signing-key (JSM_EVENT_SIGNING_KEY): its events go unsigned, and a trail with pinned signer keys will not log them")
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	shutdownTracing, err := telemetry.Setup(ctx, "jsm-"+name, log)
@@ -159,7 +170,7 @@ func Run(name, defaultListen string, build Build, log *slog.Logger, args []strin
 		// its groups; the context's deadline replaces that timeout.
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		store, err := eventstore.Open(ctx, nc, eventstore.Config{Replicas: cfg.replicas})
+		store, err := eventstore.Open(ctx, nc, eventstore.Config{Replicas: cfg.replicas, Signer: signer})
 		if err != nil {
 			return err
 		}
@@ -188,6 +199,7 @@ func flags(name, defaultListen string, cfg *config) *flag.FlagSet {
 	fs.StringVar(&cfg.audience, "jwt-audience", auth.DevAudience, "required JWT audience")
 	fs.StringVar(&cfg.publicKeyFile, "jwt-public-key", "", "PEM file with the token signing public key")
 	fs.StringVar(&cfg.jwksURL, "jwks-url", "", "JWKS URL of the identity provider")
+	fs.StringVar(&cfg.eventSigningKey, "event-signing-key", "", "the service's event signing key (a note signer key PRIVATE+KEY+<area>+...; see `jsm event-key`)")
 	fs.IntVar(&cfg.replicas, "replicas", 1, "replicas of the JSM_EVENTS stream (3 in production)")
 	fs.DurationVar(&cfg.drainDelay, "drain-delay", 0, "how long /readyz fails before shutdown closes the listener (a few seconds behind a load balancer)")
 	fs.StringVar(&cfg.logFormat, "log-format", "json", "log format on stderr: json or text")
