@@ -116,14 +116,15 @@ func (e *Error) Error() string { return string(e.Reason) + ": " + e.Detail }
 
 // Keys are the pinned verifier keys, by key id.
 type Keys struct {
-	byID map[string]note.Verifier
+	byID  map[string]note.Verifier
+	texts map[string]string // the verifier keys as given
 }
 
 // ParseKeys reads verifier keys ("<name>+<hash>+<data>") separated by
 // spaces, commas or new lines. Several keys of one name (a rotation) are
 // fine; the same key twice is not.
 func ParseKeys(list string) (*Keys, error) {
-	k := &Keys{byID: map[string]note.Verifier{}}
+	k := &Keys{byID: map[string]note.Verifier{}, texts: map[string]string{}}
 	for _, vkey := range strings.FieldsFunc(list, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\t' || r == ';' }) {
 		v, err := note.NewVerifier(vkey)
 		if err != nil {
@@ -133,7 +134,7 @@ func ParseKeys(list string) (*Keys, error) {
 		if _, dup := k.byID[id]; dup {
 			return nil, fmt.Errorf("event verifier key %s is listed twice", id)
 		}
-		k.byID[id] = v
+		k.byID[id], k.texts[id] = v, vkey
 	}
 	return k, nil
 }
@@ -157,6 +158,15 @@ func (k *Keys) IDs() []string {
 	}
 	slices.Sort(ids)
 	return ids
+}
+
+// VerifierKeys are the pinned verifier keys as given, sorted by key id.
+func (k *Keys) VerifierKeys() []string {
+	var out []string
+	for _, id := range k.IDs() {
+		out = append(out, k.texts[id])
+	}
+	return out
 }
 
 // Verify checks that e is signed by a pinned key whose name is e's area,

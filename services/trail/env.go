@@ -6,13 +6,16 @@ import (
 	"os"
 	"strconv"
 	"time"
+
+	"github.com/jsmplatform/jsm/libs/eventsig"
 )
 
 // FromEnv completes d from the environment: the checkpoint signing key is
 // $JSM_TRAIL_SIGNING_KEY (a note signer key), else the one kept in keyDir
 // (created on first start; no keyDir: the key is required);
 // $JSM_TRAIL_CHECKPOINT_EVERY (entries) and $JSM_TRAIL_CHECKPOINT_INTERVAL
-// (a duration) set how often it signs.
+// (a duration) set how often it signs; $JSM_TRAIL_SIGNER_KEYS are the
+// pinned event signer keys.
 func FromEnv(d Deps, keyDir string) (Deps, error) {
 	d.SigningKey = os.Getenv("JSM_TRAIL_SIGNING_KEY")
 	if d.SigningKey == "" {
@@ -24,6 +27,11 @@ func FromEnv(d Deps, keyDir string) (Deps, error) {
 			return d, err
 		}
 	}
+	keys, err := eventsig.ParseKeys(os.Getenv("JSM_TRAIL_SIGNER_KEYS"))
+	if err != nil {
+		return d, fmt.Errorf("JSM_TRAIL_SIGNER_KEYS: %w", err)
+	}
+	d.SignerKeys = keys
 	if v := os.Getenv("JSM_TRAIL_CHECKPOINT_EVERY"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n <= 0 {

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/jsmplatform/jsm/libs/event"
+	"github.com/jsmplatform/jsm/libs/eventsig"
 	"github.com/jsmplatform/jsm/libs/projection"
 	"github.com/jsmplatform/jsm/services/trail/ledger"
 )
@@ -41,7 +42,10 @@ var _ projection.Preparer = (*Builder)(nil)
 
 // NewBuilder returns the trail's handler; pool is read to learn the tree's
 // state when the builder knows nothing of it.
-func NewBuilder(pool *pgxpool.Pool) *Builder { return &Builder{pool: pool} }
+// keys are the pinned signer keys (see Log).
+func NewBuilder(pool *pgxpool.Pool, keys *eventsig.Keys) *Builder {
+	return &Builder{Log: Log{Keys: keys}, pool: pool}
+}
 
 // Forget drops what the builder remembers.
 func (b *Builder) Forget() {
@@ -69,7 +73,7 @@ func (b *Builder) Prepare(events []event.Event) (projection.Prepared, error) {
 	if m == nil {
 		return p, nil
 	}
-	rows, next, err := build(m.size, m.frontier, events)
+	rows, next, err := build(b.Keys, m.size, m.frontier, events)
 	if err != nil {
 		return nil, err
 	}
