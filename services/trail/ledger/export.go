@@ -95,7 +95,7 @@ func (x ExportEntry) Event() event.Event {
 		ID: x.ID, Type: x.Type, Source: x.Source, AggregateType: x.AggregateType, AggregateID: x.AggregateID,
 		Contract: x.ContractID, Parties: event.Parties{Customer: x.CustomerOrgID, Provider: x.ProviderOrgID},
 		Actor: event.Actor{Org: x.ActorOrgID, User: x.Actor, Role: x.ActorRole},
-		Time: x.Time, Correlation: x.CorrelationID, Causation: x.CausationID,
+		Time:  x.Time, Correlation: x.CorrelationID, Causation: x.CausationID,
 		SchemaVersion: int(x.SchemaVersion), TraceParent: x.TraceParent,
 	}, Data: x.Payload, Position: x.Position, Signer: x.Signer, Signature: x.Signature}
 }
