@@ -16,6 +16,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -57,8 +58,13 @@ func Area(aggregateType string) string {
 
 // GenerateKey returns a new signer key and its verifier key for the area name.
 func GenerateKey(name string) (skey, vkey string, err error) {
+	if !areaName.MatchString(name) {
+		return "", "", fmt.Errorf("event signing key: %q is not an area name", name)
+	}
 	return note.GenerateKey(rand.Reader, name)
 }
+
+var areaName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,63}$`)
 
 // Signer signs events with one service's key.
 type Signer struct {

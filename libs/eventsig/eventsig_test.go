@@ -1,6 +1,7 @@
 package eventsig_test
 
 import (
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -162,5 +163,32 @@ func TestParseKeys(t *testing.T) {
 		if _, err := eventsig.ParseKeys(bad); err == nil {
 			t.Errorf("ParseKeys(%q) succeeded", bad)
 		}
+	}
+}
+
+func TestLoadOrCreateKeepsOneKeyPerArea(t *testing.T) {
+	dir := t.TempDir() + "/keys"
+	s, vkey, err := eventsig.LoadOrCreate(dir, "contracts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, vkey2, err := eventsig.LoadOrCreate(dir, "contracts")
+	if err != nil || again.ID() != s.ID() || vkey2 != vkey {
+		t.Fatalf("second load: %v, %s vs %s", err, again.ID(), s.ID())
+	}
+	info, err := os.Stat(dir + "/contracts.key")
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v, mode %v", err, info.Mode())
+	}
+	keys, err := eventsig.ParseKeys(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := sample()
+	if err := s.Sign(&e); err != nil {
+		t.Fatal(err)
+	}
+	if err := keys.Verify(e); err != nil {
+		t.Fatalf("the derived verifier key does not check the key's signature: %v", err)
 	}
 }
