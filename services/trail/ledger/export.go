@@ -347,13 +347,14 @@ type VerifyOptions struct {
 	// SignerKeys are the event signer keys the caller pins; nil: the keys
 	// listed in the signed manifest (as trustworthy as Key).
 	SignerKeys *eventsig.Keys
-	// Render re-renders data from the payload; nil: data must be absent.
+	// Render re-renders data from the payload; nil: RenderData, which
+	// knows the event types linked into the program.
 	Render Renderer
 }
 
 // Verify checks an export against the verifier key vkey (see
-// VerifyOptions.Key), trusting the signer keys of its manifest, and
-// refusing rendered data (it has no renderer): see VerifyWith.
+// VerifyOptions.Key), trusting the signer keys of its manifest and
+// rendering data with RenderData: see VerifyWith.
 func Verify(x *Export, vkey string) (Checkpoint, error) {
 	return VerifyWith(x, VerifyOptions{Key: vkey})
 }
@@ -504,7 +505,7 @@ func checkData(x ExportEntry, render Renderer) (string, error) {
 		return "", nil
 	}
 	if render == nil {
-		return "data", errors.New("rendered data cannot be checked here (no renderer)")
+		render = RenderData
 	}
 	want, err := render(x)
 	if err != nil {
