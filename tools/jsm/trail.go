@@ -18,9 +18,9 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/jsmplatform/jsm/libs/eventsig"
 	trailv1 "github.com/jsmplatform/jsm/proto/gen/jsm/trail/v1"
 	"github.com/jsmplatform/jsm/proto/gen/jsm/trail/v1/trailv1connect"
-	"github.com/jsmplatform/jsm/libs/eventsig"
 	"github.com/jsmplatform/jsm/services/trail/ledger"
 )
 
@@ -29,9 +29,9 @@ import (
 
 func runTrailCommand(args []string, stdout, stderr io.Writer) error {
 	subs := map[string]func([]string, io.Writer, io.Writer) error{
-		"search":  runTrailSearch,
-		"replay":  runTrailReplay,
-		"export":  runTrailExport,
+		"search":     runTrailSearch,
+		"replay":     runTrailReplay,
+		"export":     runTrailExport,
 		"verify":     runTrailVerify,
 		"witness":    runTrailWitness,
 		"quarantine": runTrailQuarantine,
