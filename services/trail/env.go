@@ -32,6 +32,13 @@ func FromEnv(d Deps, keyDir string) (Deps, error) {
 		return d, fmt.Errorf("JSM_TRAIL_SIGNER_KEYS: %w", err)
 	}
 	d.SignerKeys = keys
+	if v := os.Getenv("JSM_TRAIL_SIGNATURES_FROM"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return d, fmt.Errorf("JSM_TRAIL_SIGNATURES_FROM=%q: want a stream position", v)
+		}
+		d.SignaturesFrom = n
+	}
 	if v := os.Getenv("JSM_TRAIL_CHECKPOINT_EVERY"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n <= 0 {

@@ -60,6 +60,10 @@ type Deps struct {
 	// only when the key of its own area signed it, else it is quarantined;
 	// with none, every event is logged unattributed (development, tests).
 	SignerKeys *eventsig.Keys
+	// SignaturesFrom is the first stream position whose events must be
+	// signed ($JSM_TRAIL_SIGNATURES_FROM): earlier ones, appended before
+	// the services signed, are logged unattributed. 0: all.
+	SignaturesFrom uint64
 }
 
 // Service is the trail service.
@@ -106,12 +110,12 @@ func New(d Deps) (*Service, error) {
 		d.SignerKeys = nil
 		d.Logger.Warn("trail: no signer keys pinned (JSM_TRAIL_SIGNER_KEYS): every event is logged, unattributed, forged ones too")
 	} else {
-		d.Logger.Info("trail: logging only events signed by the pinned key of their area", "signers", d.SignerKeys.IDs())
+		d.Logger.Info("trail: logging only events signed by the pinned key of their area", "signers", d.SignerKeys.IDs(), "from_position", d.SignaturesFrom)
 	}
 	projector, err := projection.New(projection.Config{
 		Name: readmodel.Name, Schema: readmodel.Schema, Logger: d.Logger,
 		BatchSize: d.BatchSize, CatchUpBatchSize: d.CatchUpBatchSize,
-	}, readmodel.NewBuilder(d.Pool, d.SignerKeys), d.Store, d.Pool)
+	}, readmodel.NewBuilder(d.Pool, readmodel.Log{Keys: d.SignerKeys, SignedFrom: d.SignaturesFrom}), d.Store, d.Pool)
 	if err != nil {
 		return nil, err
 	}

@@ -11,7 +11,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/jsmplatform/jsm/libs/event"
-	"github.com/jsmplatform/jsm/libs/eventsig"
 	"github.com/jsmplatform/jsm/libs/projection"
 	"github.com/jsmplatform/jsm/services/trail/ledger"
 )
@@ -42,9 +41,9 @@ var _ projection.Preparer = (*Builder)(nil)
 
 // NewBuilder returns the trail's handler; pool is read to learn the tree's
 // state when the builder knows nothing of it.
-// keys are the pinned signer keys (see Log).
-func NewBuilder(pool *pgxpool.Pool, keys *eventsig.Keys) *Builder {
-	return &Builder{Log: Log{Keys: keys}, pool: pool}
+// policy is which events it logs (see Log).
+func NewBuilder(pool *pgxpool.Pool, policy Log) *Builder {
+	return &Builder{Log: policy, pool: pool}
 }
 
 // Forget drops what the builder remembers.
@@ -73,7 +72,7 @@ func (b *Builder) Prepare(events []event.Event) (projection.Prepared, error) {
 	if m == nil {
 		return p, nil
 	}
-	rows, next, err := build(b.Keys, m.size, m.frontier, events)
+	rows, next, err := build(b.Log, m.size, m.frontier, events)
 	if err != nil {
 		return nil, err
 	}

@@ -54,6 +54,11 @@ type Log struct {
 	// trail.quarantine. Without keys every event is logged, unattributed:
 	// the policy of a development trail or a test, never of production.
 	Keys *eventsig.Keys
+	// SignedFrom is the first stream position whose events must be
+	// signed: the events of a stream that was written before its services
+	// signed are logged unattributed, as they were, so that the tree keeps
+	// the roots it signed then. 0: every event must be signed.
+	SignedFrom uint64
 }
 
 // Columns of trail.entries in the order Scan and the copy use them.
@@ -92,20 +97,21 @@ type encoded struct {
 // given frontier, and the tree after them. It does not change frontier.
 // An event that fails the signature policy of keys (see Log) is not
 // logged: it comes back in the quarantine rows.
-func build(keys *eventsig.Keys, size int64, frontier ledger.Hashes, events []event.Event) (*encoded, *memory, error) {
+func build(policy Log, size int64, frontier ledger.Hashes, events []event.Event) (*encoded, *memory, error) {
 	tree := ledger.NewAppender(size, frontier, len(events))
 	// About 600 bytes an entry: one allocation.
 	entries := newCopyData(640 * len(events))
-	verdicts := verify(keys, events)
+	verdicts := verify(policy.Keys, events)
 	var quarantine []Quarantined
 	n := 0
 	for i, e := range events {
 		if e.ID == "" {
 			continue // not an event (the projector passes its position only)
 		}
-		if keys == nil {
-			// Nothing pinned: nothing can be attributed, and an unchecked
-			// claim of a signer is not recorded as if it were checked.
+		if policy.Keys == nil || e.Position < policy.SignedFrom {
+			// Nothing pinned (or from before signatures): nothing can be
+			// attributed, and an unchecked claim of a signer is not
+			// recorded as if it were checked.
 			e.Signer, e.Signature, e.TraceParent = "", nil, ""
 		} else if err := verdicts[i]; err != nil {
 			quarantine = append(quarantine, quarantined(e, err))
@@ -177,7 +183,7 @@ func (l Log) Apply(ctx context.Context, tx pgx.Tx, events []event.Event) error {
 	if err != nil {
 		return err
 	}
-	c, next, err := build(l.Keys, size, frontier, events)
+	c, next, err := build(l, size, frontier, events)
 	if err != nil {
 		return err
 	}
