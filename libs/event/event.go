@@ -7,6 +7,7 @@
 package event
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strconv"
@@ -39,6 +40,10 @@ const (
 	HeaderCorrelation   = "jsm-correlation"
 	HeaderCausation     = "jsm-causation"
 	HeaderTraceParent   = "traceparent"
+	// The appending service's signature over the event (see libs/eventsig):
+	// the signer's key id ("<name>+<hash>") and the Ed25519 signature, base64.
+	HeaderSigner    = "jsm-signer"
+	HeaderSignature = "jsm-signature"
 )
 
 // SubjectPrefix is the root of every event subject in the JSM_EVENTS stream.
@@ -84,6 +89,10 @@ type Event struct {
 	Envelope
 	Data     []byte // binary protobuf of the message named by Type
 	Position uint64 // JSM_EVENTS stream sequence; 0 before it is stored
+	// Signer and Signature are the appending service's signature over the
+	// envelope and the body (libs/eventsig); empty when it signs nothing.
+	Signer    string
+	Signature []byte
 }
 
 // Subject is the NATS subject of an aggregate: jsm.evt.<area>.<aggregate>.<id>.
@@ -144,6 +153,10 @@ func (e Event) Msg() *nats.Msg {
 	set(HeaderCorrelation, e.Correlation)
 	set(HeaderCausation, e.Causation)
 	set(HeaderTraceParent, e.TraceParent)
+	set(HeaderSigner, e.Signer)
+	if len(e.Signature) > 0 {
+		set(HeaderSignature, base64.StdEncoding.EncodeToString(e.Signature))
+	}
 	return &nats.Msg{
 		Subject: Subject(e.AggregateType, e.AggregateID),
 		Header:  h,
@@ -180,6 +193,16 @@ func FromMsg(m *nats.Msg, position uint64) (Event, error) {
 	e.Correlation = get(HeaderCorrelation)
 	e.Causation = get(HeaderCausation)
 	e.TraceParent = get(HeaderTraceParent)
+	e.Signer = get(HeaderSigner)
+	if sig := get(HeaderSignature); sig != "" {
+		// A signature that does not decode is kept as its text's bytes: it
+		// then fails verification, which names it, rather than the event
+		// looking unsigned.
+		var err error
+		if e.Signature, err = base64.StdEncoding.DecodeString(sig); err != nil {
+			e.Signature = []byte(sig)
+		}
+	}
 	if t := get(HeaderTime); t != "" {
 		ts, err := time.Parse(time.RFC3339Nano, t)
 		if err != nil {

@@ -24,6 +24,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/jsmplatform/jsm/libs/event"
+	"github.com/jsmplatform/jsm/libs/eventsig"
 	"github.com/jsmplatform/jsm/libs/telemetry"
 )
 
@@ -88,6 +89,11 @@ type Config struct {
 	Duplicates time.Duration
 	// MemoryStorage is for tests only; the stream is file-backed otherwise.
 	MemoryStorage bool
+	// Signer signs every event appended (libs/eventsig), so the trail can
+	// attribute it. Without one events go unsigned, which a trail with
+	// pinned keys refuses to log: only tests and a trail without pinned
+	// keys work unsigned.
+	Signer *eventsig.Signer
 }
 
 // Store appends and reads events.
@@ -96,6 +102,7 @@ type Store struct {
 	js     jetstream.JetStream
 	stream jetstream.Stream
 	name   string
+	signer *eventsig.Signer
 }
 
 // Open creates or updates the stream and returns a store on it.
@@ -147,7 +154,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", cfg.Stream, err)
 	}
-	return &Store{nc: nc, js: js, stream: stream, name: cfg.Stream}, nil
+	return &Store{nc: nc, js: js, stream: stream, name: cfg.Stream, signer: cfg.Signer}, nil
 }
 
 // ensure makes an existing stream fit what the store relies on, and no more:
@@ -169,6 +176,17 @@ func ensure(ctx context.Context, js jetstream.JetStream, stream jetstream.Stream
 	}
 	return js.UpdateStream(ctx, next)
 }
+
+// WithSigner is the store signing its appends with signer: one stream and
+// connection, a key per service (as when `jsm up` runs them all).
+func (s *Store) WithSigner(signer *eventsig.Signer) *Store {
+	c := *s
+	c.signer = signer
+	return &c
+}
+
+// Signer is the key the store signs with, nil when it signs nothing.
+func (s *Store) Signer() *eventsig.Signer { return s.signer }
 
 // Name is the stream's name.
 func (s *Store) Name() string { return s.name }
@@ -219,6 +237,14 @@ func (s *Store) Append(ctx context.Context, expected uint64, events ...event.Eve
 	if tp := telemetry.TraceParent(ctx); tp != "" {
 		for i := range events {
 			events[i].TraceParent = tp
+		}
+	}
+	// Signed last: the signature covers the trace context too.
+	if s.signer != nil {
+		for i := range events {
+			if err := s.signer.Sign(&events[i]); err != nil {
+				return 0, err
+			}
 		}
 	}
 	if len(events) == 1 {

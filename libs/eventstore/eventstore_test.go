@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/jsmplatform/jsm/libs/event"
+	"github.com/jsmplatform/jsm/libs/eventsig"
 	"github.com/jsmplatform/jsm/libs/eventstore"
 	"github.com/jsmplatform/jsm/libs/testkit"
 )
@@ -277,5 +278,49 @@ func TestLoadPassesOverMessagesThatAreNotEvents(t *testing.T) {
 	}
 	if want := []string{"one", "two"}; !equal(texts(t, []event.Event{got[0], got[2]}), want) {
 		t.Fatalf("loaded %v, want %v", texts(t, got), want)
+	}
+}
+
+// A store with a signer signs every event it appends, one or a batch, and
+// the events read back verify under the key's public half; the store it
+// was derived from still appends unsigned.
+func TestAppendSignsWithTheStoresKey(t *testing.T) {
+	ctx := context.Background()
+	plain := testkit.StartNATS(t).Store()
+	skey, vkey, err := eventsig.GenerateKey("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := eventsig.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := eventsig.ParseKeys(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed := plain.WithSigner(signer)
+	pos, err := signed.Append(ctx, 0, ev(t, "s", event.NewID(), "one"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := signed.Append(ctx, pos, ev(t, "s", event.NewID(), "two"), ev(t, "s", event.NewID(), "three")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := plain.Append(ctx, 0, ev(t, "u", event.NewID(), "unsigned")); err != nil {
+		t.Fatal(err)
+	}
+	events, err := plain.Load(ctx, "test.thing", "s", 0)
+	if err != nil || len(events) != 3 {
+		t.Fatalf("load: %v, %d events", err, len(events))
+	}
+	for _, e := range events {
+		if err := keys.Verify(e); err != nil || e.Signer != signer.ID() {
+			t.Errorf("event %s at %d: signer %q: %v", e.ID, e.Position, e.Signer, err)
+		}
+	}
+	unsigned, err := plain.Load(ctx, "test.thing", "u", 0)
+	if err != nil || len(unsigned) != 1 || eventsig.ReasonOf(keys.Verify(unsigned[0])) != eventsig.Unsigned {
+		t.Fatalf("the plain store's event: %v, %+v", err, unsigned)
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/jsmplatform/jsm/libs/auth"
+	"github.com/jsmplatform/jsm/libs/eventsig"
 	"github.com/jsmplatform/jsm/libs/eventstore"
 	"github.com/jsmplatform/jsm/libs/natsx"
 	"github.com/jsmplatform/jsm/libs/pgdb"
@@ -94,6 +95,7 @@ type config struct {
 	jwksRefresh                     time.Duration
 	claims                          auth.ClaimNames
 	integrationKeyFile              string
+	eventSigningKey                 string
 	replicas                        int
 	drainDelay                      time.Duration
 	logFormat, logLevel             string
@@ -138,6 +140,15 @@ func run(ctx context.Context, name, defaultListen string, build Build, log *slog
 		return err
 	}
 
+	var signer *eventsig.Signer
+	if cfg.eventSigningKey != "" {
+		if signer, err = eventsig.NewSigner(cfg.eventSigningKey); err != nil {
+			return fmt.Errorf("--event-signing-key (JSM_EVENT_SIGNING_KEY): %w", err)
+		}
+	} else {
+		log.Warn(name + ": no --event-signing-key (JSM_EVENT_SIGNING_KEY): its events go unsigned, and a trail with pinned signer keys will not log them")
+	}
+
 	shutdownTracing, err := telemetry.Setup(ctx, "jsm-"+name, log)
 	if err != nil {
 		return err
@@ -164,7 +175,7 @@ func run(ctx context.Context, name, defaultListen string, build Build, log *slog
 	// while the service waits for NATS, its streams and PostgreSQL.
 	host, err := rpc.NewHostWith(rpc.HostConfig{Listen: cfg.listen, Verifier: verifier, Logger: log, DrainDelay: cfg.drainDelay},
 		func(ctx context.Context) ([]rpc.Service, error) {
-			svc, err := start(ctx, log, name, nc, pool, cfg.replicas, build)
+			svc, err := start(ctx, log, name, nc, pool, cfg.replicas, signer, build)
 			if err != nil {
 				return nil, err
 			}
@@ -182,7 +193,7 @@ func run(ctx context.Context, name, defaultListen string, build Build, log *slog
 // yet (a cluster still electing leaders or waiting for a peer, or every
 // service of a fresh cluster creating its assets at once on a busy
 // machine). Only a wrong setting, or the end of ctx, ends the wait.
-func start(ctx context.Context, log *slog.Logger, name string, nc *nats.Conn, pool *pgxpool.Pool, replicas int, build Build) (rpc.Service, error) {
+func start(ctx context.Context, log *slog.Logger, name string, nc *nats.Conn, pool *pgxpool.Pool, replicas int, signer *eventsig.Signer, build Build) (rpc.Service, error) {
 	if err := startup.Retry(ctx, log, "nats", func(context.Context) error { return connected(nc) }); err != nil {
 		return nil, err
 	}
@@ -194,7 +205,7 @@ func start(ctx context.Context, log *slog.Logger, name string, nc *nats.Conn, po
 		// A try's deadline replaces JetStream's default 5 s request
 		// timeout: a replicated stream or bucket can take longer to create
 		// while a busy cluster forms its groups.
-		store, err := eventstore.Open(ctx, nc, eventstore.Config{Replicas: replicas})
+		store, err := eventstore.Open(ctx, nc, eventstore.Config{Replicas: replicas, Signer: signer})
 		if err != nil {
 			return err
 		}
@@ -280,6 +291,7 @@ func flags(name, defaultListen string, cfg *config) *flag.FlagSet {
 	fs.StringVar(&cfg.claims.Roles, "jwt-roles-claim", "roles", "token claim that holds the caller's roles (an array, or a space-separated string)")
 	fs.StringVar(&cfg.claims.RolePrefix, "jwt-role-prefix", "", "only values of the roles claim with this prefix count, without it (e.g. role: in groups)")
 	fs.StringVar(&cfg.integrationKeyFile, "integration-public-key", "", "public half of integration's signing key (PEM, or a PEM file): its tokens act as a source here (incidents, patching and changeadvisory only)")
+	fs.StringVar(&cfg.eventSigningKey, "event-signing-key", "", "the service's event signing key (a note signer key PRIVATE+KEY+<area>+...; see `jsm event-key`)")
 	fs.IntVar(&cfg.replicas, "replicas", 1, "replicas of the JSM_EVENTS stream (3 in production)")
 	fs.DurationVar(&cfg.drainDelay, "drain-delay", 0, "how long /readyz fails before shutdown closes the listener (a few seconds behind a load balancer)")
 	fs.StringVar(&cfg.logFormat, "log-format", "json", "log format on stderr: json or text")

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/jsmplatform/jsm/libs/auth"
+	"github.com/jsmplatform/jsm/libs/eventsig"
 	"github.com/jsmplatform/jsm/libs/eventstore"
 	"github.com/jsmplatform/jsm/libs/rpc"
 	"github.com/jsmplatform/jsm/libs/testkit"
@@ -53,17 +54,28 @@ type platform struct {
 // real NATS and PostgreSQL behind the production interceptors.
 func start(t *testing.T, more ...func(*platform) rpc.Service) *platform {
 	t.Helper()
+	return startSigned(t, nil, nil, more...)
+}
+
+// startSigned is start with the contracts service signing its events with
+// signer and the trail pinning keys (nil: none).
+func startSigned(t *testing.T, signer *eventsig.Signer, keys *eventsig.Keys, more ...func(*platform) rpc.Service) *platform {
+	t.Helper()
 	n := testkit.StartNATS(t)
 	p := &platform{t: t, store: n.Store(), pool: testkit.PostgresPool(t)}
 	var err error
 	if p.skey, _, err = ledger.GenerateKey(trail.Origin); err != nil {
 		t.Fatal(err)
 	}
-	c, err := contracts.New(ctx, contracts.Deps{Store: p.store, Pool: p.pool, ReadWait: 2 * time.Second})
+	store := p.store
+	if signer != nil {
+		store = store.WithSigner(signer)
+	}
+	c, err := contracts.New(ctx, contracts.Deps{Store: store, Pool: p.pool, ReadWait: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.trail, err = trail.New(trail.Deps{Store: p.store, Pool: p.pool, SigningKey: p.skey, ReadWait: 2 * time.Second, CheckpointEvery: 4, CheckpointInterval: 50 * time.Millisecond})
+	p.trail, err = trail.New(trail.Deps{Store: p.store, Pool: p.pool, SigningKey: p.skey, ReadWait: 2 * time.Second, CheckpointEvery: 4, CheckpointInterval: 50 * time.Millisecond, SignerKeys: keys})
 	if err != nil {
 		t.Fatal(err)
 	}

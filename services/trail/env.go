@@ -12,6 +12,7 @@ import (
 
 	"github.com/jsmplatform/jsm/services/trail/app"
 	"github.com/jsmplatform/jsm/services/trail/ledger"
+	"github.com/jsmplatform/jsm/libs/eventsig"
 )
 
 // FromEnv completes d from the environment: the checkpoint signing key is
@@ -21,7 +22,8 @@ import (
 // (a duration) set how often it signs. The log's origin is
 // $JSM_TRAIL_ORIGIN, else derived from $JSM_PUBLIC_URL, else the name of
 // the key (a key created here is named with a random origin, kept with it).
-// $JSM_TRAIL_WITNESSES lists the witnesses to submit checkpoints to.
+// $JSM_TRAIL_WITNESSES lists the witnesses to submit checkpoints to;
+// $JSM_TRAIL_SIGNER_KEYS are the pinned event signer keys.
 func FromEnv(d Deps, keyDir string) (Deps, error) {
 	origin, err := originFromEnv()
 	if err != nil {
@@ -39,6 +41,18 @@ func FromEnv(d Deps, keyDir string) (Deps, error) {
 		if d.SigningKey, err = LoadOrCreateKey(keyDir, origin); err != nil {
 			return d, err
 		}
+	}
+	keys, err := eventsig.ParseKeys(os.Getenv("JSM_TRAIL_SIGNER_KEYS"))
+	if err != nil {
+		return d, fmt.Errorf("JSM_TRAIL_SIGNER_KEYS: %w", err)
+	}
+	d.SignerKeys = keys
+	if v := os.Getenv("JSM_TRAIL_SIGNATURES_FROM"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return d, fmt.Errorf("JSM_TRAIL_SIGNATURES_FROM=%q: want a stream position", v)
+		}
+		d.SignaturesFrom = n
 	}
 	if v := os.Getenv("JSM_TRAIL_CHECKPOINT_EVERY"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)

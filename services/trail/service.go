@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/jsmplatform/jsm/libs/auth"
+	"github.com/jsmplatform/jsm/libs/eventsig"
 	"github.com/jsmplatform/jsm/libs/eventstore"
 	"github.com/jsmplatform/jsm/libs/pgdb"
 	"github.com/jsmplatform/jsm/libs/projection"
@@ -65,6 +66,15 @@ type Deps struct {
 	ReadWait time.Duration
 	// BatchSize and CatchUpBatchSize tune the projector (defaults 1000 and 5000).
 	BatchSize, CatchUpBatchSize int
+	// SignerKeys are the pinned public keys of the services' event
+	// signing keys ($JSM_TRAIL_SIGNER_KEYS). With keys, an event is logged
+	// only when the key of its own area signed it, else it is quarantined;
+	// with none, every event is logged unattributed (development, tests).
+	SignerKeys *eventsig.Keys
+	// SignaturesFrom is the first stream position whose events must be
+	// signed ($JSM_TRAIL_SIGNATURES_FROM): earlier ones, appended before
+	// the services signed, are logged unattributed. 0: all.
+	SignaturesFrom uint64
 }
 
 // Service is the trail service.
@@ -115,14 +125,20 @@ func New(d Deps) (*Service, error) {
 		// two of them could not tell their checkpoints apart.
 		d.Logger.Warn("trail: the checkpoint origin is the shared default; set JSM_TRAIL_ORIGIN (or JSM_PUBLIC_URL) to name this deployment's log", "origin", Origin)
 	}
+	if d.SignerKeys.Len() == 0 {
+		d.SignerKeys = nil
+		d.Logger.Warn("trail: no signer keys pinned (JSM_TRAIL_SIGNER_KEYS): every event is logged, unattributed, forged ones too")
+	} else {
+		d.Logger.Info("trail: logging only events signed by the pinned key of their area", "signers", d.SignerKeys.IDs(), "from_position", d.SignaturesFrom)
+	}
 	projector, err := projection.New(projection.Config{
 		Name: readmodel.Name, Schema: readmodel.Schema, Logger: d.Logger,
 		BatchSize: d.BatchSize, CatchUpBatchSize: d.CatchUpBatchSize,
-	}, readmodel.NewBuilder(d.Pool), d.Store, d.Pool)
+	}, readmodel.NewBuilder(d.Pool, readmodel.Log{Keys: d.SignerKeys, SignedFrom: d.SignaturesFrom}), d.Store, d.Pool)
 	if err != nil {
 		return nil, err
 	}
-	a, err := app.New(app.Config{Pool: d.Pool, Projector: projector, Signer: signer, ReadWait: d.ReadWait, Aggregates: d.Aggregates, Now: d.Now})
+	a, err := app.New(app.Config{Pool: d.Pool, Projector: projector, Signer: signer, ReadWait: d.ReadWait, Aggregates: d.Aggregates, Now: d.Now, SignerKeys: d.SignerKeys})
 	if err != nil {
 		return nil, err
 	}
@@ -208,7 +224,14 @@ func (s *Service) Handlers(opts ...connect.HandlerOption) []rpc.Handler {
 const (
 	PermRead   auth.Permission = "trail.read"
 	PermExport auth.Permission = "trail.export"
+	// PermQuarantine lists the events the trail refused to log, of every
+	// org: the platform operator's, no role within an org has it.
+	PermQuarantine auth.Permission = "trail.quarantine"
 )
+
+// OperatorRole operates the platform (as `jsm up`'s admin API names it);
+// it is no role within an org.
+const OperatorRole = "platform-operator"
 
 // Policy: which role may call which procedure. README.md documents it.
 func (s *Service) Policy() auth.Policy { return Policy() }
@@ -224,12 +247,14 @@ func Policy() auth.Policy {
 			trailv1connect.TrailServiceGetInclusionProofProcedure:   PermRead,
 			trailv1connect.TrailServiceGetConsistencyProofProcedure: PermRead,
 			trailv1connect.TrailServiceExportInvestigationProcedure: PermExport,
+			trailv1connect.TrailServiceListQuarantineProcedure:      PermQuarantine,
 		},
 		Roles: map[string][]auth.Permission{
 			"org-admin":        {PermRead, PermExport},
 			"auditor":          {PermRead, PermExport},
 			"security-officer": {PermRead},
 			"contract-manager": {PermRead},
+			OperatorRole:       {PermQuarantine},
 		},
 	}
 }

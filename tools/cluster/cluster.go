@@ -39,6 +39,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/jsmplatform/jsm/libs/auth"
+	"github.com/jsmplatform/jsm/libs/eventsig"
 	"github.com/jsmplatform/jsm/libs/pglocal"
 	"github.com/jsmplatform/jsm/libs/svcmain"
 	"github.com/jsmplatform/jsm/services/trail"
@@ -63,6 +64,29 @@ const StateFile = "cluster.json"
 var secrets = map[string]struct{ env, file string }{
 	"trail":       {"JSM_TRAIL_SIGNING_KEY", trail.KeyFile},
 	"integration": {"JSM_INTEGRATION_MASTER_KEY", "integration-master.key"},
+}
+
+// eventKeysOf gives every service but the trail (which appends nothing)
+// its own event signing key, kept in dir (0600), and returns the keys by
+// service and the verifier keys the trail pins.
+func eventKeysOf(dir string, names []string) (map[string]string, []string, error) {
+	keys := map[string]string{}
+	var pinned []string
+	for _, name := range names {
+		if name == "trail" {
+			continue
+		}
+		_, vkey, err := eventsig.LoadOrCreate(dir, name)
+		if err != nil {
+			return nil, nil, err
+		}
+		skey, err := os.ReadFile(filepath.Join(dir, name+".key"))
+		if err != nil {
+			return nil, nil, err
+		}
+		keys[name], pinned = strings.TrimSpace(string(skey)), append(pinned, vkey)
+	}
+	return keys, pinned, nil
 }
 
 // Config says where the cluster lives and how it is reached.
@@ -428,6 +452,10 @@ func (c *Cluster) startServices(ctx context.Context, cfg Config, names []string)
 			}
 		}
 	}
+	eventKeys, signerKeys, err := eventKeysOf(filepath.Join(c.DataDir, "event-keys"), names)
+	if err != nil {
+		return err
+	}
 	for _, name := range names {
 		bin := filepath.Join(cfg.BinDir, name)
 		listen := listens[name]
@@ -449,6 +477,12 @@ func (c *Cluster) startServices(ctx context.Context, cfg Config, names []string)
 				"JSM_INTEGRATION_INCIDENTS_URL=http://"+listens["incidents"],
 				"JSM_INTEGRATION_PATCHING_URL=http://"+listens["patching"],
 				"JSM_INTEGRATION_CHANGEADVISORY_URL=http://"+listens["changeadvisory"])
+		}
+		if k, ok := eventKeys[name]; ok {
+			env = append(env, "JSM_EVENT_SIGNING_KEY="+k)
+		}
+		if name == "trail" {
+			env = append(env, "JSM_TRAIL_SIGNER_KEYS="+strings.Join(signerKeys, " "))
 		}
 		if s, ok := secrets[name]; ok {
 			v, err := c.secret(name, s.file)

@@ -39,6 +39,15 @@ var secrets = map[string]string{
 	"integration": "JSM_INTEGRATION_MASTER_KEY",
 }
 
+// eventKeySetting is the event signing setting a service needs: its own
+// key, or for the trail (which appends nothing) the keys it pins.
+func eventKeySetting(name string) string {
+	if name == "trail" {
+		return "JSM_TRAIL_SIGNER_KEYS"
+	}
+	return "JSM_EVENT_SIGNING_KEY"
+}
+
 func readYAML(t *testing.T, path string, out any) {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(root, path))
@@ -107,6 +116,9 @@ func TestComposeDeploysEveryService(t *testing.T) {
 			}
 		}
 		if k, ok := secrets[name]; ok && env[k] == "" {
+			t.Errorf("compose: %s has no %s", name, k)
+		}
+		if k := eventKeySetting(name); env[k] == "" {
 			t.Errorf("compose: %s has no %s", name, k)
 		}
 	}
@@ -252,6 +264,9 @@ func TestKubernetesManifests(t *testing.T) {
 			}
 			if k, ok := secrets[name]; ok && !slices.Contains(env, k) {
 				t.Errorf("%s: no %s", name, k)
+			}
+			if k := eventKeySetting(name); !slices.Contains(env, k) {
+				t.Errorf("%s: no %s in %v", name, k, env)
 			}
 			if c.Readiness.HTTPGet.Path != "/readyz" || c.Liveness.HTTPGet.Path != "/healthz" {
 				t.Errorf("%s: probes %q %q", name, c.Readiness.HTTPGet.Path, c.Liveness.HTTPGet.Path)

@@ -27,6 +27,7 @@ var commands = []command{
 	{"trail", "search, replay, export, verify and witness the audit trail", runTrailCommand},
 	{"rebuild", "rebuild a projection (or --all) from the stream while the platform serves", runRebuildCommand},
 	{"timeline", "show one interaction across areas in order (--correlation ID)", runTimelineCommand},
+	{"event-key", "make a service's event signing key (--area NAME): JSM_EVENT_SIGNING_KEY, then the public key for JSM_TRAIL_SIGNER_KEYS", runEventKeyCommand},
 	{"cluster", "up|down|status: 3 NATS nodes, PostgreSQL and each service as its own process", runClusterCommand},
 }
 

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/ed25519"
 	"log/slog"
+	"path/filepath"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/jsmplatform/jsm/libs/eventsig"
 	"github.com/jsmplatform/jsm/libs/eventstore"
 	"github.com/jsmplatform/jsm/libs/rpc"
 	"github.com/jsmplatform/jsm/libs/svcmain"
@@ -34,32 +36,65 @@ type serviceDeps struct {
 	// listens. Ingest calls the platform with both.
 	IntegrationKey ed25519.PrivateKey
 	Addr           func() string
+	// Signers are the services' event signing keys, by area, and
+	// SignerKeys their verifier keys, which the trail pins.
+	Signers    map[string]*eventsig.Signer
+	SignerKeys []string
+}
+
+// Areas are the services that append events, each signing with its own key.
+var Areas = []string{"contracts", "incidents", "patching", "changeadvisory", "audits", "reporting", "integration"}
+
+// EventKeysDir is where `jsm up` keeps the services' event signing keys.
+const EventKeysDir = "event-keys"
+
+// withEventKeys loads (or creates, 0600) a signing key per area in the data
+// dir's EventKeysDir.
+func (d serviceDeps) withEventKeys() (serviceDeps, error) {
+	d.Signers = map[string]*eventsig.Signer{}
+	for _, area := range Areas {
+		s, vkey, err := eventsig.LoadOrCreate(filepath.Join(d.DataDir, EventKeysDir), area)
+		if err != nil {
+			return d, err
+		}
+		d.Signers[area], d.SignerKeys = s, append(d.SignerKeys, vkey)
+	}
+	return d, nil
+}
+
+// store is the event store signing with area's key.
+func (d serviceDeps) store(area string) *eventstore.Store {
+	return d.Store.WithSigner(d.Signers[area])
 }
 
 // platformServices builds every service of the platform; a new area is
 // added here.
 func platformServices(ctx context.Context, d serviceDeps) ([]rpc.Service, error) {
-	c, err := contracts.New(ctx, contracts.Deps{Store: d.Store, Pool: d.Pool, Logger: d.Logger})
+	d, err := d.withEventKeys()
 	if err != nil {
 		return nil, err
 	}
-	i, err := incidents.New(ctx, incidents.Deps{Store: d.Store, Pool: d.Pool, Logger: d.Logger})
+	c, err := contracts.New(ctx, contracts.Deps{Store: d.store("contracts"), Pool: d.Pool, Logger: d.Logger})
 	if err != nil {
 		return nil, err
 	}
-	p, err := patching.New(ctx, patching.Deps{Store: d.Store, Pool: d.Pool, Logger: d.Logger})
+	i, err := incidents.New(ctx, incidents.Deps{Store: d.store("incidents"), Pool: d.Pool, Logger: d.Logger})
 	if err != nil {
 		return nil, err
 	}
-	ca, err := changeadvisory.New(ctx, changeadvisory.Deps{Store: d.Store, Pool: d.Pool, Logger: d.Logger})
+	p, err := patching.New(ctx, patching.Deps{Store: d.store("patching"), Pool: d.Pool, Logger: d.Logger})
 	if err != nil {
 		return nil, err
 	}
-	au, err := audits.New(ctx, audits.Deps{Store: d.Store, Pool: d.Pool, Logger: d.Logger})
+	ca, err := changeadvisory.New(ctx, changeadvisory.Deps{Store: d.store("changeadvisory"), Pool: d.Pool, Logger: d.Logger})
 	if err != nil {
 		return nil, err
 	}
-	re, err := reporting.New(ctx, reporting.Deps{Store: d.Store, Pool: d.Pool, Logger: d.Logger})
+	au, err := audits.New(ctx, audits.Deps{Store: d.store("audits"), Pool: d.Pool, Logger: d.Logger})
+	if err != nil {
+		return nil, err
+	}
+	re, err := reporting.New(ctx, reporting.Deps{Store: d.store("reporting"), Pool: d.Pool, Logger: d.Logger})
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +119,7 @@ func newIntegration(ctx context.Context, d serviceDeps) (*integration.Service, e
 	}
 	mint := ingest.Minter(d.IntegrationKey)
 	return integration.New(ctx, integration.Deps{
-		Deps: svcmain.Deps{Store: d.Store, Pool: d.Pool, Logger: d.Logger},
+		Deps: svcmain.Deps{Store: d.store("integration"), Pool: d.Pool, Logger: d.Logger},
 		Keys: keys,
 		Platform: func() ingest.Platform {
 			base := d.Addr()

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/jsmplatform/jsm/libs/eventsig"
 	trailv1 "github.com/jsmplatform/jsm/proto/gen/jsm/trail/v1"
 	"github.com/jsmplatform/jsm/proto/gen/jsm/trail/v1/trailv1connect"
 	"github.com/jsmplatform/jsm/services/trail/ledger"
@@ -28,14 +29,15 @@ import (
 
 func runTrailCommand(args []string, stdout, stderr io.Writer) error {
 	subs := map[string]func([]string, io.Writer, io.Writer) error{
-		"search":  runTrailSearch,
-		"replay":  runTrailReplay,
-		"export":  runTrailExport,
-		"verify":  runTrailVerify,
-		"witness": runTrailWitness,
+		"search":     runTrailSearch,
+		"replay":     runTrailReplay,
+		"export":     runTrailExport,
+		"verify":     runTrailVerify,
+		"witness":    runTrailWitness,
+		"quarantine": runTrailQuarantine,
 	}
 	if len(args) == 0 || subs[args[0]] == nil {
-		fmt.Fprintln(stderr, "Usage: jsm trail search|replay|export|verify|witness [flags]   (jsm trail <command> -h for its flags)")
+		fmt.Fprintln(stderr, "Usage: jsm trail search|replay|export|verify|witness|quarantine [flags]   (jsm trail <command> -h for its flags)")
 		if len(args) == 0 {
 			return errors.New("trail: no command given")
 		}
@@ -295,9 +297,10 @@ func runTrailExport(args []string, stdout, stderr io.Writer) error {
 }
 
 func runTrailVerify(args []string, stdout, stderr io.Writer) error {
-	var key string
+	var key, signerKeys string
 	fs := newFlagSet("trail verify", stderr)
 	fs.StringVar(&key, "key", "", "the trail's verifier key you trust (from GetCheckpoint or your witness file); default: the key in the file, which proves only that the file is intact")
+	fs.StringVar(&signerKeys, "signer-keys", "", "the services' event signer keys you pin (verifier keys <area>+<hash>+..., space or comma separated, as JSM_TRAIL_SIGNER_KEYS); default: those the file's manifest lists, signed by the trail's key")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -308,19 +311,63 @@ func runTrailVerify(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	opts := ledger.VerifyOptions{Key: key, Render: ledger.RenderData}
+	if signerKeys != "" {
+		if opts.SignerKeys, err = eventsig.ParseKeys(signerKeys); err != nil {
+			return fmt.Errorf("--signer-keys: %w", err)
+		}
+	}
 	x, err := ledger.ParseExport(data)
 	if err != nil {
-		return err
+		return fmt.Errorf("verify %s: FAILED: %w", fs.Arg(0), err)
 	}
 	if key == "" {
 		fmt.Fprintln(stderr, "warning: no --key given; checking against the key inside the file")
 	}
-	c, err := ledger.Verify(x, key)
+	c, err := ledger.VerifyWith(x, opts)
 	if err != nil {
 		return fmt.Errorf("verify %s: FAILED: %w", fs.Arg(0), err)
 	}
-	_, err = fmt.Fprintf(stdout, "OK: %d entries verified against the checkpoint of %s at size %d (root %s)\n", len(x.Entries), c.Origin, c.Size, c.Root)
+	signers := "signer keys of the signed manifest"
+	if opts.SignerKeys != nil {
+		signers = "the signer keys you pinned"
+	}
+	_, err = fmt.Fprintf(stdout, "OK: %d entries verified against the checkpoint of %s at size %d (root %s); event signatures against %s; data re-rendered from the payloads\n",
+		len(x.Entries), c.Origin, c.Size, c.Root, signers)
 	return err
+}
+
+// runTrailQuarantine lists the events the trail refused to log (the
+// platform operator's view: a token with the platform-operator role).
+func runTrailQuarantine(args []string, stdout, stderr io.Writer) error {
+	var c client
+	var after uint64
+	fs := newFlagSet("trail quarantine", stderr)
+	c.flags(fs)
+	fs.Uint64Var(&after, "after", 0, "list events after this stream position")
+	if err := parseNoArgs(fs, args); err != nil {
+		return err
+	}
+	tc, err := c.trail()
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "POSITION\tREASON\tSIGNER\tTYPE\tAGGREGATE\tACTOR\tDETAIL")
+	for {
+		res, err := tc.ListQuarantine(context.Background(), connect.NewRequest(&trailv1.ListQuarantineRequest{AfterPosition: after}))
+		if err != nil {
+			return err
+		}
+		for _, q := range res.Msg.GetEvents() {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", q.GetPosition(), q.GetReason(), q.GetSigner(), q.GetType(),
+				q.GetAggregateType()+"/"+q.GetAggregateId(), q.GetActorOrgId()+"/"+q.GetActor(), q.GetDetail())
+			after = q.GetPosition()
+		}
+		if len(res.Msg.GetEvents()) == 0 {
+			return tw.Flush()
+		}
+	}
 }
 
 // witnessState is what `jsm trail witness` keeps between runs.

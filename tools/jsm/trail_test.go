@@ -12,8 +12,11 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/jsmplatform/jsm/libs/event"
 	"github.com/jsmplatform/jsm/libs/pglocal"
 	contractsv1 "github.com/jsmplatform/jsm/proto/gen/jsm/contracts/v1"
 	"github.com/jsmplatform/jsm/proto/gen/jsm/contracts/v1/contractsv1connect"
@@ -99,8 +102,28 @@ func TestTrailCommandsAgainstJsmUp(t *testing.T) {
 	if err := os.WriteFile(bad, bytes.Replace(data, []byte(`"actor": "alice"`), []byte(`"actor": "mallory"`), 1), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := jsm(t, "trail", "verify", "--key", key, bad); err == nil || !strings.Contains(err.Error(), "entry 0 (position 1)") {
+	if _, err := jsm(t, "trail", "verify", "--key", key, bad); err == nil || !strings.Contains(err.Error(), "entry 0 (position 1), field actor") {
 		t.Fatalf("verify of a tampered export: %v", err)
+	}
+	// The rendered body investigators read is checked too (issue 15,
+	// finding 8): a changed title fails, naming the entry and the field.
+	if !bytes.Contains(data, []byte(`"title": "SOC"`)) {
+		t.Fatalf("export without the rendered title:\n%s", data)
+	}
+	if err := os.WriteFile(bad, bytes.Replace(data, []byte(`"title": "SOC"`), []byte(`"title": "SOC, paid twice"`), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := jsm(t, "trail", "verify", "--key", key, bad); err == nil || !strings.Contains(err.Error(), "entry 0 (position 1), field data.title") {
+		t.Fatalf("verify of an export with a changed data title: %v", err)
+	}
+	// The events are signed by the contracts service's key of the data
+	// dir, which `jsm up` pins; another key pinned by the investigator fails.
+	if !bytes.Contains(data, []byte(`"signer": "contracts+`)) {
+		t.Fatalf("export entries without their signer:\n%s", data)
+	}
+	other := eventKeyOf(t, "contracts")
+	if _, err := jsm(t, "trail", "verify", "--key", key, "--signer-keys", other, file); err == nil || !strings.Contains(err.Error(), "field signer") {
+		t.Fatalf("verify against another pinned contracts key: %v", err)
 	}
 
 	// The witness keeps checkpoints and checks each new one extends them.
@@ -127,6 +150,22 @@ func TestTrailCommandsAgainstJsmUp(t *testing.T) {
 	op, err := mintToken(tokenConfig{DataDir: dataDir, Org: "jsm", User: "ops", Roles: []string{operatorRole}, TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// An event appended straight to NATS, unsigned, is not logged: the
+	// operator finds it in the quarantine.
+	forgedAt := publishForged(t, e.NATS, id)
+	for {
+		out, err = jsm(t, "trail", "quarantine", "--server", e.HTTP, "--token", op)
+		if err != nil || strings.Contains(out, "unsigned") || time.Now().After(deadline.Add(20*time.Second)) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil || !strings.Contains(out, itoa(forgedAt)+"  ") || !strings.Contains(out, "unsigned") {
+		t.Fatalf("trail quarantine: %v\n%s", err, out)
+	}
+	if _, err := jsm(t, "trail", "quarantine", "--server", e.HTTP, "--token", tok); err == nil || !strings.Contains(err.Error(), "permission_denied") {
+		t.Fatalf("trail quarantine as an org admin: %v", err)
 	}
 	if _, err := jsm(t, "rebuild", "--server", e.HTTP, "--token", tok, "--all"); connect.CodeOf(err) != connect.CodePermissionDenied {
 		t.Fatalf("rebuild by an org admin: %v", err)
@@ -189,3 +228,42 @@ func verifierKey(t *testing.T, dataDir string) string {
 }
 
 func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
+
+// eventKeyOf is a new verifier key of area, made by `jsm event-key`.
+func eventKeyOf(t *testing.T, area string) string {
+	t.Helper()
+	out, err := jsm(t, "event-key", "--area", area)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if err != nil || len(lines) != 2 || !strings.HasPrefix(lines[0], "PRIVATE+KEY+"+area+"+") || !strings.HasPrefix(lines[1], area+"+") {
+		t.Fatalf("event-key: %v\n%s", err, out)
+	}
+	return lines[1]
+}
+
+// publishForged appends an unsigned RequirementAdded to contract straight
+// to NATS, as anyone reaching an open NATS could, and returns its position.
+func publishForged(t *testing.T, url, contract string) uint64 {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := event.New(event.Envelope{
+		ID: event.NewID(), Source: "/jsm/contracts", AggregateType: "contracts.contract", AggregateID: contract,
+		Contract: contract, Parties: event.Parties{Customer: "acme", Provider: "itsec"},
+		Actor: event.Actor{Org: "itsec", User: "ceo", Role: "org-admin"}, Time: time.Now().UTC(),
+	}, &contractsv1.RequirementAdded{ContractId: contract, Requirement: &contractsv1.Requirement{RequirementId: "FORGED", Text: "t"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ack, err := js.PublishMsg(t.Context(), e.Msg())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ack.Sequence
+}

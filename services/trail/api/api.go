@@ -82,6 +82,7 @@ func Event(r projection.Row) *trailv1.Event {
 		Id: e.ID, LeafIndex: uint64(r.Index), Source: e.Source, AggregateType: e.AggregateType, AggregateId: e.AggregateID,
 		CustomerOrgId: e.Parties.Customer, ProviderOrgId: e.Parties.Provider, Actor: e.Actor.User, ActorRole: e.Actor.Role,
 		CorrelationId: e.Correlation, CausationId: e.Causation, SchemaVersion: int32(e.SchemaVersion),
+		Signer: e.Signer,
 	}
 	if data, err := app.EventJSON(e); err == nil {
 		out.Data, _ = jsonStruct(data)

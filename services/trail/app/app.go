@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/jsmplatform/jsm/libs/event"
+	"github.com/jsmplatform/jsm/libs/eventsig"
 	"github.com/jsmplatform/jsm/libs/projection"
 	"github.com/jsmplatform/jsm/services/trail/ledger"
 )
@@ -49,6 +50,9 @@ type Config struct {
 	// Aggregates are the deciders GetAggregateAt knows, by aggregate type.
 	Aggregates map[string]Aggregate
 	Now        func() time.Time
+	// SignerKeys are the pinned event signer keys, listed in every
+	// export's signed manifest (nil: none pinned).
+	SignerKeys *eventsig.Keys
 }
 
 // App is the trail's use cases.

@@ -130,11 +130,8 @@ func (a *App) Export(ctx context.Context, org string, f Filter, minPosition uint
 		Checkpoint: h.Note, Filter: f.Map(), ExportedAt: a.Now().UTC(), Entries: make([]ledger.ExportEntry, 0, len(rows)),
 	}
 	reader := projection.CachingHashReader(ctx, a.Pool)
-	leaves := make([]int64, len(rows))
-	hashes := make([]tlog.Hash, len(rows))
-	for i, r := range rows {
-		entry := r.Entry()
-		xe := ledger.ExportEntryOf(r.Index, entry, r.Event.Data)
+	for _, r := range rows {
+		xe := ledger.ExportEntryOf(r.Index, r.Entry(), r.Event.Data)
 		if xe.Proof, err = tlog.ProveRecord(h.Size, r.Index, reader); err != nil {
 			return Exported{}, fmt.Errorf("prove leaf %d: %w", r.Index, err)
 		}
@@ -142,9 +139,8 @@ func (a *App) Export(ctx context.Context, org string, f Filter, minPosition uint
 			xe.Data = data
 		}
 		x.Entries = append(x.Entries, xe)
-		leaves[i], hashes[i] = r.Index, entry.LeafHash()
 	}
-	if x.Manifest, err = a.Signer.SignText(ledger.ManifestText(h.Origin, h.Size, leaves, hashes)); err != nil {
+	if err := x.Seal(a.Signer, h.Size, a.SignerKeys.VerifierKeys()); err != nil {
 		return Exported{}, err
 	}
 	out, err := json.MarshalIndent(x, "", " ")

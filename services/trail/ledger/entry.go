@@ -8,6 +8,7 @@ package ledger
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"time"
 
@@ -35,13 +36,26 @@ type Entry struct {
 	SchemaVersion int32
 	Time          time.Time // to the nanosecond
 	PayloadHash   [sha256.Size]byte
+	// Signer is the pinned key (libs/eventsig) whose Signature over the
+	// event the trail checked before logging it, and TraceParent the trace
+	// context the signature also covers. Empty when the trail pins no keys.
+	TraceParent string
+	Signer      string
+	Signature   []byte
 }
 
 // PayloadHash is the SHA-256 of an event's stored body.
 func PayloadHash(body []byte) [sha256.Size]byte { return sha256.Sum256(body) }
 
-// canonicalTag names the encoding; a change of encoding is a new tag.
-const canonicalTag = "jsm-trail-entry/v1"
+// canonicalTag names the encoding; a change of encoding is a new tag. An
+// entry with a signer is encoded with signedTag: v1 and then the trace
+// context, the signer and the signature, so the tree commits to who wrote
+// each event; an unsigned entry keeps v1, and trees logged before
+// signatures keep their roots.
+const (
+	canonicalTag = "jsm-trail-entry/v1"
+	signedTag    = "jsm-trail-entry/v2"
+)
 
 // Canonical is the entry's unambiguous byte encoding: the tag, then every
 // field as a length-prefixed string or a fixed-width integer, in a fixed
@@ -52,7 +66,11 @@ func (e Entry) Canonical() []byte {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		return append(b, s...)
 	}
-	b = str(canonicalTag)
+	if e.Signer == "" {
+		b = str(canonicalTag)
+	} else {
+		b = str(signedTag)
+	}
 	b = str(e.ID)
 	b = binary.BigEndian.AppendUint64(b, e.Position)
 	b = str(e.Type)
@@ -69,7 +87,13 @@ func (e Entry) Canonical() []byte {
 	b = str(e.Causation)
 	b = binary.BigEndian.AppendUint32(b, uint32(e.SchemaVersion))
 	b = binary.BigEndian.AppendUint64(b, uint64(e.Time.UnixNano()))
-	return append(b, e.PayloadHash[:]...)
+	b = append(b, e.PayloadHash[:]...)
+	if e.Signer == "" {
+		return b
+	}
+	b = str(e.TraceParent)
+	b = str(e.Signer)
+	return str(string(e.Signature))
 }
 
 // LeafHash is the RFC 6962 leaf hash of the canonical encoding.
@@ -184,4 +208,55 @@ func (a *Appender) Frontier() (Hashes, error) {
 		out[k] = hs[i]
 	}
 	return out, nil
+}
+
+// ParseCanonical reads an entry back from its canonical encoding. It
+// accepts only what Canonical writes, so an entry read back encodes to the
+// same bytes.
+func ParseCanonical(b []byte) (Entry, error) {
+	var e Entry
+	bad := errors.New("ledger: malformed canonical entry")
+	str := func() string {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > uint64(len(b)-k) {
+			b = nil
+			return ""
+		}
+		s := string(b[k : k+int(n)])
+		b = b[k+int(n):]
+		return s
+	}
+	fixed := func(n int) []byte {
+		if len(b) < n {
+			b = nil
+			return make([]byte, n)
+		}
+		v := b[:n]
+		b = b[n:]
+		return v
+	}
+	tag := str()
+	if tag != canonicalTag && tag != signedTag {
+		return Entry{}, bad
+	}
+	e.ID = str()
+	e.Position = binary.BigEndian.Uint64(fixed(8))
+	for _, f := range []*string{&e.Type, &e.Source, &e.AggregateType, &e.AggregateID, &e.Contract, &e.Customer,
+		&e.Provider, &e.ActorOrg, &e.Actor, &e.ActorRole, &e.Correlation, &e.Causation} {
+		*f = str()
+	}
+	e.SchemaVersion = int32(binary.BigEndian.Uint32(fixed(4)))
+	e.Time = time.Unix(0, int64(binary.BigEndian.Uint64(fixed(8)))).UTC()
+	copy(e.PayloadHash[:], fixed(sha256.Size))
+	if tag == signedTag {
+		e.TraceParent, e.Signer = str(), str()
+		e.Signature = []byte(str())
+		if e.Signer == "" {
+			return Entry{}, bad
+		}
+	}
+	if b == nil || len(b) != 0 {
+		return Entry{}, bad
+	}
+	return e, nil
 }

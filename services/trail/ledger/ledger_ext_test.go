@@ -56,9 +56,8 @@ func (l *log) export(t testing.TB, s *ledger.Signer, size int64, picks ...int) *
 	if err != nil {
 		t.Fatal(err)
 	}
-	x := &ledger.Export{Format: ledger.ExportFormat, Origin: s.Name(), VerifierKey: s.VerifierKey(), Checkpoint: signed}
-	var leaves []int64
-	var hashes []tlog.Hash
+	x := &ledger.Export{Format: ledger.ExportFormat, Origin: s.Name(), VerifierKey: s.VerifierKey(), Checkpoint: signed,
+		ExportedAt: time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC), Filter: map[string]string{"contract_id": "c-1"}}
 	for _, i := range picks {
 		proof, err := tlog.ProveRecord(size, int64(i), l.hashes)
 		if err != nil {
@@ -67,9 +66,8 @@ func (l *log) export(t testing.TB, s *ledger.Signer, size int64, picks ...int) *
 		xe := ledger.ExportEntryOf(int64(i), l.entries[i], l.payloads[i])
 		xe.Proof = proof
 		x.Entries = append(x.Entries, xe)
-		leaves, hashes = append(leaves, int64(i)), append(hashes, l.entries[i].LeafHash())
 	}
-	if x.Manifest, err = s.SignText(ledger.ManifestText(s.Name(), size, leaves, hashes)); err != nil {
+	if err := x.Seal(s, size, nil); err != nil {
 		t.Fatal(err)
 	}
 	return x
@@ -123,8 +121,8 @@ func wantFailure(t *testing.T, x *ledger.Export, vkey string, at int, reason str
 	if !errors.As(err, &ve) {
 		t.Fatalf("verify: got %v, want a located failure", err)
 	}
-	if ve.Entry != at || !strings.Contains(ve.Reason, reason) {
-		t.Fatalf("verify failed at entry %d (%s), want entry %d (%s)", ve.Entry, ve.Reason, at, reason)
+	if ve.Entry != at || !strings.Contains(ve.Error(), reason) {
+		t.Fatalf("verify failed at entry %d (%s), want entry %d (%s)", ve.Entry, ve.Error(), at, reason)
 	}
 }
 
@@ -136,12 +134,12 @@ func TestTamperingIsDetectedAndLocated(t *testing.T) {
 	t.Run("changed byte in a payload", func(t *testing.T) {
 		x := fresh()
 		x.Entries[2].Payload[0] ^= 1
-		wantFailure(t, x, s.VerifierKey(), 2, "content differs")
+		wantFailure(t, x, s.VerifierKey(), 2, "differs from the signed entry")
 	})
 	t.Run("changed metadata", func(t *testing.T) {
 		x := fresh()
 		x.Entries[3].ActorOrgID = "itsec"
-		wantFailure(t, x, s.VerifierKey(), 3, "content differs")
+		wantFailure(t, x, s.VerifierKey(), 3, "differs from the signed entry")
 	})
 	t.Run("deleted entry", func(t *testing.T) {
 		x := fresh()
@@ -170,18 +168,20 @@ func TestTamperingIsDetectedAndLocated(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		x.Checkpoint, x.VerifierKey = forged, other.VerifierKey()
-		wantFailure(t, x, s.VerifierKey(), -1, "checkpoint")
+		x.Checkpoint = forged
+		wantFailure(t, x, s.VerifierKey(), -1, "field checkpoint")
+		x.VerifierKey = other.VerifierKey()
+		wantFailure(t, x, s.VerifierKey(), -1, "not the key you trust")
 	})
 	t.Run("manifest signed by another key", func(t *testing.T) {
 		other := signer(t, "jsm-trail")
 		x := fresh()
-		m, err := other.SignText(ledger.ManifestText("jsm-trail", 20, nil, nil))
-		if err != nil {
+		y := fresh()
+		if err := y.Seal(other, 20, nil); err != nil {
 			t.Fatal(err)
 		}
-		x.Manifest = m
-		wantFailure(t, x, s.VerifierKey(), -1, "manifest")
+		x.Manifest = y.Manifest
+		wantFailure(t, x, s.VerifierKey(), -1, "field manifest")
 	})
 }
 

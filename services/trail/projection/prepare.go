@@ -41,7 +41,10 @@ var _ projection.Preparer = (*Builder)(nil)
 
 // NewBuilder returns the trail's handler; pool is read to learn the tree's
 // state when the builder knows nothing of it.
-func NewBuilder(pool *pgxpool.Pool) *Builder { return &Builder{pool: pool} }
+// policy is which events it logs (see Log).
+func NewBuilder(pool *pgxpool.Pool, policy Log) *Builder {
+	return &Builder{Log: policy, pool: pool}
+}
 
 // Forget drops what the builder remembers.
 func (b *Builder) Forget() {
@@ -69,7 +72,7 @@ func (b *Builder) Prepare(events []event.Event) (projection.Prepared, error) {
 	if m == nil {
 		return p, nil
 	}
-	rows, next, err := build(m.size, m.frontier, events)
+	rows, next, err := build(b.Log, m.size, m.frontier, events)
 	if err != nil {
 		return nil, err
 	}

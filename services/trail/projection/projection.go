@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/jsmplatform/jsm/libs/event"
+	"github.com/jsmplatform/jsm/libs/eventsig"
 	"github.com/jsmplatform/jsm/services/trail/ledger"
 )
 
@@ -46,13 +47,26 @@ func Migrations() fs.FS {
 
 // Log is the plain projection handler: it keeps nothing between batches.
 // Builder, which remembers the tree, is what the service runs.
-type Log struct{}
+type Log struct {
+	// Keys are the pinned keys of the services' event signatures. With
+	// keys, an event is logged only when the key of its own area signed it
+	// (its signer is then part of its entry); any other goes to
+	// trail.quarantine. Without keys every event is logged, unattributed:
+	// the policy of a development trail or a test, never of production.
+	Keys *eventsig.Keys
+	// SignedFrom is the first stream position whose events must be
+	// signed: the events of a stream that was written before its services
+	// signed are logged unattributed, as they were, so that the tree keeps
+	// the roots it signed then. 0: every event must be signed.
+	SignedFrom uint64
+}
 
 // Columns of trail.entries in the order Scan and the copy use them.
 var Columns = []string{
 	"position", "idx", "id", "type", "source", "aggregate_type", "aggregate_id", "contract_id",
 	"customer_org_id", "provider_org_id", "actor_org_id", "actor", "actor_role",
 	"correlation_id", "causation_id", "schema_version", "time", "nanos", "payload",
+	"trace_parent", "signer", "signature",
 }
 
 // EntryOf is the canonical entry of an event.
@@ -65,26 +79,43 @@ func EntryOf(e event.Event) ledger.Entry {
 		Correlation: e.Correlation, Causation: e.Causation, SchemaVersion: int32(e.SchemaVersion),
 		Time:        e.Time.UTC(),
 		PayloadHash: ledger.PayloadHash(e.Data),
+		Signer:      e.Signer,
+		Signature:   e.Signature,
+		TraceParent: e.TraceParent,
 	}
 }
 
 // encoded is a batch's rows, ready to be streamed into COPY.
 type encoded struct {
-	n       int    // entries
-	entries []byte // trail.entries (Columns)
-	hashes  []byte // trail.hashes (first_record, hashes)
+	n          int    // entries
+	entries    []byte // trail.entries (Columns)
+	hashes     []byte // trail.hashes (first_record, hashes)
+	quarantine []Quarantined
 }
 
 // build computes the rows of events appended to a tree of size with the
 // given frontier, and the tree after them. It does not change frontier.
-func build(size int64, frontier ledger.Hashes, events []event.Event) (*encoded, *memory, error) {
+// An event that fails the signature policy of keys (see Log) is not
+// logged: it comes back in the quarantine rows.
+func build(policy Log, size int64, frontier ledger.Hashes, events []event.Event) (*encoded, *memory, error) {
 	tree := ledger.NewAppender(size, frontier, len(events))
-	// About 500 bytes an entry: one allocation.
-	entries := newCopyData(512 * len(events))
+	// About 600 bytes an entry: one allocation.
+	entries := newCopyData(640 * len(events))
+	verdicts := verify(policy.Keys, events)
+	var quarantine []Quarantined
 	n := 0
-	for _, e := range events {
+	for i, e := range events {
 		if e.ID == "" {
 			continue // not an event (the projector passes its position only)
+		}
+		if policy.Keys == nil || e.Position < policy.SignedFrom {
+			// Nothing pinned (or from before signatures): nothing can be
+			// attributed, and an unchecked claim of a signer is not
+			// recorded as if it were checked.
+			e.Signer, e.Signature, e.TraceParent = "", nil, ""
+		} else if err := verdicts[i]; err != nil {
+			quarantine = append(quarantine, quarantined(e, err))
+			continue
 		}
 		idx := tree.Size()
 		entry := EntryOf(e)
@@ -105,13 +136,16 @@ func build(size int64, frontier ledger.Hashes, events []event.Event) (*encoded, 
 		entries.timestamptz(entry.Time)
 		entries.int16(int16(entry.Time.Nanosecond() % 1000))
 		entries.bytea(e.Data)
+		entries.text(e.TraceParent)
+		entries.text(e.Signer)
+		entries.bytea(nonNil(e.Signature))
 	}
 	// Keep only the new tree's frontier: all the next batch reads.
 	next, err := tree.Frontier()
 	if err != nil {
 		return nil, nil, fmt.Errorf("tree at %d: %w", tree.Size(), err)
 	}
-	return &encoded{n: n, entries: entries.bytes(), hashes: runs(size, tree.Size(), tree.Added(), RunRecords)}, &memory{size: tree.Size(), frontier: next}, nil
+	return &encoded{n: n, entries: entries.bytes(), hashes: runs(size, tree.Size(), tree.Added(), RunRecords), quarantine: quarantine}, &memory{size: tree.Size(), frontier: next}, nil
 }
 
 // RunRecords is the most records a row of trail.hashes holds. Rows end at
@@ -140,7 +174,7 @@ func runs(from, to int64, added []tlog.Hash, per int64) []byte {
 // hashes to trail.hashes, and moves the tree's size, reading the tree's
 // size and frontier in tx (which the projector holds after locking its
 // checkpoint, so instances take turns).
-func (Log) Apply(ctx context.Context, tx pgx.Tx, events []event.Event) error {
+func (l Log) Apply(ctx context.Context, tx pgx.Tx, events []event.Event) error {
 	var size int64
 	if err := tx.QueryRow(ctx, `SELECT size FROM trail.tree FOR UPDATE`).Scan(&size); err != nil {
 		return fmt.Errorf("tree size: %w", err)
@@ -149,7 +183,7 @@ func (Log) Apply(ctx context.Context, tx pgx.Tx, events []event.Event) error {
 	if err != nil {
 		return err
 	}
-	c, next, err := build(size, frontier, events)
+	c, next, err := build(l, size, frontier, events)
 	if err != nil {
 		return err
 	}
@@ -158,6 +192,9 @@ func (Log) Apply(ctx context.Context, tx pgx.Tx, events []event.Event) error {
 
 // write appends the rows and moves the tree's size to size.
 func write(ctx context.Context, tx pgx.Tx, r *encoded, size int64) error {
+	if err := writeQuarantine(ctx, tx, r.quarantine); err != nil {
+		return err
+	}
 	if r.n == 0 {
 		return nil
 	}
@@ -177,7 +214,7 @@ func write(ctx context.Context, tx pgx.Tx, r *encoded, size int64) error {
 // indexes until it has caught up (see BuildIndexes). The signed
 // checkpoints stay: the rebuilt tree must match them.
 func (Log) Reset(ctx context.Context, tx pgx.Tx) error {
-	_, err := tx.Exec(ctx, `TRUNCATE trail.entries, trail.hashes; UPDATE trail.tree SET size = 0`)
+	_, err := tx.Exec(ctx, `TRUNCATE trail.entries, trail.hashes, trail.quarantine; UPDATE trail.tree SET size = 0`)
 	if err != nil {
 		return err
 	}
@@ -371,7 +408,8 @@ func Scan(rows interface{ Scan(...any) error }) (Row, error) {
 	e := &r.Event
 	err := rows.Scan(&pos, &r.Index, &e.ID, &e.Type, &e.Source, &e.AggregateType, &e.AggregateID, &e.Contract,
 		&e.Parties.Customer, &e.Parties.Provider, &e.Actor.Org, &e.Actor.User, &e.Actor.Role,
-		&e.Correlation, &e.Causation, &sv, &e.Time, &nanos, &e.Data)
+		&e.Correlation, &e.Causation, &sv, &e.Time, &nanos, &e.Data,
+		&e.TraceParent, &e.Signer, &e.Signature)
 	e.Position, e.SchemaVersion = uint64(pos), int(sv)
 	e.Time = e.Time.UTC().Add(time.Duration(nanos))
 	return r, err

@@ -49,6 +49,9 @@ type Event struct {
 	CorrelationId string `protobuf:"bytes,16,opt,name=correlation_id,json=correlationId,proto3" json:"correlation_id,omitempty"`
 	CausationId   string `protobuf:"bytes,17,opt,name=causation_id,json=causationId,proto3" json:"causation_id,omitempty"`
 	SchemaVersion int32  `protobuf:"varint,18,opt,name=schema_version,json=schemaVersion,proto3" json:"schema_version,omitempty"`
+	// The pinned key ("<area>+<hash>") whose signature over the event the
+	// trail checked before logging it; empty when the trail pins no keys.
+	Signer        string `protobuf:"bytes,19,opt,name=signer,proto3" json:"signer,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -207,6 +210,13 @@ func (x *Event) GetSchemaVersion() int32 {
 		return x.SchemaVersion
 	}
 	return 0
+}
+
+func (x *Event) GetSigner() string {
+	if x != nil {
+		return x.Signer
+	}
+	return ""
 }
 
 type SearchEventsRequest struct {
@@ -1347,11 +1357,253 @@ func (x *ExportInvestigationResponse) GetTreeSize() uint64 {
 	return 0
 }
 
+type ListQuarantineRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// List events after this stream position (0: from the first).
+	AfterPosition uint64 `protobuf:"varint,1,opt,name=after_position,json=afterPosition,proto3" json:"after_position,omitempty"`
+	// At most this many events (default and maximum 500).
+	PageSize      int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListQuarantineRequest) Reset() {
+	*x = ListQuarantineRequest{}
+	mi := &file_jsm_trail_v1_api_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListQuarantineRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListQuarantineRequest) ProtoMessage() {}
+
+func (x *ListQuarantineRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_jsm_trail_v1_api_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListQuarantineRequest.ProtoReflect.Descriptor instead.
+func (*ListQuarantineRequest) Descriptor() ([]byte, []int) {
+	return file_jsm_trail_v1_api_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ListQuarantineRequest) GetAfterPosition() uint64 {
+	if x != nil {
+		return x.AfterPosition
+	}
+	return 0
+}
+
+func (x *ListQuarantineRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+type ListQuarantineResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Events        []*QuarantinedEvent    `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListQuarantineResponse) Reset() {
+	*x = ListQuarantineResponse{}
+	mi := &file_jsm_trail_v1_api_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListQuarantineResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListQuarantineResponse) ProtoMessage() {}
+
+func (x *ListQuarantineResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_jsm_trail_v1_api_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListQuarantineResponse.ProtoReflect.Descriptor instead.
+func (*ListQuarantineResponse) Descriptor() ([]byte, []int) {
+	return file_jsm_trail_v1_api_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ListQuarantineResponse) GetEvents() []*QuarantinedEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+// QuarantinedEvent is an event of the stream the trail did not log.
+type QuarantinedEvent struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Position      uint64                 `protobuf:"varint,1,opt,name=position,proto3" json:"position,omitempty"`
+	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	Type          string                 `protobuf:"bytes,3,opt,name=type,proto3" json:"type,omitempty"`
+	Source        string                 `protobuf:"bytes,4,opt,name=source,proto3" json:"source,omitempty"`
+	AggregateType string                 `protobuf:"bytes,5,opt,name=aggregate_type,json=aggregateType,proto3" json:"aggregate_type,omitempty"`
+	AggregateId   string                 `protobuf:"bytes,6,opt,name=aggregate_id,json=aggregateId,proto3" json:"aggregate_id,omitempty"`
+	ActorOrgId    string                 `protobuf:"bytes,7,opt,name=actor_org_id,json=actorOrgId,proto3" json:"actor_org_id,omitempty"`
+	Actor         string                 `protobuf:"bytes,8,opt,name=actor,proto3" json:"actor,omitempty"`
+	// The signer the event claims, unchecked.
+	Signer string `protobuf:"bytes,9,opt,name=signer,proto3" json:"signer,omitempty"`
+	// Why it was refused: unsigned, unknown_signer, wrong_area or bad_signature.
+	Reason string `protobuf:"bytes,10,opt,name=reason,proto3" json:"reason,omitempty"`
+	Detail string `protobuf:"bytes,11,opt,name=detail,proto3" json:"detail,omitempty"`
+	// The time the event claims.
+	Time          *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=time,proto3" json:"time,omitempty"`
+	QuarantinedAt *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=quarantined_at,json=quarantinedAt,proto3" json:"quarantined_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuarantinedEvent) Reset() {
+	*x = QuarantinedEvent{}
+	mi := &file_jsm_trail_v1_api_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuarantinedEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuarantinedEvent) ProtoMessage() {}
+
+func (x *QuarantinedEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_jsm_trail_v1_api_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuarantinedEvent.ProtoReflect.Descriptor instead.
+func (*QuarantinedEvent) Descriptor() ([]byte, []int) {
+	return file_jsm_trail_v1_api_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *QuarantinedEvent) GetPosition() uint64 {
+	if x != nil {
+		return x.Position
+	}
+	return 0
+}
+
+func (x *QuarantinedEvent) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *QuarantinedEvent) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *QuarantinedEvent) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *QuarantinedEvent) GetAggregateType() string {
+	if x != nil {
+		return x.AggregateType
+	}
+	return ""
+}
+
+func (x *QuarantinedEvent) GetAggregateId() string {
+	if x != nil {
+		return x.AggregateId
+	}
+	return ""
+}
+
+func (x *QuarantinedEvent) GetActorOrgId() string {
+	if x != nil {
+		return x.ActorOrgId
+	}
+	return ""
+}
+
+func (x *QuarantinedEvent) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *QuarantinedEvent) GetSigner() string {
+	if x != nil {
+		return x.Signer
+	}
+	return ""
+}
+
+func (x *QuarantinedEvent) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *QuarantinedEvent) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *QuarantinedEvent) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *QuarantinedEvent) GetQuarantinedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.QuarantinedAt
+	}
+	return nil
+}
+
 var File_jsm_trail_v1_api_proto protoreflect.FileDescriptor
 
 const file_jsm_trail_v1_api_proto_rawDesc = "" +
 	"\n" +
-	"\x16jsm/trail/v1/api.proto\x12\fjsm.trail.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xde\x04\n" +
+	"\x16jsm/trail/v1/api.proto\x12\fjsm.trail.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf6\x04\n" +
 	"\x05Event\x12\x1a\n" +
 	"\bposition\x18\x01 \x01(\x04R\bposition\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12.\n" +
@@ -1375,7 +1627,8 @@ const file_jsm_trail_v1_api_proto_rawDesc = "" +
 	"actor_role\x18\x0f \x01(\tR\tactorRole\x12%\n" +
 	"\x0ecorrelation_id\x18\x10 \x01(\tR\rcorrelationId\x12!\n" +
 	"\fcausation_id\x18\x11 \x01(\tR\vcausationId\x12%\n" +
-	"\x0eschema_version\x18\x12 \x01(\x05R\rschemaVersion\"\xbc\x04\n" +
+	"\x0eschema_version\x18\x12 \x01(\x05R\rschemaVersion\x12\x16\n" +
+	"\x06signer\x18\x13 \x01(\tR\x06signer\"\xbc\x04\n" +
 	"\x13SearchEventsRequest\x12)\n" +
 	"\vcontract_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\n" +
 	"contractId\x12\x1f\n" +
@@ -1485,7 +1738,29 @@ const file_jsm_trail_v1_api_proto_rawDesc = "" +
 	"\x1bExportInvestigationResponse\x12\x18\n" +
 	"\acontent\x18\x01 \x01(\fR\acontent\x12\x16\n" +
 	"\x06events\x18\x02 \x01(\x04R\x06events\x12\x1b\n" +
-	"\ttree_size\x18\x03 \x01(\x04R\btreeSize2\xd6\x05\n" +
+	"\ttree_size\x18\x03 \x01(\x04R\btreeSize\"g\n" +
+	"\x15ListQuarantineRequest\x12%\n" +
+	"\x0eafter_position\x18\x01 \x01(\x04R\rafterPosition\x12'\n" +
+	"\tpage_size\x18\x02 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xf4\x03(\x00R\bpageSize\"P\n" +
+	"\x16ListQuarantineResponse\x126\n" +
+	"\x06events\x18\x01 \x03(\v2\x1e.jsm.trail.v1.QuarantinedEventR\x06events\"\xa7\x03\n" +
+	"\x10QuarantinedEvent\x12\x1a\n" +
+	"\bposition\x18\x01 \x01(\x04R\bposition\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12\x12\n" +
+	"\x04type\x18\x03 \x01(\tR\x04type\x12\x16\n" +
+	"\x06source\x18\x04 \x01(\tR\x06source\x12%\n" +
+	"\x0eaggregate_type\x18\x05 \x01(\tR\raggregateType\x12!\n" +
+	"\faggregate_id\x18\x06 \x01(\tR\vaggregateId\x12 \n" +
+	"\factor_org_id\x18\a \x01(\tR\n" +
+	"actorOrgId\x12\x14\n" +
+	"\x05actor\x18\b \x01(\tR\x05actor\x12\x16\n" +
+	"\x06signer\x18\t \x01(\tR\x06signer\x12\x16\n" +
+	"\x06reason\x18\n" +
+	" \x01(\tR\x06reason\x12\x16\n" +
+	"\x06detail\x18\v \x01(\tR\x06detail\x12.\n" +
+	"\x04time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12A\n" +
+	"\x0equarantined_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\rquarantinedAt2\xb8\x06\n" +
 	"\fTrailService\x12Z\n" +
 	"\fSearchEvents\x12!.jsm.trail.v1.SearchEventsRequest\x1a\".jsm.trail.v1.SearchEventsResponse\"\x03\x90\x02\x01\x12\\\n" +
 	"\fReplayEvents\x12!.jsm.trail.v1.ReplayEventsRequest\x1a\".jsm.trail.v1.ReplayEventsResponse\"\x03\x90\x02\x010\x01\x12`\n" +
@@ -1493,7 +1768,8 @@ const file_jsm_trail_v1_api_proto_rawDesc = "" +
 	"\rGetCheckpoint\x12\".jsm.trail.v1.GetCheckpointRequest\x1a#.jsm.trail.v1.GetCheckpointResponse\"\x03\x90\x02\x01\x12i\n" +
 	"\x11GetInclusionProof\x12&.jsm.trail.v1.GetInclusionProofRequest\x1a'.jsm.trail.v1.GetInclusionProofResponse\"\x03\x90\x02\x01\x12o\n" +
 	"\x13GetConsistencyProof\x12(.jsm.trail.v1.GetConsistencyProofRequest\x1a).jsm.trail.v1.GetConsistencyProofResponse\"\x03\x90\x02\x01\x12o\n" +
-	"\x13ExportInvestigation\x12(.jsm.trail.v1.ExportInvestigationRequest\x1a).jsm.trail.v1.ExportInvestigationResponse\"\x03\x90\x02\x01B\xa9\x01\n" +
+	"\x13ExportInvestigation\x12(.jsm.trail.v1.ExportInvestigationRequest\x1a).jsm.trail.v1.ExportInvestigationResponse\"\x03\x90\x02\x01\x12`\n" +
+	"\x0eListQuarantine\x12#.jsm.trail.v1.ListQuarantineRequest\x1a$.jsm.trail.v1.ListQuarantineResponse\"\x03\x90\x02\x01B\xa9\x01\n" +
 	"\x10com.jsm.trail.v1B\bApiProtoP\x01Z9github.com/jsmplatform/jsm/proto/gen/jsm/trail/v1;trailv1\xa2\x02\x03JTX\xaa\x02\fJsm.Trail.V1\xca\x02\fJsm\\Trail\\V1\xe2\x02\x18Jsm\\Trail\\V1\\GPBMetadata\xea\x02\x0eJsm::Trail::V1b\x06proto3"
 
 var (
@@ -1508,7 +1784,7 @@ func file_jsm_trail_v1_api_proto_rawDescGZIP() []byte {
 	return file_jsm_trail_v1_api_proto_rawDescData
 }
 
-var file_jsm_trail_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_jsm_trail_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_jsm_trail_v1_api_proto_goTypes = []any{
 	(*Event)(nil),                       // 0: jsm.trail.v1.Event
 	(*SearchEventsRequest)(nil),         // 1: jsm.trail.v1.SearchEventsRequest
@@ -1525,42 +1801,50 @@ var file_jsm_trail_v1_api_proto_goTypes = []any{
 	(*GetConsistencyProofResponse)(nil), // 12: jsm.trail.v1.GetConsistencyProofResponse
 	(*ExportInvestigationRequest)(nil),  // 13: jsm.trail.v1.ExportInvestigationRequest
 	(*ExportInvestigationResponse)(nil), // 14: jsm.trail.v1.ExportInvestigationResponse
-	(*timestamppb.Timestamp)(nil),       // 15: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),             // 16: google.protobuf.Struct
+	(*ListQuarantineRequest)(nil),       // 15: jsm.trail.v1.ListQuarantineRequest
+	(*ListQuarantineResponse)(nil),      // 16: jsm.trail.v1.ListQuarantineResponse
+	(*QuarantinedEvent)(nil),            // 17: jsm.trail.v1.QuarantinedEvent
+	(*timestamppb.Timestamp)(nil),       // 18: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),             // 19: google.protobuf.Struct
 }
 var file_jsm_trail_v1_api_proto_depIdxs = []int32{
-	15, // 0: jsm.trail.v1.Event.time:type_name -> google.protobuf.Timestamp
-	16, // 1: jsm.trail.v1.Event.data:type_name -> google.protobuf.Struct
-	15, // 2: jsm.trail.v1.SearchEventsRequest.from_time:type_name -> google.protobuf.Timestamp
-	15, // 3: jsm.trail.v1.SearchEventsRequest.to_time:type_name -> google.protobuf.Timestamp
+	18, // 0: jsm.trail.v1.Event.time:type_name -> google.protobuf.Timestamp
+	19, // 1: jsm.trail.v1.Event.data:type_name -> google.protobuf.Struct
+	18, // 2: jsm.trail.v1.SearchEventsRequest.from_time:type_name -> google.protobuf.Timestamp
+	18, // 3: jsm.trail.v1.SearchEventsRequest.to_time:type_name -> google.protobuf.Timestamp
 	0,  // 4: jsm.trail.v1.SearchEventsResponse.events:type_name -> jsm.trail.v1.Event
-	15, // 5: jsm.trail.v1.ReplayEventsRequest.from_time:type_name -> google.protobuf.Timestamp
-	15, // 6: jsm.trail.v1.ReplayEventsRequest.to_time:type_name -> google.protobuf.Timestamp
+	18, // 5: jsm.trail.v1.ReplayEventsRequest.from_time:type_name -> google.protobuf.Timestamp
+	18, // 6: jsm.trail.v1.ReplayEventsRequest.to_time:type_name -> google.protobuf.Timestamp
 	0,  // 7: jsm.trail.v1.ReplayEventsResponse.events:type_name -> jsm.trail.v1.Event
-	15, // 8: jsm.trail.v1.GetAggregateAtRequest.time:type_name -> google.protobuf.Timestamp
-	16, // 9: jsm.trail.v1.GetAggregateAtResponse.state:type_name -> google.protobuf.Struct
+	18, // 8: jsm.trail.v1.GetAggregateAtRequest.time:type_name -> google.protobuf.Timestamp
+	19, // 9: jsm.trail.v1.GetAggregateAtResponse.state:type_name -> google.protobuf.Struct
 	0,  // 10: jsm.trail.v1.GetInclusionProofResponse.event:type_name -> jsm.trail.v1.Event
-	15, // 11: jsm.trail.v1.ExportInvestigationRequest.from_time:type_name -> google.protobuf.Timestamp
-	15, // 12: jsm.trail.v1.ExportInvestigationRequest.to_time:type_name -> google.protobuf.Timestamp
-	1,  // 13: jsm.trail.v1.TrailService.SearchEvents:input_type -> jsm.trail.v1.SearchEventsRequest
-	3,  // 14: jsm.trail.v1.TrailService.ReplayEvents:input_type -> jsm.trail.v1.ReplayEventsRequest
-	5,  // 15: jsm.trail.v1.TrailService.GetAggregateAt:input_type -> jsm.trail.v1.GetAggregateAtRequest
-	7,  // 16: jsm.trail.v1.TrailService.GetCheckpoint:input_type -> jsm.trail.v1.GetCheckpointRequest
-	9,  // 17: jsm.trail.v1.TrailService.GetInclusionProof:input_type -> jsm.trail.v1.GetInclusionProofRequest
-	11, // 18: jsm.trail.v1.TrailService.GetConsistencyProof:input_type -> jsm.trail.v1.GetConsistencyProofRequest
-	13, // 19: jsm.trail.v1.TrailService.ExportInvestigation:input_type -> jsm.trail.v1.ExportInvestigationRequest
-	2,  // 20: jsm.trail.v1.TrailService.SearchEvents:output_type -> jsm.trail.v1.SearchEventsResponse
-	4,  // 21: jsm.trail.v1.TrailService.ReplayEvents:output_type -> jsm.trail.v1.ReplayEventsResponse
-	6,  // 22: jsm.trail.v1.TrailService.GetAggregateAt:output_type -> jsm.trail.v1.GetAggregateAtResponse
-	8,  // 23: jsm.trail.v1.TrailService.GetCheckpoint:output_type -> jsm.trail.v1.GetCheckpointResponse
-	10, // 24: jsm.trail.v1.TrailService.GetInclusionProof:output_type -> jsm.trail.v1.GetInclusionProofResponse
-	12, // 25: jsm.trail.v1.TrailService.GetConsistencyProof:output_type -> jsm.trail.v1.GetConsistencyProofResponse
-	14, // 26: jsm.trail.v1.TrailService.ExportInvestigation:output_type -> jsm.trail.v1.ExportInvestigationResponse
-	20, // [20:27] is the sub-list for method output_type
-	13, // [13:20] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	18, // 11: jsm.trail.v1.ExportInvestigationRequest.from_time:type_name -> google.protobuf.Timestamp
+	18, // 12: jsm.trail.v1.ExportInvestigationRequest.to_time:type_name -> google.protobuf.Timestamp
+	17, // 13: jsm.trail.v1.ListQuarantineResponse.events:type_name -> jsm.trail.v1.QuarantinedEvent
+	18, // 14: jsm.trail.v1.QuarantinedEvent.time:type_name -> google.protobuf.Timestamp
+	18, // 15: jsm.trail.v1.QuarantinedEvent.quarantined_at:type_name -> google.protobuf.Timestamp
+	1,  // 16: jsm.trail.v1.TrailService.SearchEvents:input_type -> jsm.trail.v1.SearchEventsRequest
+	3,  // 17: jsm.trail.v1.TrailService.ReplayEvents:input_type -> jsm.trail.v1.ReplayEventsRequest
+	5,  // 18: jsm.trail.v1.TrailService.GetAggregateAt:input_type -> jsm.trail.v1.GetAggregateAtRequest
+	7,  // 19: jsm.trail.v1.TrailService.GetCheckpoint:input_type -> jsm.trail.v1.GetCheckpointRequest
+	9,  // 20: jsm.trail.v1.TrailService.GetInclusionProof:input_type -> jsm.trail.v1.GetInclusionProofRequest
+	11, // 21: jsm.trail.v1.TrailService.GetConsistencyProof:input_type -> jsm.trail.v1.GetConsistencyProofRequest
+	13, // 22: jsm.trail.v1.TrailService.ExportInvestigation:input_type -> jsm.trail.v1.ExportInvestigationRequest
+	15, // 23: jsm.trail.v1.TrailService.ListQuarantine:input_type -> jsm.trail.v1.ListQuarantineRequest
+	2,  // 24: jsm.trail.v1.TrailService.SearchEvents:output_type -> jsm.trail.v1.SearchEventsResponse
+	4,  // 25: jsm.trail.v1.TrailService.ReplayEvents:output_type -> jsm.trail.v1.ReplayEventsResponse
+	6,  // 26: jsm.trail.v1.TrailService.GetAggregateAt:output_type -> jsm.trail.v1.GetAggregateAtResponse
+	8,  // 27: jsm.trail.v1.TrailService.GetCheckpoint:output_type -> jsm.trail.v1.GetCheckpointResponse
+	10, // 28: jsm.trail.v1.TrailService.GetInclusionProof:output_type -> jsm.trail.v1.GetInclusionProofResponse
+	12, // 29: jsm.trail.v1.TrailService.GetConsistencyProof:output_type -> jsm.trail.v1.GetConsistencyProofResponse
+	14, // 30: jsm.trail.v1.TrailService.ExportInvestigation:output_type -> jsm.trail.v1.ExportInvestigationResponse
+	16, // 31: jsm.trail.v1.TrailService.ListQuarantine:output_type -> jsm.trail.v1.ListQuarantineResponse
+	24, // [24:32] is the sub-list for method output_type
+	16, // [16:24] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_jsm_trail_v1_api_proto_init() }
@@ -1574,7 +1858,7 @@ func file_jsm_trail_v1_api_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_jsm_trail_v1_api_proto_rawDesc), len(file_jsm_trail_v1_api_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -54,6 +54,9 @@ const (
 	// TrailServiceExportInvestigationProcedure is the fully-qualified name of the TrailService's
 	// ExportInvestigation RPC.
 	TrailServiceExportInvestigationProcedure = "/jsm.trail.v1.TrailService/ExportInvestigation"
+	// TrailServiceListQuarantineProcedure is the fully-qualified name of the TrailService's
+	// ListQuarantine RPC.
+	TrailServiceListQuarantineProcedure = "/jsm.trail.v1.TrailService/ListQuarantine"
 )
 
 // TrailServiceClient is a client for the jsm.trail.v1.TrailService service.
@@ -73,6 +76,10 @@ type TrailServiceClient interface {
 	// ExportInvestigation returns the events of a filter with their inclusion
 	// proofs and a signed checkpoint as one self-contained JSON file.
 	ExportInvestigation(context.Context, *connect.Request[v1.ExportInvestigationRequest]) (*connect.Response[v1.ExportInvestigationResponse], error)
+	// ListQuarantine lists the events the trail refused to log (unsigned, or
+	// not signed by the pinned key of their area), oldest first. They are
+	// events of any org: only the platform operator may list them.
+	ListQuarantine(context.Context, *connect.Request[v1.ListQuarantineRequest]) (*connect.Response[v1.ListQuarantineResponse], error)
 }
 
 // NewTrailServiceClient constructs a client for the jsm.trail.v1.TrailService service. By default,
@@ -135,6 +142,13 @@ func NewTrailServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		listQuarantine: connect.NewClient[v1.ListQuarantineRequest, v1.ListQuarantineResponse](
+			httpClient,
+			baseURL+TrailServiceListQuarantineProcedure,
+			connect.WithSchema(trailServiceMethods.ByName("ListQuarantine")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -147,6 +161,7 @@ type trailServiceClient struct {
 	getInclusionProof   *connect.Client[v1.GetInclusionProofRequest, v1.GetInclusionProofResponse]
 	getConsistencyProof *connect.Client[v1.GetConsistencyProofRequest, v1.GetConsistencyProofResponse]
 	exportInvestigation *connect.Client[v1.ExportInvestigationRequest, v1.ExportInvestigationResponse]
+	listQuarantine      *connect.Client[v1.ListQuarantineRequest, v1.ListQuarantineResponse]
 }
 
 // SearchEvents calls jsm.trail.v1.TrailService.SearchEvents.
@@ -184,6 +199,11 @@ func (c *trailServiceClient) ExportInvestigation(ctx context.Context, req *conne
 	return c.exportInvestigation.CallUnary(ctx, req)
 }
 
+// ListQuarantine calls jsm.trail.v1.TrailService.ListQuarantine.
+func (c *trailServiceClient) ListQuarantine(ctx context.Context, req *connect.Request[v1.ListQuarantineRequest]) (*connect.Response[v1.ListQuarantineResponse], error) {
+	return c.listQuarantine.CallUnary(ctx, req)
+}
+
 // TrailServiceHandler is an implementation of the jsm.trail.v1.TrailService service.
 type TrailServiceHandler interface {
 	// SearchEvents returns the events matching every given filter, in stream order, a page at a time.
@@ -201,6 +221,10 @@ type TrailServiceHandler interface {
 	// ExportInvestigation returns the events of a filter with their inclusion
 	// proofs and a signed checkpoint as one self-contained JSON file.
 	ExportInvestigation(context.Context, *connect.Request[v1.ExportInvestigationRequest]) (*connect.Response[v1.ExportInvestigationResponse], error)
+	// ListQuarantine lists the events the trail refused to log (unsigned, or
+	// not signed by the pinned key of their area), oldest first. They are
+	// events of any org: only the platform operator may list them.
+	ListQuarantine(context.Context, *connect.Request[v1.ListQuarantineRequest]) (*connect.Response[v1.ListQuarantineResponse], error)
 }
 
 // NewTrailServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -259,6 +283,13 @@ func NewTrailServiceHandler(svc TrailServiceHandler, opts ...connect.HandlerOpti
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	trailServiceListQuarantineHandler := connect.NewUnaryHandler(
+		TrailServiceListQuarantineProcedure,
+		svc.ListQuarantine,
+		connect.WithSchema(trailServiceMethods.ByName("ListQuarantine")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/jsm.trail.v1.TrailService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case TrailServiceSearchEventsProcedure:
@@ -275,6 +306,8 @@ func NewTrailServiceHandler(svc TrailServiceHandler, opts ...connect.HandlerOpti
 			trailServiceGetConsistencyProofHandler.ServeHTTP(w, r)
 		case TrailServiceExportInvestigationProcedure:
 			trailServiceExportInvestigationHandler.ServeHTTP(w, r)
+		case TrailServiceListQuarantineProcedure:
+			trailServiceListQuarantineHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -310,4 +343,8 @@ func (UnimplementedTrailServiceHandler) GetConsistencyProof(context.Context, *co
 
 func (UnimplementedTrailServiceHandler) ExportInvestigation(context.Context, *connect.Request[v1.ExportInvestigationRequest]) (*connect.Response[v1.ExportInvestigationResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("jsm.trail.v1.TrailService.ExportInvestigation is not implemented"))
+}
+
+func (UnimplementedTrailServiceHandler) ListQuarantine(context.Context, *connect.Request[v1.ListQuarantineRequest]) (*connect.Response[v1.ListQuarantineResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("jsm.trail.v1.TrailService.ListQuarantine is not implemented"))
 }
