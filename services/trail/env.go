@@ -10,9 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jsmplatform/jsm/libs/eventsig"
 	"github.com/jsmplatform/jsm/services/trail/app"
 	"github.com/jsmplatform/jsm/services/trail/ledger"
-	"github.com/jsmplatform/jsm/libs/eventsig"
 )
 
 // FromEnv completes d from the environment: the checkpoint signing key is
