@@ -185,7 +185,7 @@ func FromMsg(m *nats.Msg, position uint64) (Event, error) {
 	if t := get(HeaderTime); t != "" {
 		ts, err := time.Parse(time.RFC3339Nano, t)
 		if err != nil {
-			return Event{}, fmt.Errorf("%w: time %q: %v", ErrMalformed, t, err)
+			return Event{}, fmt.Errorf("%w: time %.40q is not RFC 3339", ErrMalformed, t)
 		}
 		e.Time = ts
 	}
