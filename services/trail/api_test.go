@@ -47,6 +47,7 @@ type platform struct {
 	pool  *pgxpool.Pool
 	trail *trail.Service
 	skey  string
+	area  *contracts.Service // the contracts service
 }
 
 // start runs the contracts and trail services, and those of more, on a
@@ -63,6 +64,7 @@ func start(t *testing.T, more ...func(*platform) rpc.Service) *platform {
 	if err != nil {
 		t.Fatal(err)
 	}
+	p.area = c
 	p.trail, err = trail.New(trail.Deps{Store: p.store, Pool: p.pool, SigningKey: p.skey, ReadWait: 2 * time.Second, CheckpointEvery: 4, CheckpointInterval: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
