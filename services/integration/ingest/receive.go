@@ -164,6 +164,19 @@ func (s *Sources) receiveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// decodeNATS reads the CloudEvent of a JSM_INGEST message (binary or
+// structured mode) and validates it.
+func decodeNATS(ctx context.Context, m reactor.Message) (*cloudevents.Event, error) {
+	e, err := binding.ToEvent(ctx, cejs.NewMessage(&nats.Msg{Subject: m.Subject, Header: m.Header, Data: m.Data}))
+	if err == nil {
+		err = validate(*e)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("malformed-cloudevent: not a CloudEvent 1.0: %w", err)
+	}
+	return e, nil
+}
+
 // validate checks a CloudEvent as the spec does, and the attributes that
 // reach the inbox's key, its rows and the platform's headers against the
 // platform's bounds (libs/event): the id is the inbox's primary key and
@@ -219,12 +232,9 @@ func (s *Sources) receiveNATS(ctx context.Context, m reactor.Message) error {
 	if !src.Enabled {
 		return reactor.Permanent(fmt.Errorf("source-disabled: source %s is disabled", id))
 	}
-	e, err := binding.ToEvent(ctx, cejs.NewMessage(&nats.Msg{Subject: m.Subject, Header: m.Header, Data: m.Data}))
-	if err == nil {
-		err = validate(*e)
-	}
+	e, err := decodeNATS(ctx, m)
 	if err != nil {
-		return reactor.Permanent(fmt.Errorf("malformed-cloudevent: not a CloudEvent 1.0: %w", err))
+		return reactor.Permanent(err)
 	}
 	res, err := s.ingest(ctx, src, transportNATS, *e)
 	if poison.Deterministic(err) {
