@@ -148,17 +148,27 @@ func (p *Projector) announce(qs []Quarantined) {
 	}
 }
 
+// MaxListed bounds a listing of the quarantine: a flood of poison is told
+// by the metric, and its first events say what it is.
+const MaxListed = 1000
+
+// Quarantined lists what this projection set aside (see ListQuarantine).
+func (p *Projector) Quarantined(ctx context.Context) ([]Quarantined, error) {
+	return ListQuarantine(ctx, p.pool, p.cfg.Schema, p.cfg.Name)
+}
+
 // Queryer is what ListQuarantine reads with (a pool, a connection or a tx).
 type Queryer interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
 // ListQuarantine returns what the projections of schema set aside, in
-// stream order; an empty name lists every projection of the schema.
+// stream order, at most MaxListed; an empty name lists every projection of
+// the schema.
 func ListQuarantine(ctx context.Context, q Queryer, schema, name string) ([]Quarantined, error) {
 	rows, err := q.Query(ctx, `SELECT projection, position, event_id, type, reason, quarantined_at
 		FROM `+pgx.Identifier{schema, quarantineTable}.Sanitize()+`
-		WHERE $1 = '' OR projection = $1 ORDER BY position, projection`, name)
+		WHERE $1 = '' OR projection = $1 ORDER BY position, projection LIMIT $2`, name, MaxListed)
 	var list []Quarantined
 	if err == nil {
 		list, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Quarantined, error) {

@@ -26,6 +26,7 @@ var commands = []command{
 	{"token", "print a dev token accepted by `jsm up` (last line of output)", runTokenCommand},
 	{"trail", "search, replay, export, verify and witness the audit trail", runTrailCommand},
 	{"rebuild", "rebuild a projection (or --all) from the stream while the platform serves", runRebuildCommand},
+	{"quarantine", "list the events projections set aside because no retry could apply them", runQuarantineCommand},
 	{"timeline", "show one interaction across areas in order (--correlation ID)", runTimelineCommand},
 	{"cluster", "up|down|status: 3 NATS nodes, PostgreSQL and each service as its own process", runClusterCommand},
 }
