@@ -5,6 +5,7 @@ package poison
 
 import (
 	"errors"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -39,9 +40,12 @@ func Deterministic(err error) bool {
 // text may quote the hostile value it refused.
 const MaxReason = 1024
 
-// Reason is err's text cut to MaxReason bytes (at a rune boundary).
+// Reason is err's text as a database text column takes it: valid UTF-8
+// without NUL bytes (PostgreSQL refuses either, and a reason that cannot be
+// recorded would stall the consumer as surely as its poison), cut to
+// MaxReason bytes at a rune boundary.
 func Reason(err error) string {
-	s := err.Error()
+	s := strings.ReplaceAll(strings.ToValidUTF8(err.Error(), "\uFFFD"), "\x00", `\x00`)
 	if len(s) <= MaxReason {
 		return s
 	}

@@ -156,6 +156,9 @@ func TestHostileMessagesStopNoProjector(t *testing.T) {
 	if n := len(quarantined(t, p, "contracts")); n != len(areaQ) {
 		t.Fatalf("the rebuilt contracts set aside %d, the live one %d", n, len(areaQ))
 	}
+	if f, err := p.trail.App().Audit(ctx); err != nil || f != nil {
+		t.Fatalf("audit of a log that passed over hostile messages: %v, %v", f, err)
+	}
 }
 
 func quarantined(t *testing.T, p *platform, schema string) []libprojection.Quarantined {
