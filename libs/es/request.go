@@ -1,6 +1,8 @@
 package es
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/url"
 
@@ -30,6 +32,12 @@ func CommandFor[C any](req Request, aggregateID string, body C) Command[C] {
 	var id string
 	if req.ID != "" {
 		id = fmt.Sprintf("%s/%s/%T/%s", url.PathEscape(req.Actor.Org), url.PathEscape(req.Actor.User), body, url.PathEscape(req.ID))
+	}
+	if len(id) > event.MaxRefLen {
+		// The id travels as every event's causation: a long user name
+		// escaped three times over must not push it past the bounds.
+		sum := sha256.Sum256([]byte(id))
+		id = "cmd-" + hex.EncodeToString(sum[:])
 	}
 	return Command[C]{ID: id, AggregateID: aggregateID, Body: body, Actor: req.Actor, Correlation: req.Correlation, TraceParent: req.TraceParent, Contracts: req.Contracts}
 }

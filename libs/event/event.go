@@ -168,7 +168,9 @@ func (e Event) Msg() *nats.Msg {
 var ErrMalformed = errors.New("malformed event")
 
 // FromMsg reads an event back from a NATS message. It never fails on odd
-// extra headers; it fails only when the essentials (id, type) are missing.
+// extra headers; it fails when the essentials (id, type) are missing or a
+// header breaks its bounds (see Envelope.Check): whoever published that, it
+// is not an event any consumer could keep.
 func FromMsg(m *nats.Msg, position uint64) (Event, error) {
 	get := func(k string) string {
 		if v := m.Header[k]; len(v) > 0 {
@@ -206,7 +208,7 @@ func FromMsg(m *nats.Msg, position uint64) (Event, error) {
 	if t := get(HeaderTime); t != "" {
 		ts, err := time.Parse(time.RFC3339Nano, t)
 		if err != nil {
-			return Event{}, fmt.Errorf("%w: time %q: %v", ErrMalformed, t, err)
+			return Event{}, fmt.Errorf("%w: time %.40q is not RFC 3339", ErrMalformed, t)
 		}
 		e.Time = ts
 	}
@@ -218,6 +220,9 @@ func FromMsg(m *nats.Msg, position uint64) (Event, error) {
 		}
 		e.SchemaVersion = n
 	}
+	if err := e.Envelope.Check(); err != nil {
+		return Event{}, fmt.Errorf("%w: subject %s position %d: %w", ErrMalformed, m.Subject, position, err)
+	}
 	return e, nil
 }
 
@@ -227,18 +232,26 @@ func FromMsg(m *nats.Msg, position uint64) (Event, error) {
 func (e Event) Decode() (proto.Message, error) {
 	mt, err := protoregistry.GlobalTypes.FindMessageByName(protoreflect.FullName(e.Type))
 	if err != nil {
-		return nil, fmt.Errorf("event %s: unknown type %q: %w", e.ID, e.Type, err)
+		return nil, fmt.Errorf("event %s: %w: unknown type %q: %w", e.ID, ErrUndecodable, e.Type, err)
 	}
 	data, err := upcast(e.Type, e.SchemaVersion, e.Data)
 	if err != nil {
+		if !errors.Is(err, ErrNewerSchema) {
+			err = fmt.Errorf("%w: %w", ErrUndecodable, err)
+		}
 		return nil, fmt.Errorf("event %s: %w", e.ID, err)
 	}
 	msg := mt.New().Interface()
 	if err := proto.Unmarshal(data, msg); err != nil {
-		return nil, fmt.Errorf("event %s: decode %s: %w", e.ID, e.Type, err)
+		return nil, fmt.Errorf("event %s: %w: decode %s: %w", e.ID, ErrUndecodable, e.Type, err)
 	}
 	return msg, nil
 }
+
+// ErrUndecodable marks a body that no retry will decode: an unknown type, a
+// body that is not its type's protobuf, a failing upcaster. An event of a
+// newer schema (ErrNewerSchema) is not one of them: newer code reads it.
+var ErrUndecodable = errors.New("undecodable event")
 
 // An Upcaster turns the body of an event stored at one schema version into
 // the body of the next version of the same type. Most changes need none:

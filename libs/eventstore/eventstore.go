@@ -213,6 +213,13 @@ func (s *Store) Append(ctx context.Context, expected uint64, events ...event.Eve
 	if len(events) == 0 {
 		return 0, errors.New("append: no events")
 	}
+	// What breaks the bounds would be read back as not an event by every
+	// consumer (event.FromMsg): refuse it here, whatever let it through.
+	for _, e := range events {
+		if err := e.Envelope.Check(); err != nil {
+			return 0, fmt.Errorf("append %s: %w", e.ID, err)
+		}
+	}
 	ctx, span := telemetry.Tracer().Start(ctx, "append "+events[0].AggregateType, trace.WithSpanKind(trace.SpanKindProducer))
 	defer func() {
 		if errors.Is(err, ErrAlreadyStored) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -322,5 +323,26 @@ func TestAppendSignsWithTheStoresKey(t *testing.T) {
 	unsigned, err := plain.Load(ctx, "test.thing", "u", 0)
 	if err != nil || len(unsigned) != 1 || eventsig.ReasonOf(keys.Verify(unsigned[0])) != eventsig.Unsigned {
 		t.Fatalf("the plain store's event: %v, %+v", err, unsigned)
+	}
+}
+
+// Defence in depth: whatever let it through, an envelope out of its bounds
+// is never appended (every consumer would read it back as not an event).
+func TestAppendRefusesEnvelopesOutOfBounds(t *testing.T) {
+	ctx := context.Background()
+	store := testkit.StartNATS(t).Store()
+	for name, edit := range map[string]func(*event.Event){
+		"6 kB correlation": func(e *event.Event) { e.Correlation = strings.Repeat("c", 6<<10) },
+		"NUL in causation": func(e *event.Event) { e.Causation = "a\x00b" },
+		"6 kB actor":       func(e *event.Event) { e.Actor.User = strings.Repeat("u", 6<<10) },
+	} {
+		e := ev(t, "a", event.NewID(), "x")
+		edit(&e)
+		if _, err := store.Append(ctx, 0, e); !errors.Is(err, event.ErrOutOfBounds) {
+			t.Fatalf("%s: got %v, want ErrOutOfBounds", name, err)
+		}
+	}
+	if last, err := store.LastPosition(ctx); err != nil || last != 0 {
+		t.Fatalf("the stream holds %d events (%v), want none", last, err)
 	}
 }

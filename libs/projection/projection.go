@@ -25,6 +25,7 @@ import (
 
 	"github.com/jsmplatform/jsm/libs/event"
 	"github.com/jsmplatform/jsm/libs/eventstore"
+	"github.com/jsmplatform/jsm/libs/poison"
 	"github.com/jsmplatform/jsm/libs/telemetry"
 )
 
@@ -77,6 +78,11 @@ type Config struct {
 	// write each row fewer times when catching up or rebuilding.
 	CatchUpBatchSize int
 	Logger           *slog.Logger
+	// Admit, when set, sees every event before the handler does; an event
+	// it refuses is set aside in the quarantine like one the handler cannot
+	// apply, and the projection goes on. It must decide the same way every
+	// time for the same event, so a rebuild decides as the live run did.
+	Admit func(event.Event) error
 	// Hooks let fault tests stop the projector at the worst moments.
 	Hooks Hooks
 }
@@ -152,6 +158,7 @@ func (p *Projector) Migrate(ctx context.Context) error {
 				position   bigint NOT NULL DEFAULT 0,
 				updated_at timestamptz NOT NULL DEFAULT now()
 			);
+			%[4]s;
 			CREATE OR REPLACE FUNCTION %[1]s.projection_expect(what text, got bigint, want bigint) RETURNS bigint
 			LANGUAGE plpgsql AS $$
 			BEGIN
@@ -159,7 +166,7 @@ func (p *Projector) Migrate(ctx context.Context) error {
 					RAISE EXCEPTION '%% rows of %%, expected %%', got, what, want USING ERRCODE = '%[3]s';
 				END IF;
 				RETURN got;
-			END $$`, schema, p.table, staleCode))
+			END $$`, schema, p.table, staleCode, quarantineDDL(p.cfg.Schema)))
 		if err != nil {
 			return err
 		}
@@ -278,6 +285,10 @@ func (p *Projector) reset(ctx context.Context) error {
 		if _, err := tx.Exec(ctx, `UPDATE `+p.table+` SET position = 0, updated_at = now() WHERE name = $1`, p.cfg.Name); err != nil {
 			return fmt.Errorf("reset checkpoint: %w", err)
 		}
+		// The replay sets aside again what it cannot apply.
+		if _, err := tx.Exec(ctx, `DELETE FROM `+pgx.Identifier{p.cfg.Schema, quarantineTable}.Sanitize()+` WHERE projection = $1`, p.cfg.Name); err != nil {
+			return fmt.Errorf("reset quarantine: %w", err)
+		}
 		p.mu.Lock()
 		p.position.Store(0)
 		p.mu.Unlock()
@@ -353,20 +364,16 @@ func (p *Projector) round(ctx context.Context) error {
 				readErr <- err
 				return
 			}
-			e, n, err := eventstore.FromJetStream(m)
-			if errors.Is(err, event.ErrMalformed) {
-				// Not an event of any aggregate: nothing to project, and
-				// stopping here would stop the projection for good. The
-				// batch still covers its position.
-				p.cfg.Logger.Warn("skipping a message that is not an event", "projection", p.cfg.Name, "position", e.Position, "subject", m.Subject(), "err", err)
-				err = nil // e holds only the position
-			}
+			// A message that is not an event, or that Admit refuses, is
+			// set aside: stopping here would stop the projection for good.
+			// The batch still covers its position.
+			e, err := p.read(m)
 			if err != nil {
 				readErr <- err
 				return
 			}
 			select {
-			case events <- pendingEvent{e, n}:
+			case events <- e:
 			case <-roundCtx.Done():
 				readErr <- roundCtx.Err() // the loop may be waiting for a reason
 				return
@@ -408,6 +415,12 @@ func (p *Projector) round(ctx context.Context) error {
 	for {
 		var j job
 		batch := make([]event.Event, 0, p.cfg.BatchSize)
+		take := func(e pendingEvent) {
+			batch, j.pending = append(batch, e.Event), e.pending
+			if e.quarantine != nil {
+				j.quarantined = append(j.quarantined, *e.quarantine)
+			}
+		}
 		limit := p.cfg.BatchSize
 		select {
 		case <-ctx.Done():
@@ -429,7 +442,7 @@ func (p *Projector) round(ctx context.Context) error {
 			if !ok {
 				return readFailure(ctx, readErr)
 			}
-			batch, j.pending = append(batch, e.Event), e.pending
+			take(e)
 		}
 		if j.pending > uint64(p.cfg.BatchSize) {
 			limit = p.cfg.CatchUpBatchSize
@@ -445,7 +458,7 @@ func (p *Projector) round(ctx context.Context) error {
 				if !ok {
 					break drain
 				}
-				batch, j.pending = append(batch, e.Event), e.pending
+				take(e)
 				continue
 			default:
 			}
@@ -460,20 +473,14 @@ func (p *Projector) round(ctx context.Context) error {
 				if !ok {
 					break drain
 				}
-				batch, j.pending = append(batch, e.Event), e.pending
+				take(e)
 			case <-fill:
 				break drain
 			}
 		}
 		j.batch, j.after = batch, after
 		after = batch[len(batch)-1].Position
-		if p.prep != nil {
-			prepared, err := p.prep.Prepare(batch)
-			if err != nil {
-				return fmt.Errorf("prepare up to %d: %w", batch[len(batch)-1].Position, err)
-			}
-			j.prepared = prepared
-		}
+		j.prepared = p.prepare(batch)
 		select {
 		case jobs <- j:
 		case err := <-committed:
@@ -482,6 +489,22 @@ func (p *Projector) round(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// prepare prepares the batch when the handler can. A batch it cannot
+// prepare is applied in a transaction instead, where a failure that is not
+// deterministic is retried and one that is sets its event aside.
+func (p *Projector) prepare(batch []event.Event) Prepared {
+	if p.prep == nil {
+		return nil
+	}
+	prepared, err := p.prep.Prepare(batch)
+	if err != nil {
+		p.forget()
+		p.cfg.Logger.Debug("batch not prepared, applying it in a transaction", "projection", p.cfg.Name, "last", batch[len(batch)-1].Position, "err", err)
+		return nil
+	}
+	return prepared
 }
 
 // fillWait bounds how long a batch waits for events the stream already holds.
@@ -503,11 +526,15 @@ type job struct {
 	batch    []event.Event
 	prepared Prepared // nil unless the handler is a Preparer
 	pending  uint64
+	// quarantined are the batch's events set aside before the handler saw
+	// them (carried in batch as their position only).
+	quarantined []Quarantined
 }
 
 type pendingEvent struct {
 	event.Event
-	pending uint64 // stream events after it when it was delivered
+	pending    uint64       // stream events after it when it was delivered
+	quarantine *Quarantined // set when the event is set aside unapplied
 }
 
 // apply commits one batch with its checkpoint: in one round trip when the
@@ -529,7 +556,14 @@ func (p *Projector) apply(ctx context.Context, j job) (err error) {
 			return err
 		}
 	}
-	return p.applyInTx(ctx, j, last)
+	err = p.applyInTx(ctx, j, last, false)
+	if poison.Deterministic(err) {
+		// An event of the batch cannot be applied, now or ever: apply the
+		// batch again one event at a time to set only that one aside.
+		p.forget()
+		err = p.applyInTx(ctx, j, last, true)
+	}
+	return err
 }
 
 // applyPrepared tries the one-round-trip path, which holds only if the
@@ -550,24 +584,29 @@ func (p *Projector) applyPrepared(ctx context.Context, j job, last uint64) (bool
 	if !j.prepared.Queue(b) {
 		return false, nil
 	}
+	p.queueQuarantine(b, j.quarantined)
 	// Failing here is failing before the commit: nothing was sent.
 	if err := p.beforeCommit(last); err != nil {
 		return false, err
 	}
 	err := p.pool.SendBatch(ctx, b).Close()
-	if IsStale(err) {
-		// Another instance moved the checkpoint or wrote the rows: what the
-		// handler remembered may be wrong.
+	if IsStale(err) || poison.Deterministic(err) {
+		// Another instance moved the checkpoint or wrote the rows, or an
+		// event cannot be applied: what the handler remembered may be
+		// wrong, and the transaction sorts it out.
 		p.forget()
 		return false, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("apply up to %d: %w", last, err)
 	}
+	p.announce(j.quarantined)
 	return true, p.committed(last)
 }
 
-func (p *Projector) applyInTx(ctx context.Context, j job, last uint64) error {
+// applyInTx applies the batch in an explicit transaction; each applies it
+// one event at a time, setting aside those that fail deterministically.
+func (p *Projector) applyInTx(ctx context.Context, j job, last uint64, each bool) error {
 	batch := j.batch
 	tx, err := p.pool.Begin(ctx)
 	if err != nil {
@@ -602,8 +641,13 @@ func (p *Projector) applyInTx(ctx context.Context, j job, last uint64) error {
 		j.prepared = nil
 		p.forget()
 	}
+	quarantined := notBefore(j.quarantined, uint64(done))
 	switch {
 	case len(batch) == 0:
+	case each:
+		var set []Quarantined
+		set, err = p.applyEach(ctx, tx, batch)
+		quarantined = append(quarantined, set...)
 	case j.prepared != nil:
 		err = j.prepared.Apply(ctx, tx)
 	default:
@@ -612,13 +656,29 @@ func (p *Projector) applyInTx(ctx context.Context, j job, last uint64) error {
 	if err != nil {
 		return fmt.Errorf("apply up to %d: %w", last, err)
 	}
+	if err := p.recordQuarantine(ctx, tx, quarantined); err != nil {
+		return err
+	}
 	if err := p.beforeCommit(last); err != nil {
 		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit up to %d: %w", last, err)
 	}
+	if each {
+		// The handler's memory may hold what a savepoint undid.
+		p.forget()
+	}
+	p.announce(quarantined)
 	return p.committed(max(last, uint64(done)))
+}
+
+// notBefore is the part of qs after position done (not applied yet).
+func notBefore(qs []Quarantined, done uint64) []Quarantined {
+	for len(qs) > 0 && qs[0].Position <= done {
+		qs = qs[1:]
+	}
+	return qs
 }
 
 // forget tells a Preparer that what it remembers may be wrong.

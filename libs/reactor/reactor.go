@@ -39,6 +39,7 @@ import (
 
 	"github.com/jsmplatform/jsm/libs/event"
 	"github.com/jsmplatform/jsm/libs/eventstore"
+	"github.com/jsmplatform/jsm/libs/poison"
 	"github.com/jsmplatform/jsm/libs/startup"
 	"github.com/jsmplatform/jsm/libs/telemetry"
 )
@@ -143,7 +144,7 @@ func NewMessages(ctx context.Context, store *eventstore.Store, cfg Config, handl
 	if err != nil {
 		return nil, err
 	}
-	r.handle = func(msg *message.Message) error { return handle(msg.Context(), raw(msg)) }
+	r.handle = func(msg *message.Message) error { return settle(handle(msg.Context(), raw(msg))) }
 	return r, nil
 }
 
@@ -236,7 +237,7 @@ func (r *Reactor) consume(ctx context.Context) error {
 	}
 	// A handler cut short by shutdown did not fail: its event stays unacked
 	// and comes again, instead of going to the dead letters.
-	poison, err := middleware.PoisonQueueWithFilter(deadLetterCounter{pub, r.cfg.Name}, DeadLetterSubject(r.cfg.Name), func(err error) bool {
+	poisonQueue, err := middleware.PoisonQueueWithFilter(deadLetterCounter{pub, r.cfg.Name, r.log}, DeadLetterSubject(r.cfg.Name), func(err error) bool {
 		return ctx.Err() == nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) && !isTransient(err)
 	})
 	if err != nil {
@@ -249,7 +250,7 @@ func (r *Reactor) consume(ctx context.Context) error {
 	// Outermost first: a panic becomes an error, which is retried, and what
 	// still fails is dead-lettered (and acked) instead of blocking the stream.
 	router.AddMiddleware(
-		poison,
+		poisonQueue,
 		middleware.Retry{MaxRetries: r.cfg.MaxRetries, InitialInterval: r.cfg.InitialInterval, MaxInterval: 5 * time.Second, Multiplier: 2, Logger: wlog,
 			ShouldRetry: func(p middleware.RetryParams) bool { return !isPermanent(p.Err) }}.Middleware,
 		middleware.Recoverer,
@@ -277,7 +278,7 @@ func (r *Reactor) consume(ctx context.Context) error {
 func (r *Reactor) handleEvent(msg *message.Message, handle Handler) (err error) {
 	e, m, err := decode(msg)
 	if err != nil {
-		return err
+		return settle(err)
 	}
 	ctx := telemetry.FromTraceParent(msg.Context(), e.TraceParent)
 	ctx = telemetry.WithScope(ctx, telemetry.Scope{Contract: e.Contract, Org: e.Actor.Org})
@@ -294,6 +295,17 @@ func (r *Reactor) handleEvent(msg *message.Message, handle Handler) (err error) 
 	if err = handle(ctx, e, m); err != nil {
 		r.log.DebugContext(ctx, "reaction failed", "event", e.ID, "type", e.Type, "err", err)
 	}
+	return settle(err)
+}
+
+// settle marks a failure no retry can cure (poison.Deterministic: a message
+// that is not an event or does not decode, a value PostgreSQL refuses)
+// Permanent, so it goes to the dead letters at once instead of after the
+// retries; a handler's own Transient mark stands.
+func settle(err error) error {
+	if poison.Deterministic(err) && !isTransient(err) && !isPermanent(err) {
+		return Permanent(err)
+	}
 	return err
 }
 
@@ -301,12 +313,17 @@ func (r *Reactor) handleEvent(msg *message.Message, handle Handler) (err error) 
 type deadLetterCounter struct {
 	message.Publisher
 	reactor string
+	log     *slog.Logger
 }
 
 func (p deadLetterCounter) Publish(topic string, msgs ...*message.Message) error {
 	err := p.Publisher.Publish(topic, msgs...)
 	if err == nil {
 		telemetry.DeadLettered.WithLabelValues(p.reactor).Add(float64(len(msgs)))
+		for _, m := range msgs {
+			p.log.Warn("reactor moved a message to the dead letters", "subject", topic, "position", m.Metadata.Get(metaPosition),
+				"reason", m.Metadata.Get(middleware.ReasonForPoisonedKey))
+		}
 	}
 	return err
 }

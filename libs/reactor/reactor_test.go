@@ -3,6 +3,7 @@ package reactor_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -343,5 +344,46 @@ func TestRawMessagesWithPermanentAndTransientErrors(t *testing.T) {
 	}
 	if info, err := dlq.Info(ctx, jetstream.WithSubjectFilter(reactor.DeadLetterSubject("test-raw"))); err != nil || info.State.Msgs != 1 {
 		t.Fatalf("dead letters of test-raw: %v %v, want 1", info, err)
+	}
+}
+
+// A failure no retry can cure (here a body that does not decode) goes to
+// the dead letters at once, without the retries, and the reactor goes on.
+func TestDeterministicFailuresAreDeadLetteredAtOnce(t *testing.T) {
+	n := testkit.StartNATS(t)
+	store := n.Store()
+	appendValues(t, store, "a", 1)
+	bad, err := event.New(event.Envelope{ID: event.NewID(), AggregateType: "test.thing", AggregateID: "a", Time: time.Now()}, wrapperspb.Int64(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad.Data = []byte{0xff, 0xff, 0xff}
+	if _, err := store.JetStream().PublishMsg(context.Background(), bad.Msg()); err != nil {
+		t.Fatal(err)
+	}
+	appendValues(t, store, "a", 3)
+	s := &seen{calls: map[int64]int{}, done: make(chan struct{}), want: 2}
+	r, err := reactor.New(context.Background(), store, reactor.Config{
+		Name: "test-reactions", Subjects: []string{event.Subject("test.thing", ">")}, MaxRetries: 3, InitialInterval: 2 * time.Second,
+	}, s.handle(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, r)
+	select {
+	case <-s.done:
+	case <-time.After(5 * time.Second): // 3 retries would take 2+4+5 s
+		t.Fatalf("handled %v: the undecodable event was retried", s.values)
+	}
+	dlq, err := store.JetStream().Stream(context.Background(), reactor.DeadLetterStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := dlq.GetLastMsgForSubject(context.Background(), reactor.DeadLetterSubject("test-reactions"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reason := msg.Header.Get("reason_poisoned"); !strings.Contains(reason, "undecodable") {
+		t.Fatalf("dead-lettered with reason %q", reason)
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jsmplatform/jsm/libs/decide"
 	"github.com/jsmplatform/jsm/libs/es"
+	"github.com/jsmplatform/jsm/libs/event"
 	"github.com/jsmplatform/jsm/libs/eventstore"
 	"github.com/jsmplatform/jsm/libs/projection"
 )
@@ -37,7 +38,7 @@ func (m DomainErrors) ToConnect(ctx context.Context, log *slog.Logger, err error
 		return connect.NewError(connect.CodeNotFound, errors.New("not found"))
 	case errors.Is(err, decide.ErrWrongParty), errors.Is(err, es.ErrContractNotAllowed):
 		code = connect.CodePermissionDenied
-	case errors.Is(err, decide.ErrInvalid), errors.Is(err, es.ErrInvalidID):
+	case errors.Is(err, decide.ErrInvalid), errors.Is(err, es.ErrInvalidID), errors.Is(err, event.ErrOutOfBounds):
 		code = connect.CodeInvalidArgument
 	case isAny(err, m.AlreadyExists):
 		code = connect.CodeAlreadyExists

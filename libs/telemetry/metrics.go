@@ -28,6 +28,10 @@ var (
 		Name: "jsm_reactor_dead_lettered_total",
 		Help: "Events a reactor gave up on after its retries and moved to JSM_DEADLETTER, by reactor.",
 	}, []string{"reactor"}))
+	Quarantined = register(prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "jsm_projection_quarantined_total",
+		Help: "Events a projection set aside in its schema's quarantine table because no retry could apply them (malformed, undecodable, refused, or a value PostgreSQL refuses), by projection.",
+	}, []string{"projection"}))
 	Ingested = register(prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "jsm_ingested_events_total",
 		Help: "CloudEvents sources sent that ingest took in (duplicates not counted again), by transport (http, nats) and outcome (applied, unchanged, rejected).",

@@ -48,6 +48,7 @@ type platform struct {
 	pool  *pgxpool.Pool
 	trail *trail.Service
 	skey  string
+	area  *contracts.Service // the contracts service
 }
 
 // start runs the contracts and trail services, and those of more, on a
@@ -75,6 +76,7 @@ func startSigned(t *testing.T, signer *eventsig.Signer, keys *eventsig.Keys, mor
 	if err != nil {
 		t.Fatal(err)
 	}
+	p.area = c
 	p.trail, err = trail.New(trail.Deps{Store: p.store, Pool: p.pool, SigningKey: p.skey, ReadWait: 2 * time.Second, CheckpointEvery: 4, CheckpointInterval: 50 * time.Millisecond, SignerKeys: keys})
 	if err != nil {
 		t.Fatal(err)

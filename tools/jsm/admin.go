@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"slices"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/jsmplatform/jsm/libs/auth"
 	"github.com/jsmplatform/jsm/libs/eventstore"
@@ -63,6 +65,7 @@ func adminPolicy() auth.Policy {
 		Procedures: map[string]auth.Permission{
 			adminv1connect.AdminServiceListProjectionsProcedure:   permAdmin,
 			adminv1connect.AdminServiceRebuildProjectionProcedure: permAdmin,
+			adminv1connect.AdminServiceListQuarantinedProcedure:   permAdmin,
 		},
 		Roles: map[string][]auth.Permission{operatorRole: {permAdmin}},
 	}
@@ -105,4 +108,25 @@ func (a *admin) RebuildProjection(ctx context.Context, r *connect.Request[adminv
 		return nil, err
 	}
 	return connect.NewResponse(&adminv1.RebuildProjectionResponse{Projection: st}), nil
+}
+
+func (a *admin) ListQuarantined(ctx context.Context, r *connect.Request[adminv1.ListQuarantinedRequest]) (*connect.Response[adminv1.ListQuarantinedResponse], error) {
+	out := &adminv1.ListQuarantinedResponse{}
+	for _, p := range a.projectors {
+		if name := r.Msg.GetProjection(); name != "" && p.Name() != name {
+			continue
+		}
+		list, err := p.Quarantined(ctx)
+		if err != nil {
+			return nil, connect.NewError(connect.CodeUnavailable, err)
+		}
+		for _, q := range list {
+			out.Events = append(out.Events, &adminv1.QuarantinedEvent{
+				Projection: q.Projection, Position: q.Position, EventId: q.EventID, Type: q.Type, Reason: q.Reason,
+				QuarantinedAt: timestamppb.New(q.At),
+			})
+		}
+	}
+	slices.SortStableFunc(out.Events, func(a, b *adminv1.QuarantinedEvent) int { return cmp.Compare(a.Position, b.Position) })
+	return connect.NewResponse(out), nil
 }

@@ -26,6 +26,7 @@ var commands = []command{
 	{"token", "print a dev token accepted by `jsm up` (last line of output)", runTokenCommand},
 	{"trail", "search, replay, export, verify and witness the audit trail", runTrailCommand},
 	{"rebuild", "rebuild a projection (or --all) from the stream while the platform serves", runRebuildCommand},
+	{"quarantine", "list the events projections set aside because no retry could apply them", runQuarantineCommand},
 	{"timeline", "show one interaction across areas in order (--correlation ID)", runTimelineCommand},
 	{"event-key", "make a service's event signing key (--area NAME): JSM_EVENT_SIGNING_KEY, then the public key for JSM_TRAIL_SIGNER_KEYS", runEventKeyCommand},
 	{"cluster", "up|down|status: 3 NATS nodes, PostgreSQL and each service as its own process", runClusterCommand},

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"connectrpc.com/connect"
@@ -99,4 +101,44 @@ func progressBar(name string, done, total uint64, took time.Duration) string {
 	n := int(frac * width)
 	rate := float64(done) / max(took.Seconds(), 1e-3)
 	return fmt.Sprintf("%-10s [%s%s] %3.0f%%  %d/%d events  %.0f events/s", name, strings.Repeat("#", n), strings.Repeat(".", width-n), frac*100, done, total, rate)
+}
+
+// runQuarantineCommand lists the events the projections set aside.
+func runQuarantineCommand(args []string, stdout, stderr io.Writer) error {
+	var c client
+	fs := newFlagSet("quarantine", stderr)
+	c.flags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 1 {
+		return errors.New("quarantine: name at most one PROJECTION (the token needs the platform-operator role)")
+	}
+	tok, err := c.bearer()
+	if err != nil {
+		return err
+	}
+	ac := adminv1connect.NewAdminServiceClient(http.DefaultClient, strings.TrimRight(c.server, "/"), connect.WithInterceptors(tokenHeader(tok)))
+	res, err := ac.ListQuarantined(context.Background(), connect.NewRequest(&adminv1.ListQuarantinedRequest{Projection: fs.Arg(0)}))
+	if err != nil {
+		return err
+	}
+	if len(res.Msg.GetEvents()) == 0 {
+		fmt.Fprintln(stdout, "no event in quarantine")
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PROJECTION\tPOSITION\tEVENT\tTYPE\tSINCE\tREASON")
+	for _, q := range res.Msg.GetEvents() {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", q.GetProjection(), q.GetPosition(), orDash(q.GetEventId()), orDash(q.GetType()),
+			q.GetQuarantinedAt().AsTime().UTC().Format(time.RFC3339), strconv.Quote(q.GetReason()))
+	}
+	return tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/jsmplatform/jsm/libs/auth"
 	"github.com/jsmplatform/jsm/libs/event"
+	"github.com/jsmplatform/jsm/libs/rpc"
 	changeadvisoryv1 "github.com/jsmplatform/jsm/proto/gen/jsm/changeadvisory/v1"
 	"github.com/jsmplatform/jsm/proto/gen/jsm/changeadvisory/v1/changeadvisoryv1connect"
 	"github.com/jsmplatform/jsm/services/changeadvisory/app"
@@ -35,19 +36,24 @@ func New(a app.Application, log *slog.Logger) *Server {
 	return &Server{app: a, log: log}
 }
 
-// Correlation ids arrive in this header; traceparent comes from W3C tracing.
-const headerCorrelation = "Jsm-Correlation-Id"
-
 func request[T any](ctx context.Context, r *connect.Request[T], requestID string) (app.Request, error) {
 	p, ok := auth.FromContext(ctx)
 	if !ok {
 		return app.Request{}, connect.NewError(connect.CodeUnauthenticated, errors.New("no caller"))
 	}
+	// The same bounds as every other area's (rpc.CommandRequest).
+	correlation, traceParent, err := rpc.RequestHeaders(r.Header())
+	if err != nil {
+		return app.Request{}, err
+	}
+	if err := event.CheckName("request_id", requestID, event.MaxClientRefLen); err != nil {
+		return app.Request{}, connect.NewError(connect.CodeInvalidArgument, err)
+	}
 	return app.Request{
 		Actor:       event.Actor{Org: p.Org, User: p.User, Role: strings.Join(p.Roles, ",")},
 		ID:          requestID,
-		Correlation: r.Header().Get(headerCorrelation),
-		TraceParent: r.Header().Get("traceparent"),
+		Correlation: correlation,
+		TraceParent: traceParent,
 	}, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"sync"
 	"time"
@@ -107,11 +108,12 @@ func (x *executor) run(ctx context.Context, src domain.State, eventID string, ac
 	if err != nil {
 		return applied{}, err
 	}
-	c := &call{x: x, api: x.clients(p), bearer: bearer, base: key("event", string(src.ID), eventID), corr: "ingest/" + string(src.ID) + "/" + eventID}
+	c := &call{x: x, api: x.clients(p), bearer: bearer, base: key("event", string(src.ID), eventID), corr: "ingest/" + url.PathEscape(string(src.ID)) + "/" + url.PathEscape(eventID)}
 	c.refBase = c.base
 	if !act.Ref.IsZero() {
 		c.refBase = key("ref", string(src.Org), string(act.Object), act.Ref.System, act.Ref.ID)
-		c.corr = "ingest/" + act.Ref.System + "/" + act.Ref.ID
+		// Escaped: a correlation id is a token (libs/event bounds).
+		c.corr = "ingest/" + url.PathEscape(act.Ref.System) + "/" + url.PathEscape(act.Ref.ID)
 	}
 	out := applied{ref: act.Ref, contractID: act.ContractID, objectType: string(act.Object)}
 	known, err := x.lookup(ctx, src.Org, act)

@@ -18,6 +18,8 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/jsmplatform/jsm/libs/es"
+	"github.com/jsmplatform/jsm/libs/event"
+	"github.com/jsmplatform/jsm/libs/poison"
 	"github.com/jsmplatform/jsm/libs/reactor"
 	"github.com/jsmplatform/jsm/libs/telemetry"
 	integrationv1 "github.com/jsmplatform/jsm/proto/gen/jsm/integration/v1"
@@ -123,7 +125,7 @@ func (s *Sources) receiveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	for i := range events {
 		if err == nil {
-			err = events[i].Validate()
+			err = validate(events[i])
 		}
 	}
 	if err != nil {
@@ -162,6 +164,39 @@ func (s *Sources) receiveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// decodeNATS reads the CloudEvent of a JSM_INGEST message (binary or
+// structured mode) and validates it.
+func decodeNATS(ctx context.Context, m reactor.Message) (*cloudevents.Event, error) {
+	e, err := binding.ToEvent(ctx, cejs.NewMessage(&nats.Msg{Subject: m.Subject, Header: m.Header, Data: m.Data}))
+	if err == nil {
+		err = validate(*e)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("malformed-cloudevent: not a CloudEvent 1.0: %w", err)
+	}
+	return e, nil
+}
+
+// validate checks a CloudEvent as the spec does, and the attributes that
+// reach the inbox's key, its rows and the platform's headers against the
+// platform's bounds (libs/event): the id is the inbox's primary key and
+// part of every command's correlation id.
+func validate(e cloudevents.Event) error {
+	if err := e.Validate(); err != nil {
+		return err
+	}
+	if err := event.CheckClientRef("id", e.ID()); err != nil {
+		return err
+	}
+	if err := event.CheckName("source", e.Source(), event.MaxNameLen); err != nil {
+		return err
+	}
+	if err := event.CheckToken("type", e.Type(), event.MaxNameLen); err != nil {
+		return err
+	}
+	return event.CheckName("subject", e.Subject(), event.MaxNameLen)
+}
+
 func isBatch(r *http.Request) bool {
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	return mt == cloudevents.ApplicationCloudEventsBatchJSON
@@ -197,14 +232,15 @@ func (s *Sources) receiveNATS(ctx context.Context, m reactor.Message) error {
 	if !src.Enabled {
 		return reactor.Permanent(fmt.Errorf("source-disabled: source %s is disabled", id))
 	}
-	e, err := binding.ToEvent(ctx, cejs.NewMessage(&nats.Msg{Subject: m.Subject, Header: m.Header, Data: m.Data}))
-	if err == nil {
-		err = e.Validate()
-	}
+	e, err := decodeNATS(ctx, m)
 	if err != nil {
-		return reactor.Permanent(fmt.Errorf("malformed-cloudevent: not a CloudEvent 1.0: %w", err))
+		return reactor.Permanent(err)
 	}
 	res, err := s.ingest(ctx, src, transportNATS, *e)
+	if poison.Deterministic(err) {
+		// Retrying it would hold every later message of every source.
+		return reactor.Permanent(fmt.Errorf("unprocessable: %w", err))
+	}
 	if err != nil {
 		return reactor.Transient(err)
 	}

@@ -10,6 +10,7 @@ import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -254,11 +255,187 @@ func (x *RebuildProjectionResponse) GetProjection() *Projection {
 	return nil
 }
 
+type QuarantinedEvent struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Projection string                 `protobuf:"bytes,1,opt,name=projection,proto3" json:"projection,omitempty"`
+	// The event's position in the stream.
+	Position uint64 `protobuf:"varint,2,opt,name=position,proto3" json:"position,omitempty"`
+	// Empty when the message was not an event in bounds at all.
+	EventId       string                 `protobuf:"bytes,3,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	Type          string                 `protobuf:"bytes,4,opt,name=type,proto3" json:"type,omitempty"`
+	Reason        string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	QuarantinedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=quarantined_at,json=quarantinedAt,proto3" json:"quarantined_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuarantinedEvent) Reset() {
+	*x = QuarantinedEvent{}
+	mi := &file_jsm_admin_v1_api_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuarantinedEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuarantinedEvent) ProtoMessage() {}
+
+func (x *QuarantinedEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_jsm_admin_v1_api_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuarantinedEvent.ProtoReflect.Descriptor instead.
+func (*QuarantinedEvent) Descriptor() ([]byte, []int) {
+	return file_jsm_admin_v1_api_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *QuarantinedEvent) GetProjection() string {
+	if x != nil {
+		return x.Projection
+	}
+	return ""
+}
+
+func (x *QuarantinedEvent) GetPosition() uint64 {
+	if x != nil {
+		return x.Position
+	}
+	return 0
+}
+
+func (x *QuarantinedEvent) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *QuarantinedEvent) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *QuarantinedEvent) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *QuarantinedEvent) GetQuarantinedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.QuarantinedAt
+	}
+	return nil
+}
+
+type ListQuarantinedRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only this projection's events; empty: every projection's.
+	Projection    string `protobuf:"bytes,1,opt,name=projection,proto3" json:"projection,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListQuarantinedRequest) Reset() {
+	*x = ListQuarantinedRequest{}
+	mi := &file_jsm_admin_v1_api_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListQuarantinedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListQuarantinedRequest) ProtoMessage() {}
+
+func (x *ListQuarantinedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_jsm_admin_v1_api_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListQuarantinedRequest.ProtoReflect.Descriptor instead.
+func (*ListQuarantinedRequest) Descriptor() ([]byte, []int) {
+	return file_jsm_admin_v1_api_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ListQuarantinedRequest) GetProjection() string {
+	if x != nil {
+		return x.Projection
+	}
+	return ""
+}
+
+type ListQuarantinedResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most the first 1000 of each projection.
+	Events        []*QuarantinedEvent `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListQuarantinedResponse) Reset() {
+	*x = ListQuarantinedResponse{}
+	mi := &file_jsm_admin_v1_api_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListQuarantinedResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListQuarantinedResponse) ProtoMessage() {}
+
+func (x *ListQuarantinedResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_jsm_admin_v1_api_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListQuarantinedResponse.ProtoReflect.Descriptor instead.
+func (*ListQuarantinedResponse) Descriptor() ([]byte, []int) {
+	return file_jsm_admin_v1_api_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ListQuarantinedResponse) GetEvents() []*QuarantinedEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
 var File_jsm_admin_v1_api_proto protoreflect.FileDescriptor
 
 const file_jsm_admin_v1_api_proto_rawDesc = "" +
 	"\n" +
-	"\x16jsm/admin/v1/api.proto\x12\fjsm.admin.v1\x1a\x1bbuf/validate/validate.proto\"e\n" +
+	"\x16jsm/admin/v1/api.proto\x12\fjsm.admin.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"e\n" +
 	"\n" +
 	"Projection\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
@@ -272,10 +449,26 @@ const file_jsm_admin_v1_api_proto_rawDesc = "" +
 	"\x19RebuildProjectionResponse\x128\n" +
 	"\n" +
 	"projection\x18\x01 \x01(\v2\x18.jsm.admin.v1.ProjectionR\n" +
-	"projection2\xd9\x01\n" +
+	"projection\"\xd8\x01\n" +
+	"\x10QuarantinedEvent\x12\x1e\n" +
+	"\n" +
+	"projection\x18\x01 \x01(\tR\n" +
+	"projection\x12\x1a\n" +
+	"\bposition\x18\x02 \x01(\x04R\bposition\x12\x19\n" +
+	"\bevent_id\x18\x03 \x01(\tR\aeventId\x12\x12\n" +
+	"\x04type\x18\x04 \x01(\tR\x04type\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x12A\n" +
+	"\x0equarantined_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\rquarantinedAt\"A\n" +
+	"\x16ListQuarantinedRequest\x12'\n" +
+	"\n" +
+	"projection\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\n" +
+	"projection\"Q\n" +
+	"\x17ListQuarantinedResponse\x126\n" +
+	"\x06events\x18\x01 \x03(\v2\x1e.jsm.admin.v1.QuarantinedEventR\x06events2\xbe\x02\n" +
 	"\fAdminService\x12c\n" +
 	"\x0fListProjections\x12$.jsm.admin.v1.ListProjectionsRequest\x1a%.jsm.admin.v1.ListProjectionsResponse\"\x03\x90\x02\x01\x12d\n" +
-	"\x11RebuildProjection\x12&.jsm.admin.v1.RebuildProjectionRequest\x1a'.jsm.admin.v1.RebuildProjectionResponseB\xa9\x01\n" +
+	"\x11RebuildProjection\x12&.jsm.admin.v1.RebuildProjectionRequest\x1a'.jsm.admin.v1.RebuildProjectionResponse\x12c\n" +
+	"\x0fListQuarantined\x12$.jsm.admin.v1.ListQuarantinedRequest\x1a%.jsm.admin.v1.ListQuarantinedResponse\"\x03\x90\x02\x01B\xa9\x01\n" +
 	"\x10com.jsm.admin.v1B\bApiProtoP\x01Z9github.com/jsmplatform/jsm/proto/gen/jsm/admin/v1;adminv1\xa2\x02\x03JAX\xaa\x02\fJsm.Admin.V1\xca\x02\fJsm\\Admin\\V1\xe2\x02\x18Jsm\\Admin\\V1\\GPBMetadata\xea\x02\x0eJsm::Admin::V1b\x06proto3"
 
 var (
@@ -290,26 +483,34 @@ func file_jsm_admin_v1_api_proto_rawDescGZIP() []byte {
 	return file_jsm_admin_v1_api_proto_rawDescData
 }
 
-var file_jsm_admin_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_jsm_admin_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_jsm_admin_v1_api_proto_goTypes = []any{
 	(*Projection)(nil),                // 0: jsm.admin.v1.Projection
 	(*ListProjectionsRequest)(nil),    // 1: jsm.admin.v1.ListProjectionsRequest
 	(*ListProjectionsResponse)(nil),   // 2: jsm.admin.v1.ListProjectionsResponse
 	(*RebuildProjectionRequest)(nil),  // 3: jsm.admin.v1.RebuildProjectionRequest
 	(*RebuildProjectionResponse)(nil), // 4: jsm.admin.v1.RebuildProjectionResponse
+	(*QuarantinedEvent)(nil),          // 5: jsm.admin.v1.QuarantinedEvent
+	(*ListQuarantinedRequest)(nil),    // 6: jsm.admin.v1.ListQuarantinedRequest
+	(*ListQuarantinedResponse)(nil),   // 7: jsm.admin.v1.ListQuarantinedResponse
+	(*timestamppb.Timestamp)(nil),     // 8: google.protobuf.Timestamp
 }
 var file_jsm_admin_v1_api_proto_depIdxs = []int32{
 	0, // 0: jsm.admin.v1.ListProjectionsResponse.projections:type_name -> jsm.admin.v1.Projection
 	0, // 1: jsm.admin.v1.RebuildProjectionResponse.projection:type_name -> jsm.admin.v1.Projection
-	1, // 2: jsm.admin.v1.AdminService.ListProjections:input_type -> jsm.admin.v1.ListProjectionsRequest
-	3, // 3: jsm.admin.v1.AdminService.RebuildProjection:input_type -> jsm.admin.v1.RebuildProjectionRequest
-	2, // 4: jsm.admin.v1.AdminService.ListProjections:output_type -> jsm.admin.v1.ListProjectionsResponse
-	4, // 5: jsm.admin.v1.AdminService.RebuildProjection:output_type -> jsm.admin.v1.RebuildProjectionResponse
-	4, // [4:6] is the sub-list for method output_type
-	2, // [2:4] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	8, // 2: jsm.admin.v1.QuarantinedEvent.quarantined_at:type_name -> google.protobuf.Timestamp
+	5, // 3: jsm.admin.v1.ListQuarantinedResponse.events:type_name -> jsm.admin.v1.QuarantinedEvent
+	1, // 4: jsm.admin.v1.AdminService.ListProjections:input_type -> jsm.admin.v1.ListProjectionsRequest
+	3, // 5: jsm.admin.v1.AdminService.RebuildProjection:input_type -> jsm.admin.v1.RebuildProjectionRequest
+	6, // 6: jsm.admin.v1.AdminService.ListQuarantined:input_type -> jsm.admin.v1.ListQuarantinedRequest
+	2, // 7: jsm.admin.v1.AdminService.ListProjections:output_type -> jsm.admin.v1.ListProjectionsResponse
+	4, // 8: jsm.admin.v1.AdminService.RebuildProjection:output_type -> jsm.admin.v1.RebuildProjectionResponse
+	7, // 9: jsm.admin.v1.AdminService.ListQuarantined:output_type -> jsm.admin.v1.ListQuarantinedResponse
+	7, // [7:10] is the sub-list for method output_type
+	4, // [4:7] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_jsm_admin_v1_api_proto_init() }
@@ -323,7 +524,7 @@ func file_jsm_admin_v1_api_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_jsm_admin_v1_api_proto_rawDesc), len(file_jsm_admin_v1_api_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -39,6 +39,9 @@ const (
 	// AdminServiceRebuildProjectionProcedure is the fully-qualified name of the AdminService's
 	// RebuildProjection RPC.
 	AdminServiceRebuildProjectionProcedure = "/jsm.admin.v1.AdminService/RebuildProjection"
+	// AdminServiceListQuarantinedProcedure is the fully-qualified name of the AdminService's
+	// ListQuarantined RPC.
+	AdminServiceListQuarantinedProcedure = "/jsm.admin.v1.AdminService/ListQuarantined"
 )
 
 // AdminServiceClient is a client for the jsm.admin.v1.AdminService service.
@@ -49,6 +52,11 @@ type AdminServiceClient interface {
 	// It returns once the reset is committed; the replay goes on in the
 	// background (follow it with ListProjections).
 	RebuildProjection(context.Context, *connect.Request[v1.RebuildProjectionRequest]) (*connect.Response[v1.RebuildProjectionResponse], error)
+	// ListQuarantined shows the events the projections set aside because no
+	// retry could apply them (not an event, out of bounds, undecodable,
+	// refused, or a value the database refuses), in stream order. Each one
+	// raised jsm_projection_quarantined_total; a rebuild decides again.
+	ListQuarantined(context.Context, *connect.Request[v1.ListQuarantinedRequest]) (*connect.Response[v1.ListQuarantinedResponse], error)
 }
 
 // NewAdminServiceClient constructs a client for the jsm.admin.v1.AdminService service. By default,
@@ -75,6 +83,13 @@ func NewAdminServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(adminServiceMethods.ByName("RebuildProjection")),
 			connect.WithClientOptions(opts...),
 		),
+		listQuarantined: connect.NewClient[v1.ListQuarantinedRequest, v1.ListQuarantinedResponse](
+			httpClient,
+			baseURL+AdminServiceListQuarantinedProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("ListQuarantined")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -82,6 +97,7 @@ func NewAdminServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 type adminServiceClient struct {
 	listProjections   *connect.Client[v1.ListProjectionsRequest, v1.ListProjectionsResponse]
 	rebuildProjection *connect.Client[v1.RebuildProjectionRequest, v1.RebuildProjectionResponse]
+	listQuarantined   *connect.Client[v1.ListQuarantinedRequest, v1.ListQuarantinedResponse]
 }
 
 // ListProjections calls jsm.admin.v1.AdminService.ListProjections.
@@ -94,6 +110,11 @@ func (c *adminServiceClient) RebuildProjection(ctx context.Context, req *connect
 	return c.rebuildProjection.CallUnary(ctx, req)
 }
 
+// ListQuarantined calls jsm.admin.v1.AdminService.ListQuarantined.
+func (c *adminServiceClient) ListQuarantined(ctx context.Context, req *connect.Request[v1.ListQuarantinedRequest]) (*connect.Response[v1.ListQuarantinedResponse], error) {
+	return c.listQuarantined.CallUnary(ctx, req)
+}
+
 // AdminServiceHandler is an implementation of the jsm.admin.v1.AdminService service.
 type AdminServiceHandler interface {
 	// ListProjections shows every projection's progress through the stream.
@@ -102,6 +123,11 @@ type AdminServiceHandler interface {
 	// It returns once the reset is committed; the replay goes on in the
 	// background (follow it with ListProjections).
 	RebuildProjection(context.Context, *connect.Request[v1.RebuildProjectionRequest]) (*connect.Response[v1.RebuildProjectionResponse], error)
+	// ListQuarantined shows the events the projections set aside because no
+	// retry could apply them (not an event, out of bounds, undecodable,
+	// refused, or a value the database refuses), in stream order. Each one
+	// raised jsm_projection_quarantined_total; a rebuild decides again.
+	ListQuarantined(context.Context, *connect.Request[v1.ListQuarantinedRequest]) (*connect.Response[v1.ListQuarantinedResponse], error)
 }
 
 // NewAdminServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -124,12 +150,21 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(adminServiceMethods.ByName("RebuildProjection")),
 		connect.WithHandlerOptions(opts...),
 	)
+	adminServiceListQuarantinedHandler := connect.NewUnaryHandler(
+		AdminServiceListQuarantinedProcedure,
+		svc.ListQuarantined,
+		connect.WithSchema(adminServiceMethods.ByName("ListQuarantined")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/jsm.admin.v1.AdminService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AdminServiceListProjectionsProcedure:
 			adminServiceListProjectionsHandler.ServeHTTP(w, r)
 		case AdminServiceRebuildProjectionProcedure:
 			adminServiceRebuildProjectionHandler.ServeHTTP(w, r)
+		case AdminServiceListQuarantinedProcedure:
+			adminServiceListQuarantinedHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -145,4 +180,8 @@ func (UnimplementedAdminServiceHandler) ListProjections(context.Context, *connec
 
 func (UnimplementedAdminServiceHandler) RebuildProjection(context.Context, *connect.Request[v1.RebuildProjectionRequest]) (*connect.Response[v1.RebuildProjectionResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("jsm.admin.v1.AdminService.RebuildProjection is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) ListQuarantined(context.Context, *connect.Request[v1.ListQuarantinedRequest]) (*connect.Response[v1.ListQuarantinedResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("jsm.admin.v1.AdminService.ListQuarantined is not implemented"))
 }
