@@ -109,7 +109,7 @@ func TestServiceAppendsOnlyItsArea(t *testing.T) {
 			if area == other {
 				other = "incidents"
 			}
-			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			cctx, cancel := context.WithTimeout(ctx, time.Second)
 			defer cancel()
 			forged := ev(t, other+".thing", "forged-by-"+area)
 			if _, err := store.Append(cctx, 0, forged); err == nil {

@@ -136,6 +136,19 @@ func Another(nc *nats.Conn, name string) (*nats.Conn, error) {
 	return c, nil
 }
 
+// As opens a connection like nc (same servers and TLS) as another user,
+// with that user's inbox prefix.
+func As(nc *nats.Conn, name, user, password string) (*nats.Conn, error) {
+	o := nc.Opts
+	o.Name, o.Url, o.Servers, o.MaxReconnect = name, "", nc.Servers(), -1
+	o.User, o.Password, o.InboxPrefix = user, password, natsauth.InboxPrefix(user)
+	c, err := o.Connect()
+	if err != nil {
+		return nil, fmt.Errorf("connect nats as %s: %w", user, err)
+	}
+	return c, nil
+}
+
 // Shutdown stops an embedded server and waits until it is down.
 func Shutdown(ctx context.Context, s *server.Server) {
 	done := make(chan struct{})
