@@ -16,13 +16,17 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/jsmplatform/jsm/libs/auth"
 	"github.com/jsmplatform/jsm/libs/eventstore"
+	"github.com/jsmplatform/jsm/libs/natsauth"
 	"github.com/jsmplatform/jsm/libs/natsx"
 	"github.com/jsmplatform/jsm/libs/pgdb"
 	"github.com/jsmplatform/jsm/libs/pglocal"
 	"github.com/jsmplatform/jsm/libs/rpc"
 	"github.com/jsmplatform/jsm/libs/telemetry"
+	"github.com/jsmplatform/jsm/services/integration/ingest"
 	"github.com/jsmplatform/jsm/tools/cluster"
 )
 
@@ -165,11 +169,19 @@ func runUp(ctx context.Context, cfg upConfig, ready func(endpoints)) (err error)
 	}
 	stops = append(stops, func(context.Context) error { pool.Close(); return nil })
 
+	// Every service is a NATS user of its own (libs/natsauth), with a
+	// password kept in the data dir; anyone else is refused, except the
+	// sources the integration service lets in by their secrets.
+	secrets, err := natsauth.LoadOrCreate(dataDir)
+	if err != nil {
+		return err
+	}
 	ns, err := natsx.RunEmbedded(natsx.EmbeddedConfig{
 		StoreDir:   filepath.Join(dataDir, "nats"),
 		Host:       cfg.NATSHost,
 		Port:       natsPort(log, cfg.NATSHost, cfg.NATSPort),
 		ServerName: "jsm",
+		Auth:       &secrets,
 	})
 	if err != nil {
 		return err
@@ -180,19 +192,42 @@ func runUp(ctx context.Context, cfg upConfig, ready func(endpoints)) (err error)
 		return nil
 	})
 	log.Info("nats started", "url", ns.ClientURL())
-	nc, err := natsx.Connect(ns.ClientURL(), "jsm-up", log)
+	connect := func(name, user string) (*nats.Conn, error) {
+		creds := natsx.Credentials{User: user, Password: secrets.Passwords[user]}
+		nc, err := natsx.Connect(ns.ClientURL(), name, log, creds.Options()...)
+		if err != nil {
+			return nil, err
+		}
+		stops = append(stops, func(context.Context) error {
+			err := nc.FlushTimeout(5 * time.Second)
+			nc.Close()
+			if err != nil && !nc.IsClosed() {
+				return fmt.Errorf("flush nats: %w", err)
+			}
+			return nil
+		})
+		return nc, nil
+	}
+	nc, err := connect("jsm-up", natsauth.AdminUser)
 	if err != nil {
 		return err
 	}
-	stops = append(stops, func(context.Context) error {
-		err := nc.FlushTimeout(5 * time.Second)
-		nc.Close()
-		if err != nil && !nc.IsClosed() {
-			return fmt.Errorf("flush nats: %w", err)
-		}
-		return nil
-	})
 	store, err := eventstore.Open(ctx, nc, eventstore.Config{})
+	if err != nil {
+		return err
+	}
+	storeOf := func(ctx context.Context, service string) (*eventstore.Store, error) {
+		nc, err := connect("jsm-"+service, service)
+		if err != nil {
+			return nil, err
+		}
+		return eventstore.Open(ctx, nc, eventstore.Config{})
+	}
+	sys, err := connect("jsm-up-system", natsauth.SystemUser)
+	if err != nil {
+		return err
+	}
+	issuer, err := secrets.Issuer()
 	if err != nil {
 		return err
 	}
@@ -218,7 +253,10 @@ func runUp(ctx context.Context, cfg upConfig, ready func(endpoints)) (err error)
 		}
 		return ""
 	}
-	services, err := platformServices(ctx, serviceDeps{Store: store, Pool: pool, Logger: log, DataDir: dataDir, Key: key, Addr: addr})
+	services, err := platformServices(ctx, serviceDeps{
+		Store: store, StoreOf: storeOf, Pool: pool, Logger: log, DataDir: dataDir, Key: key, Addr: addr,
+		NATSAuth: &ingest.NATSAuth{Issuer: issuer, System: sys},
+	})
 	if err != nil {
 		return err
 	}
@@ -297,7 +335,7 @@ func printBanner(w io.Writer, e endpoints) {
 	fmt.Fprintf(w, `
 JSM is up.
   APIs (Connect, gRPC, gRPC-Web):  %[1]s
-  NATS JetStream:                  %[2]s
+  NATS JetStream:                  %[2]s  (users and passwords: %[4]s/nats-auth.json)
   PostgreSQL:                      %[3]s
   Data:                            %[4]s
 
