@@ -39,6 +39,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/jsmplatform/jsm/libs/auth"
+	"github.com/jsmplatform/jsm/libs/natsauth"
+	"github.com/jsmplatform/jsm/libs/natsx"
 	"github.com/jsmplatform/jsm/libs/pglocal"
 	"github.com/jsmplatform/jsm/services/trail"
 )
@@ -283,6 +285,16 @@ func (c *Cluster) startNATS(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	// The users of libs/natsauth, their passwords kept in the data dir.
+	nauth, err := natsauth.LoadOrCreate(c.DataDir)
+	if err != nil {
+		return err
+	}
+	issuer, err := nauth.IssuerPublic()
+	if err != nil {
+		return err
+	}
+	users := natsauth.Conf(func(u string) string { return natsauth.Quote(nauth.Passwords[u]) }, natsauth.Quote(issuer))
 	var urls []string
 	for i := range Nodes {
 		name := fmt.Sprintf("nats-%d", i+1)
@@ -293,7 +305,7 @@ func (c *Cluster) startNATS(ctx context.Context, cfg Config) error {
 			}
 		}
 		conf := filepath.Join(c.DataDir, name+".conf")
-		if err := os.WriteFile(conf, []byte(nodeConfig(name, client[i], route[i], monitor[i], filepath.Join(c.DataDir, name), routes)), 0o644); err != nil {
+		if err := os.WriteFile(conf, []byte(nodeConfig(name, client[i], route[i], monitor[i], filepath.Join(c.DataDir, name), routes)+"\n"+users), 0o600); err != nil {
 			return err
 		}
 		p := &Proc{
@@ -423,7 +435,17 @@ func (c *Cluster) startServices(ctx context.Context, cfg Config, names []string)
 			"JSM_REPLICAS=3",
 			"JSM_JWT_PUBLIC_KEY=" + pubKey,
 		}
+		nauth, err := natsauth.LoadOrCreate(c.DataDir)
+		if err != nil {
+			return err
+		}
+		env = append(env, "JSM_NATS_USER="+name, "JSM_NATS_PASSWORD="+nauth.Passwords[name])
 		if name == "integration" {
+			// Sources connect to NATS through the auth callout integration
+			// answers; the system user cuts off a disabled one.
+			env = append(env,
+				"JSM_INTEGRATION_NATS_CALLOUT_SEED="+nauth.CalloutSeed,
+				"JSM_INTEGRATION_NATS_SYSTEM_PASSWORD="+nauth.Passwords[natsauth.SystemUser])
 			// Ingest calls these services as its sources, with tokens signed
 			// by the key every service of the cluster trusts.
 			env = append(env,
@@ -694,7 +716,18 @@ func (c *Cluster) save() error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(c.DataDir, StateFile), b, 0o644)
+	// The services' environments hold their secrets.
+	return os.WriteFile(filepath.Join(c.DataDir, StateFile), b, 0o600)
+}
+
+// NATSCredentials are user's (natsauth.AdminUser for an operator's tools)
+// on the cluster's NATS.
+func (c *Cluster) NATSCredentials(user string) (natsx.Credentials, error) {
+	nauth, err := natsauth.LoadOrCreate(c.DataDir)
+	if err != nil {
+		return natsx.Credentials{}, err
+	}
+	return natsx.Credentials{User: user, Password: nauth.Passwords[user]}, nil
 }
 
 // Load reads the state file of the cluster in dataDir.
