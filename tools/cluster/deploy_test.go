@@ -7,14 +7,25 @@ package cluster_test
 // `make cluster-up` and e2e/fault_test.go run the same topology for real.
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/jsmplatform/jsm/libs/natsauth"
 )
 
 const root = "../.."
@@ -109,6 +120,26 @@ func TestComposeDeploysEveryService(t *testing.T) {
 		if k, ok := secrets[name]; ok && env[k] == "" {
 			t.Errorf("compose: %s has no %s", name, k)
 		}
+		if env["JSM_NATS_USER"] != name || env["JSM_NATS_PASSWORD"] != "${"+natsauth.PasswordEnv(name)+"}" || env["JSM_NATS_CA"] == "" {
+			t.Errorf("compose: %s connects to NATS as %q with %q, CA %q; want its own user, password and the CA", name, env["JSM_NATS_USER"], env["JSM_NATS_PASSWORD"], env["JSM_NATS_CA"])
+		}
+	}
+	for _, n := range []string{"nats-1", "nats-2", "nats-3"} {
+		env := compose.Services[n].Environment
+		for _, id := range natsauth.All() {
+			if !strings.Contains(env[natsauth.PasswordEnv(id.User)], natsauth.PasswordEnv(id.User)) {
+				t.Errorf("compose: %s does not get the password of the NATS user %s (%s)", n, id.User, natsauth.PasswordEnv(id.User))
+			}
+		}
+		if env[natsauth.IssuerEnv] == "" || env["NATS_TLS_CERT"] == "" || env["NATS_TLS_CA"] == "" {
+			t.Errorf("compose: %s has no callout issuer or TLS: %v", n, env)
+		}
+		if !slices.ContainsFunc(compose.Services[n].Volumes, func(v string) bool { return strings.HasPrefix(v, "./nats/auth.conf:") }) {
+			t.Errorf("compose: %s does not mount deploy/nats/auth.conf", n)
+		}
+	}
+	if env := compose.Services["integration"].Environment; env["JSM_INTEGRATION_NATS_CALLOUT_SEED"] == "" || env["JSM_INTEGRATION_NATS_SYSTEM_PASSWORD"] == "" {
+		t.Error("compose: integration cannot answer the NATS auth callout or cut sources off")
 	}
 }
 
@@ -166,9 +197,31 @@ func checkOTLP(t *testing.T, what, endpoint, protocol, host string) {
 func TestNATSNodeConfig(t *testing.T) {
 	t.Setenv("NATS_SERVER_NAME", "nats-1")
 	t.Setenv("NATS_ROUTES", "[nats://nats-2:6222, nats://nats-3:6222]")
+	cert, key, ca := testCert(t)
+	t.Setenv("NATS_TLS_CERT", cert)
+	t.Setenv("NATS_TLS_KEY", key)
+	t.Setenv("NATS_TLS_CA", ca)
+	secrets, err := natsauth.NewSecrets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for user, pw := range secrets.Passwords {
+		t.Setenv(natsauth.PasswordEnv(user), pw)
+	}
+	issuer, _ := secrets.IssuerPublic()
+	t.Setenv(natsauth.IssuerEnv, issuer)
 	opts, err := server.ProcessConfigFile(filepath.Join(root, "deploy/nats/jsm-events.conf"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if opts.TLSConfig == nil || opts.Cluster.TLSConfig == nil || opts.Cluster.TLSConfig.ClientAuth != tls.RequireAndVerifyClientCert {
+		t.Errorf("client TLS %v, route TLS %+v; want TLS on both, route certificates verified", opts.TLSConfig != nil, opts.Cluster.TLSConfig)
+	}
+	if opts.HTTPHost != "127.0.0.1" {
+		t.Errorf("monitoring on %q, want the loopback only", opts.HTTPHost)
+	}
+	if len(opts.Users) != len(natsauth.All()) || opts.AuthCallout == nil || opts.AuthCallout.Issuer != issuer {
+		t.Errorf("%d users, auth callout %+v; want natsauth's %d users and the callout", len(opts.Users), opts.AuthCallout, len(natsauth.All()))
 	}
 	if !opts.JetStream || !opts.SyncAlways {
 		t.Errorf("jetstream %v, sync_interval always %v; want both", opts.JetStream, opts.SyncAlways)
@@ -298,4 +351,37 @@ func TestKubernetesManifests(t *testing.T) {
 	if !c.Cluster.Enabled || c.Cluster.Replicas != 3 || !c.JetStream.Enabled || !c.JetStream.FileStore.Enabled || c.JetStream.Merge["sync_interval"] != "always" {
 		t.Errorf("NATS Helm values: %+v; want a cluster of 3, JetStream on file storage, sync_interval always", c)
 	}
+}
+
+// testCert writes a self-signed certificate and its key (its own CA).
+func testCert(t *testing.T) (cert, key, ca string) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "nats-1"}, DNSNames: []string{"nats-1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true,
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cert, key = filepath.Join(dir, "nats-1.crt"), filepath.Join(dir, "nats-1.key")
+	if err := os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cert, key, cert
 }
