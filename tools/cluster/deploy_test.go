@@ -272,7 +272,11 @@ func TestKubernetesManifests(t *testing.T) {
 						Spec struct {
 							Containers []struct {
 								Env []struct {
-									Name string `yaml:"name"`
+									Name      string `yaml:"name"`
+									Value     string `yaml:"value"`
+									ValueFrom struct {
+										SecretKeyRef struct{ Name, Key string } `yaml:"secretKeyRef"`
+									} `yaml:"valueFrom"`
 								} `yaml:"env"`
 								EnvFrom []struct {
 									ConfigMapRef struct{ Name string } `yaml:"configMapRef"`
@@ -297,8 +301,18 @@ func TestKubernetesManifests(t *testing.T) {
 			}
 			c := m.Spec.Template.Spec.Containers[0]
 			var env []string
+			user, password := "", ""
 			for _, e := range c.Env {
 				env = append(env, e.Name)
+				switch e.Name {
+				case "JSM_NATS_USER":
+					user = e.Value
+				case "JSM_NATS_PASSWORD":
+					password = e.ValueFrom.SecretKeyRef.Name + "/" + e.ValueFrom.SecretKeyRef.Key
+				}
+			}
+			if user != name || password != "jsm-nats/"+name {
+				t.Errorf("%s: connects to NATS as %q with the password %q; want its own user and jsm-nats/%s", name, user, password, name)
 			}
 			if len(c.EnvFrom) == 0 || c.EnvFrom[0].ConfigMapRef.Name != "jsm-config" || !slices.Contains(env, "JSM_PG_DSN") || !slices.Contains(env, "JSM_LISTEN") {
 				t.Errorf("%s: env %v from %+v; want jsm-config, JSM_PG_DSN and JSM_LISTEN", name, env, c.EnvFrom)
@@ -344,6 +358,11 @@ func TestKubernetesManifests(t *testing.T) {
 		} `yaml:"config"`
 	}
 	readYAML(t, "deploy/k8s/nats/values.yaml", &values)
+	if config["JSM_NATS_CA"] == "" {
+		t.Error("jsm-config: no JSM_NATS_CA; the services would not trust NATS's TLS")
+	}
+	checkNATSValues(t)
+	checkNetworkPolicies(t, kust.Resources)
 	if tag, pinned := values.Container.Image.Tag, pinnedNATS(t); tag != pinned && !strings.HasPrefix(tag, pinned+"-") {
 		t.Errorf("NATS Helm values: image tag %q, want the nats-server the workspace pins (%s)", tag, pinned)
 	}
@@ -384,4 +403,92 @@ func testCert(t *testing.T) (cert, key, ca string) {
 		t.Fatal(err)
 	}
 	return cert, key, cert
+}
+
+// checkNATSValues: the Helm values run TLS on client and route ports and
+// include deploy/nats/auth.conf with every user's password from the
+// environment.
+func checkNATSValues(t *testing.T) {
+	t.Helper()
+	var v struct {
+		Container struct {
+			Env map[string]any `yaml:"env"`
+		} `yaml:"container"`
+		Config struct {
+			NATS struct {
+				TLS struct{ Enabled bool } `yaml:"tls"`
+			} `yaml:"nats"`
+			Cluster struct {
+				TLS struct {
+					Enabled bool           `yaml:"enabled"`
+					Merge   map[string]any `yaml:"merge"`
+				} `yaml:"tls"`
+			} `yaml:"cluster"`
+			Merge map[string]any `yaml:"merge"`
+		} `yaml:"config"`
+	}
+	readYAML(t, "deploy/k8s/nats/values.yaml", &v)
+	if !v.Config.NATS.TLS.Enabled || !v.Config.Cluster.TLS.Enabled || v.Config.Cluster.TLS.Merge["verify"] != true {
+		t.Errorf("NATS Helm values: client TLS %v, route TLS %v %v; want both, routes verified", v.Config.NATS.TLS.Enabled, v.Config.Cluster.TLS.Enabled, v.Config.Cluster.TLS.Merge)
+	}
+	if inc, _ := v.Config.Merge["$include"].(string); !strings.HasSuffix(inc, "/auth.conf") {
+		t.Errorf("NATS Helm values: config.merge.$include = %q, want deploy/nats/auth.conf", inc)
+	}
+	for _, id := range natsauth.All() {
+		if _, ok := v.Container.Env[natsauth.PasswordEnv(id.User)]; !ok {
+			t.Errorf("NATS Helm values: no %s for the user %s", natsauth.PasswordEnv(id.User), id.User)
+		}
+	}
+	if _, ok := v.Container.Env[natsauth.IssuerEnv]; !ok {
+		t.Errorf("NATS Helm values: no %s", natsauth.IssuerEnv)
+	}
+}
+
+// checkNetworkPolicies: NATS and PostgreSQL take connections from the JSM
+// services only.
+func checkNetworkPolicies(t *testing.T, resources []string) {
+	t.Helper()
+	if !slices.Contains(resources, "networkpolicy.yaml") {
+		t.Fatal("kustomization: networkpolicy.yaml is not a resource")
+	}
+	b, err := os.ReadFile(filepath.Join(root, "deploy/k8s/base/networkpolicy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	guarded := map[string][]int{}
+	for _, doc := range strings.Split(string(b), "\n---\n") {
+		var np struct {
+			Kind string `yaml:"kind"`
+			Spec struct {
+				PodSelector struct {
+					MatchLabels map[string]string `yaml:"matchLabels"`
+				} `yaml:"podSelector"`
+				Ingress []struct {
+					From []struct {
+						PodSelector struct {
+							MatchLabels map[string]string `yaml:"matchLabels"`
+						} `yaml:"podSelector"`
+					} `yaml:"from"`
+					Ports []struct{ Port int } `yaml:"ports"`
+				} `yaml:"ingress"`
+			} `yaml:"spec"`
+		}
+		if err := yaml.Unmarshal([]byte(doc), &np); err != nil {
+			t.Fatal(err)
+		}
+		for _, in := range np.Spec.Ingress {
+			for _, f := range in.From {
+				if f.PodSelector.MatchLabels["app.kubernetes.io/part-of"] != "jsm" {
+					continue
+				}
+				for _, p := range in.Ports {
+					name := np.Spec.PodSelector.MatchLabels["app.kubernetes.io/name"]
+					guarded[name] = append(guarded[name], p.Port)
+				}
+			}
+		}
+	}
+	if !slices.Equal(guarded["nats"], []int{4222}) || !slices.Equal(guarded["postgresql"], []int{5432}) {
+		t.Errorf("NetworkPolicies let the JSM services reach %v; want NATS's 4222 and PostgreSQL's 5432 only", guarded)
+	}
 }
