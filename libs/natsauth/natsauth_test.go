@@ -132,9 +132,13 @@ func TestServiceCannotOverstep(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := js.DeleteStream(ctx, eventstore.DefaultStream); err == nil {
+	ctx := context.Background()
+	refused := func() context.Context { // a refused request gets no answer
+		c, cancel := context.WithTimeout(ctx, time.Second)
+		t.Cleanup(cancel)
+		return c
+	}
+	if err := js.DeleteStream(refused(), eventstore.DefaultStream); err == nil {
 		t.Fatal("incidents deleted the event stream")
 	}
 	for _, subject := range []string{"jsm.evt.>", "_INBOX.contracts.>", natsauth.CalloutSubject} {
@@ -154,5 +158,31 @@ func TestServiceCannotOverstep(t *testing.T) {
 	}
 	if _, err := n.StoreAs(natsauth.AdminUser).LastPosition(context.Background()); err != nil {
 		t.Fatalf("the stream is gone: %v", err)
+	}
+	// Only integration reads what sources publish, and no service
+	// publishes as a source.
+	admin, err := jetstream.New(n.ConnAs(natsauth.AdminUser))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.CreateStream(ctx, jetstream.StreamConfig{Name: "JSM_INGEST", Subjects: []string{"jsm.ingest.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.OrderedConsumer(refused(), "JSM_INGEST", jetstream.OrderedConsumerConfig{}); err == nil {
+		t.Fatal("incidents reads JSM_INGEST")
+	}
+	if _, err := js.Publish(refused(), "jsm.ingest.soc.incidents", []byte("{}")); err == nil {
+		t.Fatal("incidents published as the source soc")
+	}
+	ingest, err := jetstream.New(n.ConnAs("integration"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Through its durable consumer "ingest", and no other.
+	if _, err := ingest.CreateOrUpdateConsumer(ctx, "JSM_INGEST", jetstream.ConsumerConfig{Durable: "ingest", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatalf("integration cannot read JSM_INGEST: %v", err)
+	}
+	if _, err := ingest.OrderedConsumer(refused(), "JSM_INGEST", jetstream.OrderedConsumerConfig{}); err == nil {
+		t.Fatal("integration reads JSM_INGEST with a consumer other than ingest")
 	}
 }
