@@ -3,6 +3,7 @@ package natsauth_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/jsmplatform/jsm/libs/event"
 	"github.com/jsmplatform/jsm/libs/eventstore"
 	"github.com/jsmplatform/jsm/libs/natsauth"
+	"github.com/jsmplatform/jsm/libs/natsx"
 	"github.com/jsmplatform/jsm/libs/reactor"
 	"github.com/jsmplatform/jsm/libs/testkit"
 )
@@ -184,5 +186,33 @@ func TestServiceCannotOverstep(t *testing.T) {
 	}
 	if _, err := ingest.OrderedConsumer(refused(), "JSM_INGEST", jetstream.OrderedConsumerConfig{}); err == nil {
 		t.Fatal("integration reads JSM_INGEST with a consumer other than ingest")
+	}
+}
+
+// TestSystemUserListsConnections: the system user, reached like the
+// integration service does (natsx.As on a service's connection), lists
+// the connections and may do nothing in the services' account.
+func TestSystemUserListsConnections(t *testing.T) {
+	n := testkit.StartNATSAuth(t)
+	sys, err := natsx.As(n.ConnAs("integration"), "test-system", natsauth.SystemUser, n.Auth.Passwords[natsauth.SystemUser])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sys.Close()
+	m, err := sys.Request("$SYS.REQ.SERVER.PING.CONNZ", []byte(`{"user":"integration"}`), 5*time.Second)
+	if err != nil {
+		t.Fatalf("connz: %v", err)
+	}
+	if !strings.Contains(string(m.Data), `"num_connections":1`) {
+		t.Fatalf("connz of integration: %s", m.Data)
+	}
+	if err := sys.Publish("jsm.evt.contracts.contract.x", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := sys.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := sys.LastError(); !errors.Is(err, nats.ErrPermissionViolation) {
+		t.Fatalf("the system user published an event: %v", err)
 	}
 }
