@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jsmplatform/jsm/libs/natsauth"
 	contractsv1 "github.com/jsmplatform/jsm/proto/gen/jsm/contracts/v1"
 )
 
@@ -29,7 +30,7 @@ func envInt(key string, def int) int {
 func BenchmarkSignContractRoundTrip(b *testing.B) {
 	ctx := context.Background()
 	p := up(b, dataDir(b))
-	fill(b, p.natsURL, envInt("JSM_BENCH_STREAM", 200_000))
+	fill(b, p, envInt("JSM_BENCH_STREAM", 200_000))
 
 	n := envInt("JSM_BENCH_SIGNS", 2000)
 	acme := p.contracts(b, "acme", "org-admin")
@@ -60,9 +61,15 @@ func BenchmarkSignContractRoundTrip(b *testing.B) {
 }
 
 // fill publishes filler events of another area straight into the stream.
-func fill(b *testing.B, url string, events int) {
+// It connects as NATS's admin user, whose password jsm up keeps in its
+// data dir.
+func fill(b *testing.B, p *platform, events int) {
 	b.Helper()
-	nc, err := nats.Connect(url)
+	secrets, err := natsauth.LoadOrCreate(p.dataDir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	nc, err := nats.Connect(p.natsURL, nats.UserInfo(natsauth.AdminUser, secrets.Passwords[natsauth.AdminUser]), nats.CustomInboxPrefix(natsauth.InboxPrefix(natsauth.AdminUser)))
 	if err != nil {
 		b.Fatal(err)
 	}

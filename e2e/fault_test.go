@@ -25,6 +25,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jsmplatform/jsm/libs/auth"
+	"github.com/jsmplatform/jsm/libs/natsauth"
 	contractsv1 "github.com/jsmplatform/jsm/proto/gen/jsm/contracts/v1"
 	"github.com/jsmplatform/jsm/proto/gen/jsm/contracts/v1/contractsv1connect"
 	incidentsv1 "github.com/jsmplatform/jsm/proto/gen/jsm/incidents/v1"
@@ -77,7 +78,12 @@ func TestFaults(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
-	nc, err := nats.Connect(c.NATSURLs, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	// The test watches the stream as the operator does: NATS's admin user.
+	admin, err := c.NATSCredentials(natsauth.AdminUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(c.NATSURLs, append(admin.Options(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,7 +65,13 @@ func TestIntegrationWalkthrough(t *testing.T) {
 	p.stop(t)
 
 	p = up(t, dir)
-	nc, err := nats.Connect(p.natsURL)
+	// On NATS the source is a user of its own: its id and its secret, its
+	// own inbox for the acks. Anonymous clients are refused.
+	if anon, err := nats.Connect(p.natsURL, nats.Timeout(5*time.Second)); err == nil {
+		anon.Close()
+		t.Fatal("an anonymous client connected to NATS")
+	}
+	nc, err := nats.Connect(p.natsURL, nats.UserInfo("soc-tool", src.Secret), nats.CustomInboxPrefix("_INBOX.source-soc-tool"))
 	if err != nil {
 		t.Fatal(err)
 	}

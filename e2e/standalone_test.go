@@ -21,6 +21,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/jsmplatform/jsm/libs/natsauth"
 	commonv1 "github.com/jsmplatform/jsm/proto/gen/jsm/common/v1"
 	contractsv1 "github.com/jsmplatform/jsm/proto/gen/jsm/contracts/v1"
 	"github.com/jsmplatform/jsm/proto/gen/jsm/contracts/v1/contractsv1connect"
@@ -156,7 +157,13 @@ func runAlone(t *testing.T, p *platform, dir, name string, env ...string) *alone
 	a := &alone{name: name, url: fmt.Sprintf("http://127.0.0.1:%d", port), log: &bytes.Buffer{}, exited: make(chan error, 1)}
 	a.cmd = exec.Command(bin, "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--jwt-public-key", pubKey)
 	// Flags and environment variables both configure it.
-	a.cmd.Env = append(append(os.Environ(), "JSM_NATS_URL="+p.natsURL, "JSM_PG_DSN="+dsn), env...)
+	// On NATS it is its own user, with the password jsm up keeps.
+	secrets, err := natsauth.LoadOrCreate(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.cmd.Env = append(append(os.Environ(), "JSM_NATS_URL="+p.natsURL, "JSM_PG_DSN="+dsn,
+		"JSM_NATS_USER="+name, "JSM_NATS_PASSWORD="+secrets.Passwords[name]), env...)
 	a.cmd.Stdout, a.cmd.Stderr = a.log, a.log
 	if err := a.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -39,6 +39,7 @@ import (
 
 	"github.com/jsmplatform/jsm/libs/event"
 	"github.com/jsmplatform/jsm/libs/eventstore"
+	"github.com/jsmplatform/jsm/libs/natsx"
 	"github.com/jsmplatform/jsm/libs/poison"
 	"github.com/jsmplatform/jsm/libs/startup"
 	"github.com/jsmplatform/jsm/libs/telemetry"
@@ -204,15 +205,15 @@ func (r *Reactor) Run(ctx context.Context) error {
 // subscriber and publisher close the connections they are given, so the
 // reactor opens its own two.
 func (r *Reactor) consume(ctx context.Context) error {
-	// Every server the store's connection knows, not only the one it is on:
-	// a reactor must start and reconnect while a cluster node is down.
-	url := strings.Join(r.store.Conn().Servers(), ",")
-	subConn, err := nats.Connect(url, nats.Name("jsm-"+r.cfg.Name), nats.MaxReconnects(-1))
+	// Every server the store's connection knows, not only the one it is on
+	// (a reactor must start and reconnect while a cluster node is down),
+	// as the same NATS user.
+	subConn, err := natsx.Another(r.store.Conn(), "jsm-"+r.cfg.Name)
 	if err != nil {
 		return fmt.Errorf("reactor: connect: %w", err)
 	}
 	defer subConn.Close()
-	pubConn, err := nats.Connect(url, nats.Name("jsm-"+r.cfg.Name+"-dlq"), nats.MaxReconnects(-1))
+	pubConn, err := natsx.Another(r.store.Conn(), "jsm-"+r.cfg.Name+"-dlq")
 	if err != nil {
 		return fmt.Errorf("reactor: connect: %w", err)
 	}

@@ -99,6 +99,7 @@ type config struct {
 	replicas                        int
 	drainDelay                      time.Duration
 	logFormat, logLevel             string
+	nats                            natsx.Credentials
 }
 
 // Run is Main with its arguments given, and its logger unless log is nil
@@ -161,7 +162,7 @@ func run(ctx context.Context, name, defaultListen string, build Build, log *slog
 		}
 	}()
 	// A server not up yet is no error: the connection keeps trying.
-	nc, err := natsx.Connect(cfg.natsURL, "jsm-"+name, log)
+	nc, err := natsx.Connect(cfg.natsURL, "jsm-"+name, log, cfg.nats.Options()...)
 	if err != nil {
 		return err
 	}
@@ -279,6 +280,11 @@ func flags(name, defaultListen string, cfg *config) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.StringVar(&cfg.listen, "listen", defaultListen, "HTTP listen address of the Connect API")
 	fs.StringVar(&cfg.natsURL, "nats-url", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
+	fs.StringVar(&cfg.nats.User, "nats-user", "", "NATS user (the service's name in production; empty: no authentication)")
+	fs.StringVar(&cfg.nats.Password, "nats-password", "", "password of --nats-user")
+	fs.StringVar(&cfg.nats.CAFile, "nats-ca", "", "PEM file of the CA of the NATS servers' certificates (turns TLS on)")
+	fs.StringVar(&cfg.nats.CertFile, "nats-cert", "", "client certificate for NATS servers that verify clients (PEM)")
+	fs.StringVar(&cfg.nats.KeyFile, "nats-key", "", "key of --nats-cert (PEM)")
 	fs.StringVar(&cfg.pgDSN, "pg-dsn", "", "PostgreSQL DSN (required)")
 	fs.StringVar(&cfg.issuer, "jwt-issuer", auth.DevIssuer, "required JWT issuer")
 	fs.StringVar(&cfg.audience, "jwt-audience", auth.DevAudience, "required JWT audience")

@@ -8,7 +8,11 @@ import (
 	"os"
 	"strings"
 
+	"github.com/nats-io/nkeys"
+
 	"github.com/jsmplatform/jsm/libs/auth"
+	"github.com/jsmplatform/jsm/libs/natsauth"
+	"github.com/jsmplatform/jsm/libs/natsx"
 	"github.com/jsmplatform/jsm/services/integration/ingest"
 	"github.com/jsmplatform/jsm/services/integration/secret"
 )
@@ -23,6 +27,10 @@ import (
 //     patching and change advisory services, and no other, accept its
 //     public half (--integration-public-key) for a source's calls only.
 //     It must not be a key any service trusts for users' tokens.
+//   - JSM_INTEGRATION_NATS_CALLOUT_SEED: the account nkey seed that
+//     signs the NATS auth callout's answers (sources on NATS); with
+//     JSM_INTEGRATION_NATS_SYSTEM_PASSWORD, the password of the system
+//     user that disconnects a disabled source.
 //   - JSM_INTEGRATION_INCIDENTS_URL, JSM_INTEGRATION_PATCHING_URL,
 //     JSM_INTEGRATION_CHANGEADVISORY_URL: where those APIs are (default
 //     their services' default addresses on this host).
@@ -56,7 +64,31 @@ func FromEnv(d Deps) (Deps, error) {
 		Token:     ingest.Minter(key),
 	}
 	d.Platform = func() ingest.Platform { return p }
+	if d.NATSAuth, err = natsAuthFromEnv(d); err != nil {
+		return d, err
+	}
 	return d, nil
 }
 
 func url(env, def string) string { return strings.TrimRight(cmp.Or(os.Getenv(env), def), "/") }
+
+// natsAuthFromEnv is the NATS identity of sources, when the callout seed
+// is set: the system user connects to the servers d's store is on, for
+// the life of the process.
+func natsAuthFromEnv(d Deps) (*ingest.NATSAuth, error) {
+	seed := os.Getenv("JSM_INTEGRATION_NATS_CALLOUT_SEED")
+	if seed == "" {
+		return nil, nil
+	}
+	issuer, err := nkeys.FromSeed([]byte(strings.TrimSpace(seed)))
+	if err != nil {
+		return nil, fmt.Errorf("JSM_INTEGRATION_NATS_CALLOUT_SEED: %w", err)
+	}
+	a := &ingest.NATSAuth{Issuer: issuer}
+	if pw := os.Getenv("JSM_INTEGRATION_NATS_SYSTEM_PASSWORD"); pw != "" && d.Store != nil {
+		if a.System, err = natsx.As(d.Store.Conn(), "jsm-integration-system", natsauth.SystemUser, pw); err != nil {
+			return nil, fmt.Errorf("JSM_INTEGRATION_NATS_SYSTEM_PASSWORD: %w", err)
+		}
+	}
+	return a, nil
+}

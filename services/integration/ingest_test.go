@@ -27,6 +27,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/jsmplatform/jsm/libs/eventstore"
+	"github.com/jsmplatform/jsm/libs/natsauth"
 	"github.com/jsmplatform/jsm/libs/svcmain"
 	"github.com/jsmplatform/jsm/libs/telemetry"
 	"github.com/jsmplatform/jsm/libs/testkit"
@@ -79,8 +80,20 @@ type platform struct {
 
 func start(t *testing.T, limits ingest.Limits) *platform {
 	t.Helper()
-	n := testkit.StartNATS(t)
+	return startOn(t, testkit.StartNATS(t), limits)
+}
+
+// startOn is start on n; on a server with natsauth's users each service
+// connects as its own user, and integration answers the auth callout.
+func startOn(t *testing.T, n *testkit.NATS, limits ingest.Limits) *platform {
+	t.Helper()
 	p := &platform{t: t, nats: n, store: n.Store()}
+	storeOf := func(user string) *eventstore.Store {
+		if n.Auth == nil {
+			return p.store
+		}
+		return n.StoreAs(user)
+	}
 	pool := testkit.PostgresPool(t)
 	p.pool = pool
 	keys, err := secret.New(bytes.Repeat([]byte{9}, secret.KeySize))
@@ -88,25 +101,27 @@ func start(t *testing.T, limits ingest.Limits) *platform {
 		t.Fatal(err)
 	}
 	p.keys = keys
-	deps := svcmain.Deps{Store: p.store, Pool: pool, ReadWait: 3 * time.Second, SchedulerEvery: -1}
-	c, err := contracts.New(ctx, contracts.Deps{Store: p.store, Pool: pool, ReadWait: 3 * time.Second})
+	deps := func(user string) svcmain.Deps {
+		return svcmain.Deps{Store: storeOf(user), Pool: pool, ReadWait: 3 * time.Second, SchedulerEvery: -1}
+	}
+	c, err := contracts.New(ctx, contracts.Deps{Store: storeOf("contracts"), Pool: pool, ReadWait: 3 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	inc, err := incidents.New(ctx, deps)
+	inc, err := incidents.New(ctx, deps("incidents"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	pa, err := patching.New(ctx, deps)
+	pa, err := patching.New(ctx, deps("patching"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca, err := changeadvisory.New(ctx, deps)
+	ca, err := changeadvisory.New(ctx, deps("changeadvisory"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	p.deps = integration.Deps{
-		Deps: deps, Keys: keys, Limits: limits, AllowPrivateTargets: true,
+		Deps: deps("integration"), Keys: keys, Limits: limits, AllowPrivateTargets: true,
 		Platform: func() ingest.Platform {
 			u := ""
 			if s := p.url.Load(); s != nil {
@@ -118,6 +133,13 @@ func start(t *testing.T, limits ingest.Limits) *platform {
 			}
 			return pl
 		},
+	}
+	if n.Auth != nil {
+		issuer, err := n.Auth.Issuer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.deps.NATSAuth = &ingest.NATSAuth{Issuer: issuer, System: n.ConnAs(natsauth.SystemUser)}
 	}
 	in, err := integration.New(ctx, p.deps)
 	if err != nil {

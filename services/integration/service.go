@@ -34,6 +34,9 @@ type Deps struct {
 	AllowPrivateTargets bool
 	Limits              ingest.Limits
 	Delivery            webhooks.Delivery
+	// NATSAuth lets sources publish on NATS with their secrets (the auth
+	// callout); nil when the server lets them in some other way.
+	NATSAuth *ingest.NATSAuth
 }
 
 // Service is the integration service.
@@ -62,7 +65,7 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 	}
 	d.Deps = base
 	sources, err := ingest.New(ctx, ingest.Deps{Store: d.Store, Pool: d.Pool, Logger: d.Logger, Keys: d.Keys,
-		Platform: d.Platform, Now: d.Now, ReadWait: d.ReadWait, Limits: d.Limits})
+		Platform: d.Platform, Now: d.Now, ReadWait: d.ReadWait, Limits: d.Limits, NATSAuth: d.NATSAuth})
 	if err != nil {
 		return nil, err
 	}

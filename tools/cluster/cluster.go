@@ -40,6 +40,8 @@ import (
 
 	"github.com/jsmplatform/jsm/libs/auth"
 	"github.com/jsmplatform/jsm/libs/eventsig"
+	"github.com/jsmplatform/jsm/libs/natsauth"
+	"github.com/jsmplatform/jsm/libs/natsx"
 	"github.com/jsmplatform/jsm/libs/pglocal"
 	"github.com/jsmplatform/jsm/libs/svcmain"
 	"github.com/jsmplatform/jsm/services/trail"
@@ -308,6 +310,16 @@ func (c *Cluster) startNATS(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	// The users of libs/natsauth, their passwords kept in the data dir.
+	nauth, err := natsauth.LoadOrCreate(c.DataDir)
+	if err != nil {
+		return err
+	}
+	issuer, err := nauth.IssuerPublic()
+	if err != nil {
+		return err
+	}
+	users := natsauth.Conf(func(u string) string { return natsauth.Quote(nauth.Passwords[u]) }, natsauth.Quote(issuer))
 	var urls []string
 	for i := range Nodes {
 		name := fmt.Sprintf("nats-%d", i+1)
@@ -318,7 +330,7 @@ func (c *Cluster) startNATS(ctx context.Context, cfg Config) error {
 			}
 		}
 		conf := filepath.Join(c.DataDir, name+".conf")
-		if err := os.WriteFile(conf, []byte(nodeConfig(name, client[i], route[i], monitor[i], filepath.Join(c.DataDir, name), routes)), 0o644); err != nil {
+		if err := os.WriteFile(conf, []byte(nodeConfig(name, client[i], route[i], monitor[i], filepath.Join(c.DataDir, name), routes)+"\n"+users), 0o600); err != nil {
 			return err
 		}
 		p := &Proc{
@@ -469,7 +481,17 @@ func (c *Cluster) startServices(ctx context.Context, cfg Config, names []string)
 		if slices.Contains(svcmain.IngestDriven, name) {
 			env = append(env, "JSM_INTEGRATION_PUBLIC_KEY="+integrationPub)
 		}
+		nauth, err := natsauth.LoadOrCreate(c.DataDir)
+		if err != nil {
+			return err
+		}
+		env = append(env, "JSM_NATS_USER="+name, "JSM_NATS_PASSWORD="+nauth.Passwords[name])
 		if name == "integration" {
+			// Sources connect to NATS through the auth callout integration
+			// answers; the system user cuts off a disabled one.
+			env = append(env,
+				"JSM_INTEGRATION_NATS_CALLOUT_SEED="+nauth.CalloutSeed,
+				"JSM_INTEGRATION_NATS_SYSTEM_PASSWORD="+nauth.Passwords[natsauth.SystemUser])
 			// Ingest calls these services as its sources, with tokens signed
 			// by its own key.
 			env = append(env,
@@ -746,7 +768,18 @@ func (c *Cluster) save() error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(c.DataDir, StateFile), b, 0o644)
+	// The services' environments hold their secrets.
+	return os.WriteFile(filepath.Join(c.DataDir, StateFile), b, 0o600)
+}
+
+// NATSCredentials are user's (natsauth.AdminUser for an operator's tools)
+// on the cluster's NATS.
+func (c *Cluster) NATSCredentials(user string) (natsx.Credentials, error) {
+	nauth, err := natsauth.LoadOrCreate(c.DataDir)
+	if err != nil {
+		return natsx.Credentials{}, err
+	}
+	return natsx.Credentials{User: user, Password: nauth.Passwords[user]}, nil
 }
 
 // Load reads the state file of the cluster in dataDir.

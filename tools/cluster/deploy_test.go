@@ -7,14 +7,25 @@ package cluster_test
 // `make cluster-up` and e2e/fault_test.go run the same topology for real.
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/jsmplatform/jsm/libs/natsauth"
 )
 
 const root = "../.."
@@ -121,6 +132,26 @@ func TestComposeDeploysEveryService(t *testing.T) {
 		if k := eventKeySetting(name); env[k] == "" {
 			t.Errorf("compose: %s has no %s", name, k)
 		}
+		if env["JSM_NATS_USER"] != name || env["JSM_NATS_PASSWORD"] != "${"+natsauth.PasswordEnv(name)+"}" || env["JSM_NATS_CA"] == "" {
+			t.Errorf("compose: %s connects to NATS as %q with %q, CA %q; want its own user, password and the CA", name, env["JSM_NATS_USER"], env["JSM_NATS_PASSWORD"], env["JSM_NATS_CA"])
+		}
+	}
+	for _, n := range []string{"nats-1", "nats-2", "nats-3"} {
+		env := compose.Services[n].Environment
+		for _, id := range natsauth.All() {
+			if !strings.Contains(env[natsauth.PasswordEnv(id.User)], natsauth.PasswordEnv(id.User)) {
+				t.Errorf("compose: %s does not get the password of the NATS user %s (%s)", n, id.User, natsauth.PasswordEnv(id.User))
+			}
+		}
+		if env[natsauth.IssuerEnv] == "" || env["NATS_TLS_CERT"] == "" || env["NATS_TLS_CA"] == "" {
+			t.Errorf("compose: %s has no callout issuer or TLS: %v", n, env)
+		}
+		if !slices.ContainsFunc(compose.Services[n].Volumes, func(v string) bool { return strings.HasPrefix(v, "./nats/auth.conf:") }) {
+			t.Errorf("compose: %s does not mount deploy/nats/auth.conf", n)
+		}
+	}
+	if env := compose.Services["integration"].Environment; env["JSM_INTEGRATION_NATS_CALLOUT_SEED"] == "" || env["JSM_INTEGRATION_NATS_SYSTEM_PASSWORD"] == "" {
+		t.Error("compose: integration cannot answer the NATS auth callout or cut sources off")
 	}
 }
 
@@ -178,9 +209,31 @@ func checkOTLP(t *testing.T, what, endpoint, protocol, host string) {
 func TestNATSNodeConfig(t *testing.T) {
 	t.Setenv("NATS_SERVER_NAME", "nats-1")
 	t.Setenv("NATS_ROUTES", "[nats://nats-2:6222, nats://nats-3:6222]")
+	cert, key, ca := testCert(t)
+	t.Setenv("NATS_TLS_CERT", cert)
+	t.Setenv("NATS_TLS_KEY", key)
+	t.Setenv("NATS_TLS_CA", ca)
+	secrets, err := natsauth.NewSecrets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for user, pw := range secrets.Passwords {
+		t.Setenv(natsauth.PasswordEnv(user), pw)
+	}
+	issuer, _ := secrets.IssuerPublic()
+	t.Setenv(natsauth.IssuerEnv, issuer)
 	opts, err := server.ProcessConfigFile(filepath.Join(root, "deploy/nats/jsm-events.conf"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if opts.TLSConfig == nil || opts.Cluster.TLSConfig == nil || opts.Cluster.TLSConfig.ClientAuth != tls.RequireAndVerifyClientCert {
+		t.Errorf("client TLS %v, route TLS %+v; want TLS on both, route certificates verified", opts.TLSConfig != nil, opts.Cluster.TLSConfig)
+	}
+	if opts.HTTPHost != "127.0.0.1" {
+		t.Errorf("monitoring on %q, want the loopback only", opts.HTTPHost)
+	}
+	if len(opts.Users) != len(natsauth.All()) || opts.AuthCallout == nil || opts.AuthCallout.Issuer != issuer {
+		t.Errorf("%d users, auth callout %+v; want natsauth's %d users and the callout", len(opts.Users), opts.AuthCallout, len(natsauth.All()))
 	}
 	if !opts.JetStream || !opts.SyncAlways {
 		t.Errorf("jetstream %v, sync_interval always %v; want both", opts.JetStream, opts.SyncAlways)
@@ -231,7 +284,11 @@ func TestKubernetesManifests(t *testing.T) {
 						Spec struct {
 							Containers []struct {
 								Env []struct {
-									Name string `yaml:"name"`
+									Name      string `yaml:"name"`
+									Value     string `yaml:"value"`
+									ValueFrom struct {
+										SecretKeyRef struct{ Name, Key string } `yaml:"secretKeyRef"`
+									} `yaml:"valueFrom"`
 								} `yaml:"env"`
 								EnvFrom []struct {
 									ConfigMapRef struct{ Name string } `yaml:"configMapRef"`
@@ -256,8 +313,18 @@ func TestKubernetesManifests(t *testing.T) {
 			}
 			c := m.Spec.Template.Spec.Containers[0]
 			var env []string
+			user, password := "", ""
 			for _, e := range c.Env {
 				env = append(env, e.Name)
+				switch e.Name {
+				case "JSM_NATS_USER":
+					user = e.Value
+				case "JSM_NATS_PASSWORD":
+					password = e.ValueFrom.SecretKeyRef.Name + "/" + e.ValueFrom.SecretKeyRef.Key
+				}
+			}
+			if user != name || password != "jsm-nats/"+name {
+				t.Errorf("%s: connects to NATS as %q with the password %q; want its own user and jsm-nats/%s", name, user, password, name)
 			}
 			if len(c.EnvFrom) == 0 || c.EnvFrom[0].ConfigMapRef.Name != "jsm-config" || !slices.Contains(env, "JSM_PG_DSN") || !slices.Contains(env, "JSM_LISTEN") {
 				t.Errorf("%s: env %v from %+v; want jsm-config, JSM_PG_DSN and JSM_LISTEN", name, env, c.EnvFrom)
@@ -306,11 +373,137 @@ func TestKubernetesManifests(t *testing.T) {
 		} `yaml:"config"`
 	}
 	readYAML(t, "deploy/k8s/nats/values.yaml", &values)
+	if config["JSM_NATS_CA"] == "" {
+		t.Error("jsm-config: no JSM_NATS_CA; the services would not trust NATS's TLS")
+	}
+	checkNATSValues(t)
+	checkNetworkPolicies(t, kust.Resources)
 	if tag, pinned := values.Container.Image.Tag, pinnedNATS(t); tag != pinned && !strings.HasPrefix(tag, pinned+"-") {
 		t.Errorf("NATS Helm values: image tag %q, want the nats-server the workspace pins (%s)", tag, pinned)
 	}
 	c := values.Config
 	if !c.Cluster.Enabled || c.Cluster.Replicas != 3 || !c.JetStream.Enabled || !c.JetStream.FileStore.Enabled || c.JetStream.Merge["sync_interval"] != "always" {
 		t.Errorf("NATS Helm values: %+v; want a cluster of 3, JetStream on file storage, sync_interval always", c)
+	}
+}
+
+// testCert writes a self-signed certificate and its key (its own CA).
+func testCert(t *testing.T) (cert, key, ca string) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "nats-1"}, DNSNames: []string{"nats-1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true,
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cert, key = filepath.Join(dir, "nats-1.crt"), filepath.Join(dir, "nats-1.key")
+	if err := os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cert, key, cert
+}
+
+// checkNATSValues: the Helm values run TLS on client and route ports and
+// include deploy/nats/auth.conf with every user's password from the
+// environment.
+func checkNATSValues(t *testing.T) {
+	t.Helper()
+	var v struct {
+		Container struct {
+			Env map[string]any `yaml:"env"`
+		} `yaml:"container"`
+		Config struct {
+			NATS struct {
+				TLS struct{ Enabled bool } `yaml:"tls"`
+			} `yaml:"nats"`
+			Cluster struct {
+				TLS struct {
+					Enabled bool           `yaml:"enabled"`
+					Merge   map[string]any `yaml:"merge"`
+				} `yaml:"tls"`
+			} `yaml:"cluster"`
+			Merge map[string]any `yaml:"merge"`
+		} `yaml:"config"`
+	}
+	readYAML(t, "deploy/k8s/nats/values.yaml", &v)
+	if !v.Config.NATS.TLS.Enabled || !v.Config.Cluster.TLS.Enabled || v.Config.Cluster.TLS.Merge["verify"] != true {
+		t.Errorf("NATS Helm values: client TLS %v, route TLS %v %v; want both, routes verified", v.Config.NATS.TLS.Enabled, v.Config.Cluster.TLS.Enabled, v.Config.Cluster.TLS.Merge)
+	}
+	if inc, _ := v.Config.Merge["$include"].(string); !strings.HasSuffix(inc, "/auth.conf") {
+		t.Errorf("NATS Helm values: config.merge.$include = %q, want deploy/nats/auth.conf", inc)
+	}
+	for _, id := range natsauth.All() {
+		if _, ok := v.Container.Env[natsauth.PasswordEnv(id.User)]; !ok {
+			t.Errorf("NATS Helm values: no %s for the user %s", natsauth.PasswordEnv(id.User), id.User)
+		}
+	}
+	if _, ok := v.Container.Env[natsauth.IssuerEnv]; !ok {
+		t.Errorf("NATS Helm values: no %s", natsauth.IssuerEnv)
+	}
+}
+
+// checkNetworkPolicies: NATS and PostgreSQL take connections from the JSM
+// services only.
+func checkNetworkPolicies(t *testing.T, resources []string) {
+	t.Helper()
+	if !slices.Contains(resources, "networkpolicy.yaml") {
+		t.Fatal("kustomization: networkpolicy.yaml is not a resource")
+	}
+	b, err := os.ReadFile(filepath.Join(root, "deploy/k8s/base/networkpolicy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	guarded := map[string][]int{}
+	for _, doc := range strings.Split(string(b), "\n---\n") {
+		var np struct {
+			Kind string `yaml:"kind"`
+			Spec struct {
+				PodSelector struct {
+					MatchLabels map[string]string `yaml:"matchLabels"`
+				} `yaml:"podSelector"`
+				Ingress []struct {
+					From []struct {
+						PodSelector struct {
+							MatchLabels map[string]string `yaml:"matchLabels"`
+						} `yaml:"podSelector"`
+					} `yaml:"from"`
+					Ports []struct{ Port int } `yaml:"ports"`
+				} `yaml:"ingress"`
+			} `yaml:"spec"`
+		}
+		if err := yaml.Unmarshal([]byte(doc), &np); err != nil {
+			t.Fatal(err)
+		}
+		for _, in := range np.Spec.Ingress {
+			for _, f := range in.From {
+				if f.PodSelector.MatchLabels["app.kubernetes.io/part-of"] != "jsm" {
+					continue
+				}
+				for _, p := range in.Ports {
+					name := np.Spec.PodSelector.MatchLabels["app.kubernetes.io/name"]
+					guarded[name] = append(guarded[name], p.Port)
+				}
+			}
+		}
+	}
+	if !slices.Equal(guarded["nats"], []int{4222}) || !slices.Equal(guarded["postgresql"], []int{5432}) {
+		t.Errorf("NetworkPolicies let the JSM services reach %v; want NATS's 4222 and PostgreSQL's 5432 only", guarded)
 	}
 }

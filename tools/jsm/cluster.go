@@ -90,4 +90,5 @@ func printCluster(w io.Writer, c *cluster.Cluster) {
 	fmt.Fprintf(tw, "postgres\t\t\t%s\t%s\n", c.DSN, filepath.Join(c.PostgresAt, "postgres.log"))
 	_ = tw.Flush()
 	fmt.Fprintf(w, "\nJSM_NATS_URL=%s\n", c.NATSURLs)
+	fmt.Fprintf(w, "NATS users and passwords (jsm-admin for tools): %s\n", filepath.Join(c.DataDir, "nats-auth.json"))
 }

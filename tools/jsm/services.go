@@ -40,6 +40,11 @@ type serviceDeps struct {
 	// SignerKeys their verifier keys, which the trail pins.
 	Signers    map[string]*eventsig.Signer
 	SignerKeys []string
+	// StoreOf opens the event stream as the named service's NATS user;
+	// nil: every service uses Store.
+	StoreOf func(ctx context.Context, service string) (*eventstore.Store, error)
+	// NATSAuth lets sources onto NATS through the integration service.
+	NATSAuth *ingest.NATSAuth
 }
 
 // Areas are the services that append events, each signing with its own key.
@@ -62,9 +67,17 @@ func (d serviceDeps) withEventKeys() (serviceDeps, error) {
 	return d, nil
 }
 
-// store is the event store signing with area's key.
-func (d serviceDeps) store(area string) *eventstore.Store {
-	return d.Store.WithSigner(d.Signers[area])
+// as is d with the store of service.
+func (d serviceDeps) as(ctx context.Context, service string) (serviceDeps, error) {
+	if d.StoreOf == nil {
+		return d, nil
+	}
+	store, err := d.StoreOf(ctx, service)
+	if err != nil {
+		return d, err
+	}
+	d.Store = store
+	return d, nil
 }
 
 // platformServices builds every service of the platform; a new area is
@@ -74,39 +87,45 @@ func platformServices(ctx context.Context, d serviceDeps) ([]rpc.Service, error)
 	if err != nil {
 		return nil, err
 	}
-	c, err := contracts.New(ctx, contracts.Deps{Store: d.store("contracts"), Pool: d.Pool, Logger: d.Logger})
-	if err != nil {
-		return nil, err
+	builds := []struct {
+		name  string
+		build func(d serviceDeps) (rpc.Service, error)
+	}{
+		{"contracts", func(d serviceDeps) (rpc.Service, error) {
+			return contracts.New(ctx, contracts.Deps{Store: d.Store, Pool: d.Pool, Logger: d.Logger})
+		}},
+		{"incidents", func(d serviceDeps) (rpc.Service, error) {
+			return incidents.New(ctx, incidents.Deps{Store: d.Store, Pool: d.Pool, Logger: d.Logger})
+		}},
+		{"patching", func(d serviceDeps) (rpc.Service, error) {
+			return patching.New(ctx, patching.Deps{Store: d.Store, Pool: d.Pool, Logger: d.Logger})
+		}},
+		{"changeadvisory", func(d serviceDeps) (rpc.Service, error) {
+			return changeadvisory.New(ctx, changeadvisory.Deps{Store: d.Store, Pool: d.Pool, Logger: d.Logger})
+		}},
+		{"audits", func(d serviceDeps) (rpc.Service, error) {
+			return audits.New(ctx, audits.Deps{Store: d.Store, Pool: d.Pool, Logger: d.Logger})
+		}},
+		{"reporting", func(d serviceDeps) (rpc.Service, error) {
+			return reporting.New(ctx, reporting.Deps{Store: d.Store, Pool: d.Pool, Logger: d.Logger})
+		}},
+		{"trail", func(d serviceDeps) (rpc.Service, error) { return newTrail(d) }},
+		{"integration", func(d serviceDeps) (rpc.Service, error) { return newIntegration(ctx, d) }},
 	}
-	i, err := incidents.New(ctx, incidents.Deps{Store: d.store("incidents"), Pool: d.Pool, Logger: d.Logger})
-	if err != nil {
-		return nil, err
+	var out []rpc.Service
+	for _, b := range builds {
+		sd, err := d.as(ctx, b.name)
+		if err != nil {
+			return nil, err
+		}
+		sd.Store = sd.Store.WithSigner(d.Signers[b.name])
+		svc, err := b.build(sd)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, svc)
 	}
-	p, err := patching.New(ctx, patching.Deps{Store: d.store("patching"), Pool: d.Pool, Logger: d.Logger})
-	if err != nil {
-		return nil, err
-	}
-	ca, err := changeadvisory.New(ctx, changeadvisory.Deps{Store: d.store("changeadvisory"), Pool: d.Pool, Logger: d.Logger})
-	if err != nil {
-		return nil, err
-	}
-	au, err := audits.New(ctx, audits.Deps{Store: d.store("audits"), Pool: d.Pool, Logger: d.Logger})
-	if err != nil {
-		return nil, err
-	}
-	re, err := reporting.New(ctx, reporting.Deps{Store: d.store("reporting"), Pool: d.Pool, Logger: d.Logger})
-	if err != nil {
-		return nil, err
-	}
-	tr, err := newTrail(d)
-	if err != nil {
-		return nil, err
-	}
-	in, err := newIntegration(ctx, d)
-	if err != nil {
-		return nil, err
-	}
-	return []rpc.Service{c, i, p, ca, au, re, tr, in}, nil
+	return out, nil
 }
 
 // newIntegration builds the integration service of `jsm up`: its master
@@ -119,12 +138,13 @@ func newIntegration(ctx context.Context, d serviceDeps) (*integration.Service, e
 	}
 	mint := ingest.Minter(d.IntegrationKey)
 	return integration.New(ctx, integration.Deps{
-		Deps: svcmain.Deps{Store: d.store("integration"), Pool: d.Pool, Logger: d.Logger},
+		Deps: svcmain.Deps{Store: d.Store, Pool: d.Pool, Logger: d.Logger},
 		Keys: keys,
 		Platform: func() ingest.Platform {
 			base := d.Addr()
 			return ingest.Platform{Incidents: base, Patching: base, Changes: base, Token: mint}
 		},
 		AllowPrivateTargets: true,
+		NATSAuth:            d.NATSAuth,
 	})
 }

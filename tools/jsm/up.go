@@ -17,14 +17,18 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/jsmplatform/jsm/libs/auth"
 	"github.com/jsmplatform/jsm/libs/eventstore"
+	"github.com/jsmplatform/jsm/libs/natsauth"
 	"github.com/jsmplatform/jsm/libs/natsx"
 	"github.com/jsmplatform/jsm/libs/pgdb"
 	"github.com/jsmplatform/jsm/libs/pglocal"
 	"github.com/jsmplatform/jsm/libs/rpc"
 	"github.com/jsmplatform/jsm/libs/startup"
 	"github.com/jsmplatform/jsm/libs/telemetry"
+	"github.com/jsmplatform/jsm/services/integration/ingest"
 	"github.com/jsmplatform/jsm/tools/cluster"
 )
 
@@ -167,11 +171,19 @@ func runUp(ctx context.Context, cfg upConfig, ready func(endpoints)) (err error)
 	}
 	stops = append(stops, func(context.Context) error { pool.Close(); return nil })
 
+	// Every service is a NATS user of its own (libs/natsauth), with a
+	// password kept in the data dir; anyone else is refused, except the
+	// sources the integration service lets in by their secrets.
+	secrets, err := natsauth.LoadOrCreate(dataDir)
+	if err != nil {
+		return err
+	}
 	ns, err := natsx.RunEmbedded(natsx.EmbeddedConfig{
 		StoreDir:   filepath.Join(dataDir, "nats"),
 		Host:       cfg.NATSHost,
 		Port:       natsPort(log, cfg.NATSHost, cfg.NATSPort),
 		ServerName: "jsm",
+		Auth:       &secrets,
 	})
 	if err != nil {
 		return err
@@ -182,18 +194,42 @@ func runUp(ctx context.Context, cfg upConfig, ready func(endpoints)) (err error)
 		return nil
 	})
 	log.Info("nats started", "url", ns.ClientURL())
-	nc, err := natsx.Connect(ns.ClientURL(), "jsm-up", log)
+	connect := func(name, user string) (*nats.Conn, error) {
+		creds := natsx.Credentials{User: user, Password: secrets.Passwords[user]}
+		nc, err := natsx.Connect(ns.ClientURL(), name, log, creds.Options()...)
+		if err != nil {
+			return nil, err
+		}
+		stops = append(stops, func(context.Context) error {
+			err := nc.FlushTimeout(5 * time.Second)
+			nc.Close()
+			if err != nil && !nc.IsClosed() {
+				return fmt.Errorf("flush nats: %w", err)
+			}
+			return nil
+		})
+		return nc, nil
+	}
+	nc, err := connect("jsm-up", natsauth.AdminUser)
 	if err != nil {
 		return err
 	}
-	stops = append(stops, func(context.Context) error {
-		err := nc.FlushTimeout(5 * time.Second)
-		nc.Close()
-		if err != nil && !nc.IsClosed() {
-			return fmt.Errorf("flush nats: %w", err)
+	storeOf := func(ctx context.Context, service string) (*eventstore.Store, error) {
+		nc, err := connect("jsm-"+service, service)
+		if err != nil {
+			return nil, err
 		}
-		return nil
-	})
+		return eventstore.Open(ctx, nc, eventstore.Config{})
+	}
+	sys, err := connect("jsm-up-system", natsauth.SystemUser)
+	if err != nil {
+		return err
+	}
+	issuer, err := secrets.Issuer()
+	if err != nil {
+		return err
+	}
+
 	key, err := auth.LoadOrCreateDevKey(dataDir)
 	if err != nil {
 		return err
@@ -232,7 +268,10 @@ func runUp(ctx context.Context, cfg upConfig, ready func(endpoints)) (err error)
 			if err != nil {
 				return err
 			}
-			services, err = platformServices(ctx, serviceDeps{Store: store, Pool: pool, Logger: log, DataDir: dataDir, IntegrationKey: integrationKey, Addr: addr})
+			services, err = platformServices(ctx, serviceDeps{
+				Store: store, StoreOf: storeOf, Pool: pool, Logger: log, DataDir: dataDir, IntegrationKey: integrationKey, Addr: addr,
+				NATSAuth: &ingest.NATSAuth{Issuer: issuer, System: sys},
+			})
 			if err != nil {
 				return err
 			}
@@ -314,7 +353,7 @@ func printBanner(w io.Writer, e endpoints) {
 	fmt.Fprintf(w, `
 JSM is up.
   APIs (Connect, gRPC, gRPC-Web):  %[1]s
-  NATS JetStream:                  %[2]s
+  NATS JetStream:                  %[2]s  (users and passwords: %[4]s/nats-auth.json)
   PostgreSQL:                      %[3]s
   Data:                            %[4]s
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -16,8 +17,11 @@ import (
 
 	"connectrpc.com/connect"
 	"connectrpc.com/grpcreflect"
+	"github.com/nats-io/nats.go"
 
 	"github.com/jsmplatform/jsm/libs/auth"
+	"github.com/jsmplatform/jsm/libs/natsauth"
+	"github.com/jsmplatform/jsm/libs/natsx"
 	"github.com/jsmplatform/jsm/libs/pglocal"
 	contractsv1 "github.com/jsmplatform/jsm/proto/gen/jsm/contracts/v1"
 	"github.com/jsmplatform/jsm/proto/gen/jsm/contracts/v1/contractsv1connect"
@@ -104,6 +108,7 @@ func TestUpServesContractsAndKeepsThemAcrossRestarts(t *testing.T) {
 	if !strings.HasPrefix(e.NATS, "nats://127.0.0.1:") || !strings.Contains(e.Postgres, "/jsm?") {
 		t.Fatalf("endpoints %+v", e)
 	}
+	checkNATSUsers(t, e)
 
 	tok, err := mintToken(tokenConfig{DataDir: dataDir, Org: "acme", User: "alice", Roles: []string{"org-admin"}, TTL: time.Hour})
 	if err != nil {
@@ -242,4 +247,33 @@ func TestUnknownCommand(t *testing.T) {
 	if err := run([]string{"frobnicate"}, io.Discard, io.Discard); err == nil {
 		t.Fatal("no error for an unknown command")
 	}
+}
+
+// checkNATSUsers: the NATS of `jsm up` refuses a client without a user,
+// keeps the users' passwords readable by the owner only, and lets a
+// service's user in with its password.
+func checkNATSUsers(t *testing.T, e endpoints) {
+	t.Helper()
+	if nc, err := nats.Connect(e.NATS, nats.Timeout(5*time.Second)); err == nil {
+		nc.Close()
+		t.Fatal("an anonymous client connected to the NATS of jsm up")
+	}
+	path := filepath.Join(e.DataDir, "nats-auth.json")
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := fi.Mode().Perm(); perm != 0o600 {
+		t.Fatalf("%s has mode %v, want 0600", path, perm)
+	}
+	secrets, err := natsauth.LoadOrCreate(e.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds := natsx.Credentials{User: "contracts", Password: secrets.Passwords["contracts"]}
+	nc, err := natsx.Connect(e.NATS, "test", nil, creds.Options()...)
+	if err != nil {
+		t.Fatalf("contracts' user: %v", err)
+	}
+	nc.Close()
 }

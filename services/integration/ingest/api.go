@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -52,6 +53,9 @@ func (s *Sources) RotateSourceSecret(ctx context.Context, r *connect.Request[int
 		return nil, err
 	}
 	st := res.State
+	if err := s.kickNATS(ctx, st.ID); err != nil {
+		return nil, err
+	}
 	return connect.NewResponse(&integrationv1.RotateSourceSecretResponse{
 		Secret:        s.d.Keys.Derive(secret.ForSource, string(st.ID), st.SecretVersion),
 		SecretVersion: st.SecretVersion,
@@ -62,6 +66,9 @@ func (s *Sources) RotateSourceSecret(ctx context.Context, r *connect.Request[int
 func (s *Sources) DisableSource(ctx context.Context, r *connect.Request[integrationv1.DisableSourceRequest]) (*connect.Response[integrationv1.DisableSourceResponse], error) {
 	res, err := change(ctx, s, r, r.Msg.GetSourceId(), r.Msg.GetRequestId(), &domain.Disable{Reason: r.Msg.GetReason()})
 	if err != nil {
+		return nil, err
+	}
+	if err := s.kickNATS(ctx, res.State.ID); err != nil {
 		return nil, err
 	}
 	return connect.NewResponse(&integrationv1.DisableSourceResponse{Position: res.Position}), nil
@@ -89,6 +96,17 @@ func (s *Sources) EnableSource(ctx context.Context, r *connect.Request[integrati
 		return nil, s.toConnect(ctx, err)
 	}
 	return connect.NewResponse(&integrationv1.EnableSourceResponse{Position: res.Position}), nil
+}
+
+// kickNATS disconnects the source's NATS connections after a change of its
+// credentials; when that fails the caller is told to retry (the command
+// is done, and its retry disconnects them again).
+func (s *Sources) kickNATS(ctx context.Context, id domain.SourceID) error {
+	if err := s.kick(ctx, string(id)); err != nil {
+		s.d.Logger.Error("disconnect source from nats", "source", id, "err", err)
+		return connect.NewError(connect.CodeUnavailable, errors.New("done, but the source's NATS connections could not be closed yet: retry"))
+	}
+	return nil
 }
 
 // change runs cmd on the caller's source id.

@@ -39,6 +39,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/jsmplatform/jsm/libs/auth"
 	"github.com/jsmplatform/jsm/libs/es"
@@ -102,6 +103,9 @@ type Deps struct {
 	ReadWait time.Duration
 	// Limits of the HTTP endpoint (defaults in withDefaults).
 	Limits Limits
+	// NATSAuth, when set, answers the NATS server's auth callout for
+	// sources and disconnects them when disabled or rotated.
+	NATSAuth *NATSAuth
 }
 
 // Sources implements the ingest half of jsm.integration.v1.IntegrationService
@@ -180,12 +184,22 @@ func (s *Sources) Migrate(ctx context.Context) error {
 // Run keeps the sources read model up to date and consumes the NATS
 // transport until ctx ends.
 func (s *Sources) Run(ctx context.Context) error {
+	if s.d.NATSAuth != nil {
+		g, ctx := errgroup.WithContext(ctx)
+		g.Go(func() error { return s.serveCallout(ctx) })
+		g.Go(func() error { return s.background().Run(ctx) })
+		return g.Wait()
+	}
+	return s.background().Run(ctx)
+}
+
+func (s *Sources) background() svcmain.Background {
 	return svcmain.Background{
 		Projector: s.projector,
 		Reactors:  []svcmain.Runner{s.consumer},
 		Log:       s.d.Logger,
 		Flush:     []svcmain.Flusher{s.runner},
-	}.Run(ctx)
+	}
 }
 
 // Projector is the sources projector (status, rebuild).
