@@ -33,8 +33,14 @@ type HostConfig struct {
 	MaxRequestBytes int
 	// RateLimit is the steady number of RPCs per second allowed per client
 	// IP, with bursts of RateBurst (default 2×RateLimit); 0 means unlimited.
+	// It is checked before anything else, authentication included.
 	RateLimit float64
 	RateBurst int
+	// OrgRateLimit is the steady number of RPCs per second allowed per
+	// caller org (checked once the token is verified), with bursts of
+	// OrgRateBurst (default 2×OrgRateLimit); 0 means unlimited.
+	OrgRateLimit float64
+	OrgRateBurst int
 	// ShutdownTimeout bounds how long in-flight requests may finish once
 	// Run's context ends (default 10 s).
 	ShutdownTimeout time.Duration
@@ -44,6 +50,10 @@ type HostConfig struct {
 	DrainDelay time.Duration
 	// NoReflection leaves out the gRPC reflection endpoints.
 	NoReflection bool
+	// NoMetrics leaves out /metrics; MetricsToken, when set, makes /metrics
+	// answer only requests with "Authorization: Bearer <MetricsToken>".
+	NoMetrics    bool
+	MetricsToken string
 	// OnReady, if set, is called once every service is migrated and running.
 	OnReady func(addr net.Addr)
 }
@@ -125,15 +135,25 @@ func NewHost(cfg HostConfig, services ...Service) (*Host, error) {
 		rpcMux.Handle(grpcreflect.NewHandlerV1Alpha(reflector, limit))
 	}
 
-	var rpcHandler http.Handler = h.whenReady(rpcMux)
+	// Outermost first: the per-IP limit, readiness, then authentication
+	// from the headers alone (no byte of the body is read for a caller
+	// turned away), then the per-org limit of the authenticated caller.
+	var rpcHandler http.Handler = limitBody(int64(cfg.MaxRequestBytes)+bodySlack, rpcMux)
+	if cfg.OrgRateLimit > 0 {
+		rpcHandler = newLimiter(cfg.OrgRateLimit, cfg.OrgRateBurst).wrap(rpcHandler, orgOf)
+	}
+	rpcHandler = authenticate(auth.NewGate(cfg.Verifier, policy), rpcHandler)
+	rpcHandler = h.whenReady(rpcHandler)
 	if cfg.RateLimit > 0 {
-		rpcHandler = newIPLimiter(cfg.RateLimit, cfg.RateBurst).wrap(rpcHandler)
+		rpcHandler = newLimiter(cfg.RateLimit, cfg.RateBurst).wrap(rpcHandler, peerIP)
 	}
 	mux.Handle("/", rpcHandler)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeText(w, http.StatusOK, "ok")
 	})
-	mux.Handle("GET /metrics", telemetry.MetricsHandler())
+	if !cfg.NoMetrics {
+		mux.Handle("GET /metrics", withToken(cfg.MetricsToken, telemetry.MetricsHandler()))
+	}
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if h.ready.Load() {
 			writeText(w, http.StatusOK, "ready")
