@@ -422,6 +422,11 @@ func (c *Cluster) startServices(ctx context.Context, cfg Config, names []string)
 			"JSM_PG_DSN=" + c.DSN,
 			"JSM_REPLICAS=3",
 			"JSM_JWT_PUBLIC_KEY=" + pubKey,
+			// A developer's cluster on loopback shows /metrics and gRPC
+			// reflection, which a service hides by default; its rate limits
+			// stay the production defaults.
+			"JSM_EXPOSE_METRICS=true",
+			"JSM_REFLECTION=true",
 		}
 		if name == "integration" {
 			// Ingest calls these services as its sources, with tokens signed
