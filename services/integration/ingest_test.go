@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -1019,4 +1020,65 @@ func metric(t *testing.T, series string) float64 {
 		}
 	}
 	return 0
+}
+
+// TestAuthenticatesBeforeReadingTheBody: a request that cannot be
+// authenticated is answered 401 from its headers while its body is still
+// coming (a server reading it would wait for ever): an unknown source, a
+// wrong bearer token, no credentials, a signature too old, a signed
+// request of a disabled source. A right token is read as usual.
+func TestAuthenticatesBeforeReadingTheBody(t *testing.T) {
+	p := start(t, ingest.Limits{})
+	con := p.contract()
+	secret := p.source(provider, "soc", integrationv1.Mapping_MAPPING_JSM, con)
+	must[integrationv1.RegisterSourceResponse](t)(p.integration(provider).RegisterSource(ctx, connect.NewRequest(&integrationv1.RegisterSourceRequest{SourceId: "off", ContractIds: []string{con}})))
+	must[integrationv1.DisableSourceResponse](t)(p.integration(provider).DisableSource(ctx, connect.NewRequest(&integrationv1.DisableSourceRequest{SourceId: "off"})))
+
+	stalled := func(source string, h http.Header) int {
+		t.Helper()
+		pr, pw := io.Pipe()
+		defer pw.Close()
+		go func() { _, _ = pw.Write(make([]byte, 1024)) }() // then nothing more, never the end
+		req, err := http.NewRequest(http.MethodPost, p.ingestURL(source), pr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.ContentLength = 5 << 20
+		req.Header = h
+		c := &http.Client{Timeout: 10 * time.Second}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("%s: no answer while the body was incomplete: %v", source, err)
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	ce := http.Header{"Content-Type": {cloudevents.ApplicationCloudEventsJSON}}
+	with := func(kv ...string) http.Header {
+		h := ce.Clone()
+		for i := 0; i < len(kv); i += 2 {
+			h.Set(kv[i], kv[i+1])
+		}
+		return h
+	}
+	old := strconv.FormatInt(time.Now().Add(-time.Hour).Unix(), 10)
+	fresh := strconv.FormatInt(time.Now().Unix(), 10)
+	for name, tc := range map[string]struct {
+		source string
+		h      http.Header
+	}{
+		"unknown source":       {"nope", with("Authorization", "Bearer "+secret)},
+		"wrong token":          {"soc", with("Authorization", "Bearer whsec_wrong")},
+		"no credentials":       {"soc", ce},
+		"old signature":        {"soc", with("Webhook-Id", "m1", "Webhook-Timestamp", old, "Webhook-Signature", "v1,AAAA")},
+		"signed, disabled src": {"off", with("Webhook-Id", "m1", "Webhook-Timestamp", fresh, "Webhook-Signature", "v1,AAAA")},
+	} {
+		if code := stalled(tc.source, tc.h); code != http.StatusUnauthorized {
+			t.Errorf("%s: %d, want 401", name, code)
+		}
+	}
+	e := event("ok-1", "jsm.incident.report", con, report("OK1", "SEVERITY_LOW"))
+	if a := p.structured("soc", secret, e); a.status != http.StatusOK {
+		t.Fatalf("the right token: %d %s", a.status, a.raw)
+	}
 }
