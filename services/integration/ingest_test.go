@@ -298,9 +298,9 @@ func TestSources(t *testing.T) {
 	if !strings.HasPrefix(secretV1, "whsec_") {
 		t.Fatalf("secret %q is not in the Standard Webhooks form", secretV1)
 	}
-	again := p.source(customer, "snow-prod", integrationv1.Mapping_MAPPING_SERVICENOW, con)
-	if again != secretV1 {
-		t.Fatal("registering the same source again is not a no-op")
+	// Registering it again changes nothing and does not show the secret again.
+	if again := p.source(customer, "snow-prod", integrationv1.Mapping_MAPPING_SERVICENOW, con); again != "" {
+		t.Fatal("registering the same source again showed its live secret")
 	}
 	got := must[integrationv1.GetSourceResponse](t)(c.GetSource(ctx, connect.NewRequest(&integrationv1.GetSourceRequest{SourceId: "snow-prod", MinPosition: lastPosition(t, p)})))
 	if s := got.Source; s.OrgId != customer || s.Mapping != integrationv1.Mapping_MAPPING_SERVICENOW || s.Status != integrationv1.SourceStatus_SOURCE_STATUS_ENABLED || s.SecretVersion != 1 || len(s.ContractIds) != 1 {
@@ -730,6 +730,44 @@ func TestSignaturesAndRotation(t *testing.T) {
 		if a := p.structured("soc", s, e); a.status != http.StatusOK {
 			t.Fatalf("after rotation: %d %s", a.status, a.raw)
 		}
+	}
+}
+
+// TestRotationRevokesAtOnce: a rotation with a grace of 0 refuses the
+// previous secret at once (over HTTP, bearer and signed); a replayed
+// request_id does not show the new secret again.
+func TestRotationRevokesAtOnce(t *testing.T) {
+	p := start(t, ingest.Limits{})
+	con := p.contract()
+	leaked := p.source(provider, "soc", integrationv1.Mapping_MAPPING_JSM, con)
+	rotate := &integrationv1.RotateSourceSecretRequest{SourceId: "soc", RequestId: "rot-1", PreviousSecretGrace: durationpb.New(0)}
+	rot := must[integrationv1.RotateSourceSecretResponse](t)(p.integration(provider).RotateSourceSecret(ctx, connect.NewRequest(rotate)))
+	if rot.SecretVersion != 2 || !strings.HasPrefix(rot.Secret, "whsec_") {
+		t.Fatalf("rotation %v", rot)
+	}
+	replay := must[integrationv1.RotateSourceSecretResponse](t)(p.integration(provider).RotateSourceSecret(ctx, connect.NewRequest(rotate)))
+	if replay.Secret != "" || replay.SecretVersion != 2 {
+		t.Fatalf("replayed rotation %v: the secret shown again", replay)
+	}
+	e := event("r-1", "jsm.incident.report", con, report("R1", "SEVERITY_LOW"))
+	if a := p.structured("soc", leaked, e); a.status != http.StatusUnauthorized {
+		t.Fatalf("the revoked secret as a token: %d %s", a.status, a.raw)
+	}
+	body, _ := json.Marshal(e)
+	if a := p.post("soc", signed(leaked, "r-1", body), body); a.status != http.StatusUnauthorized {
+		t.Fatalf("signed with the revoked secret: %d %s", a.status, a.raw)
+	}
+	if a := p.structured("soc", rot.Secret, e); a.status != http.StatusOK {
+		t.Fatalf("the new secret: %d %s", a.status, a.raw)
+	}
+	// A grace beyond a day is refused and changes nothing.
+	_, err := p.integration(provider).RotateSourceSecret(ctx, connect.NewRequest(&integrationv1.RotateSourceSecretRequest{SourceId: "soc", PreviousSecretGrace: durationpb.New(48 * time.Hour)}))
+	if connect.CodeOf(err) != connect.CodeInvalidArgument {
+		t.Fatalf("a 48 h grace: %v, want invalid_argument", err)
+	}
+	got := must[integrationv1.GetSourceResponse](t)(p.integration(provider).GetSource(ctx, connect.NewRequest(&integrationv1.GetSourceRequest{SourceId: "soc", MinPosition: lastPosition(t, p)})))
+	if got.Source.SecretVersion != 2 {
+		t.Fatalf("after a refused rotation: version %d", got.Source.SecretVersion)
 	}
 }
 

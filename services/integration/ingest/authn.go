@@ -26,7 +26,7 @@ var errUnauthenticated = errors.New("unknown source or bad credentials")
 // rotation (unless it was revoked).
 func (s *Sources) secretVersions(src domain.State, now time.Time) []uint32 {
 	versions := []uint32{src.SecretVersion}
-	if src.SecretVersion > 1 && now.Sub(src.RotatedAt) < s.d.Limits.RotationGrace {
+	if src.SecretVersion > 1 && now.Before(src.PreviousUntil(s.d.Limits.RotationGrace)) {
 		versions = append(versions, src.SecretVersion-1)
 	}
 	return versions

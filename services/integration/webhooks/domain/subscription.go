@@ -95,7 +95,9 @@ func (s State) owned() registration.Owned {
 
 func events(id SubscriptionID) registration.Events {
 	return registration.Events{
-		SecretRotated: func(v uint32) proto.Message {
+		// The platform signs with the previous secret too for the
+		// deployment's grace period; a subscription's rotation sets no other.
+		SecretRotated: func(v uint32, _ *time.Duration) proto.Message {
 			return &integrationv1.SubscriptionSecretRotated{SubscriptionId: string(id), SecretVersion: v}
 		},
 		Disabled: func(reason string) proto.Message {
