@@ -49,7 +49,12 @@ func appendedNow(res es.Result[domain.State]) bool {
 }
 
 func (s *Subscriptions) RotateSubscriptionSecret(ctx context.Context, r *connect.Request[integrationv1.RotateSubscriptionSecretRequest]) (*connect.Response[integrationv1.RotateSubscriptionSecretResponse], error) {
-	res, err := change(ctx, s, r, r.Msg.GetSubscriptionId(), r.Msg.GetRequestId(), &domain.RotateSecret{})
+	cmd := &domain.RotateSecret{}
+	if g := r.Msg.GetPreviousSecretGrace(); g != nil {
+		grace := g.AsDuration()
+		cmd.PreviousGrace = &grace
+	}
+	res, err := change(ctx, s, r, r.Msg.GetSubscriptionId(), r.Msg.GetRequestId(), cmd)
 	if err != nil {
 		return nil, err
 	}

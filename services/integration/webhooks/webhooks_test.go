@@ -27,6 +27,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/jsmplatform/jsm/libs/auth"
 	"github.com/jsmplatform/jsm/libs/event"
@@ -452,6 +453,42 @@ func TestDeliveredSigned(t *testing.T) {
 	}
 	if err := verify(sub.Secret, third.Header, third.Body, third.At); err == nil {
 		t.Fatal("the old secret verified after the grace period")
+	}
+}
+
+// TestRotationWithoutGrace: a rotation with a grace of 0 (a leaked secret)
+// signs the next delivery with the new secret only; a replayed request_id
+// shows no secret.
+func TestRotationWithoutGrace(t *testing.T) {
+	p := start(t)
+	contractID := p.contract()
+	rc := p.receiver()
+	sub, err := p.subscribe(customer, rc.URL, []string{contractID}, timelineEntry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := p.client(customer, "org-admin")
+	req := &integrationv1.RotateSubscriptionSecretRequest{SubscriptionId: sub.Subscription.SubscriptionId, RequestId: "rot-1", PreviousSecretGrace: durationpb.New(0)}
+	rot := must[integrationv1.RotateSubscriptionSecretResponse](t)(admin.RotateSubscriptionSecret(ctx, connect.NewRequest(req)))
+	if rot.SecretVersion != 2 || !strings.HasPrefix(rot.Secret, "whsec_") {
+		t.Fatalf("rotated %v", rot)
+	}
+	if again := must[integrationv1.RotateSubscriptionSecretResponse](t)(admin.RotateSubscriptionSecret(ctx, connect.NewRequest(req))); again.Secret != "" {
+		t.Fatal("a replayed rotation showed the secret again")
+	}
+	must[integrationv1.ListSubscriptionsResponse](t)(p.client(customer, "viewer").ListSubscriptions(ctx, connect.NewRequest(&integrationv1.ListSubscriptionsRequest{MinPosition: rot.Position})))
+	p.emit(contractID, "inc-1", "after")
+	eventually(t, "the delivery", func() bool { return rc.count() == 1 })
+	got := rc.all()[0]
+	if err := verify(rot.Secret, got.Header, got.Body, got.At); err != nil {
+		t.Fatalf("the new secret: %v", err)
+	}
+	if err := verify(sub.Secret, got.Header, got.Body, got.At); err == nil {
+		t.Fatal("the revoked secret still signs deliveries")
+	}
+	_, err = admin.RotateSubscriptionSecret(ctx, connect.NewRequest(&integrationv1.RotateSubscriptionSecretRequest{SubscriptionId: sub.Subscription.SubscriptionId, PreviousSecretGrace: durationpb.New(-time.Second)}))
+	if connect.CodeOf(err) != connect.CodeInvalidArgument {
+		t.Fatalf("a negative grace: %v, want invalid_argument", err)
 	}
 }
 

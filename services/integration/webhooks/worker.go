@@ -198,7 +198,7 @@ func (w *worker) claim(ctx context.Context, n int) ([]claimed, error) {
 			FROM due WHERE d.delivery_id = due.delivery_id
 			RETURNING d.delivery_id, d.subscription_id, d.org_id, d.payload, d.tries, d.attempts, d.trace_parent, d.event_type, d.contract_id)
 		SELECT c.delivery_id, c.subscription_id, c.org_id, s.url, s.secret_version,
-			CASE WHEN s.rotated_at > $1 - $4 * interval '1 microsecond' THEN s.secret_version - 1 ELSE 0 END,
+			CASE WHEN s.rotated_at > $1 - COALESCE(s.previous_grace_us, $4) * interval '1 microsecond' THEN s.secret_version - 1 ELSE 0 END,
 			c.payload, c.tries, c.attempts, c.trace_parent, c.event_type, c.contract_id
 		FROM claimed c JOIN webhooks.subscriptions s ON s.subscription_id = c.subscription_id`,
 		now, lease, n, w.cfg.RotationGrace.Microseconds())

@@ -1814,8 +1814,12 @@ type RotateSubscriptionSecretRequest struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	SubscriptionId string                 `protobuf:"bytes,1,opt,name=subscription_id,json=subscriptionId,proto3" json:"subscription_id,omitempty"`
 	RequestId      string                 `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// How long deliveries are still signed with the previous secret too (a
+	// second signature): unset, the deployment's grace period (24 h by
+	// default); 0s stops at once (a leaked secret); at most 24 h.
+	PreviousSecretGrace *durationpb.Duration `protobuf:"bytes,3,opt,name=previous_secret_grace,json=previousSecretGrace,proto3" json:"previous_secret_grace,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *RotateSubscriptionSecretRequest) Reset() {
@@ -1860,6 +1864,13 @@ func (x *RotateSubscriptionSecretRequest) GetRequestId() string {
 		return x.RequestId
 	}
 	return ""
+}
+
+func (x *RotateSubscriptionSecretRequest) GetPreviousSecretGrace() *durationpb.Duration {
+	if x != nil {
+		return x.PreviousSecretGrace
+	}
+	return nil
 }
 
 type RotateSubscriptionSecretResponse struct {
@@ -2862,11 +2873,12 @@ const file_jsm_integration_v1_api_proto_rawDesc = "" +
 	"\x1cRegisterSubscriptionResponse\x12D\n" +
 	"\fsubscription\x18\x01 \x01(\v2 .jsm.integration.v1.SubscriptionR\fsubscription\x12\x16\n" +
 	"\x06secret\x18\x02 \x01(\tR\x06secret\x12\x1a\n" +
-	"\bposition\x18\x03 \x01(\x04R\bposition\"}\n" +
+	"\bposition\x18\x03 \x01(\x04R\bposition\"\xdc\x01\n" +
 	"\x1fRotateSubscriptionSecretRequest\x121\n" +
 	"\x0fsubscription_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x0esubscriptionId\x12'\n" +
 	"\n" +
-	"request_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\trequestId\"}\n" +
+	"request_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\trequestId\x12]\n" +
+	"\x15previous_secret_grace\x18\x03 \x01(\v2\x19.google.protobuf.DurationB\x0e\xbaH\v\xaa\x01\b\"\x04\b\x80\xa3\x052\x00R\x13previousSecretGrace\"}\n" +
 	" RotateSubscriptionSecretResponse\x12\x16\n" +
 	"\x06secret\x18\x01 \x01(\tR\x06secret\x12%\n" +
 	"\x0esecret_version\x18\x02 \x01(\rR\rsecretVersion\x12\x1a\n" +
@@ -3064,51 +3076,52 @@ var file_jsm_integration_v1_api_proto_depIdxs = []int32{
 	42, // 17: jsm.integration.v1.Subscription.registered_at:type_name -> google.protobuf.Timestamp
 	42, // 18: jsm.integration.v1.Subscription.updated_at:type_name -> google.protobuf.Timestamp
 	24, // 19: jsm.integration.v1.RegisterSubscriptionResponse.subscription:type_name -> jsm.integration.v1.Subscription
-	24, // 20: jsm.integration.v1.ListSubscriptionsResponse.subscriptions:type_name -> jsm.integration.v1.Subscription
-	4,  // 21: jsm.integration.v1.Delivery.status:type_name -> jsm.integration.v1.DeliveryStatus
-	42, // 22: jsm.integration.v1.Delivery.last_attempt_at:type_name -> google.protobuf.Timestamp
-	42, // 23: jsm.integration.v1.Delivery.next_attempt_at:type_name -> google.protobuf.Timestamp
-	42, // 24: jsm.integration.v1.Delivery.delivered_at:type_name -> google.protobuf.Timestamp
-	4,  // 25: jsm.integration.v1.ListDeliveriesRequest.status:type_name -> jsm.integration.v1.DeliveryStatus
-	35, // 26: jsm.integration.v1.ListDeliveriesResponse.deliveries:type_name -> jsm.integration.v1.Delivery
-	35, // 27: jsm.integration.v1.RedeliverDeliveryResponse.delivery:type_name -> jsm.integration.v1.Delivery
-	6,  // 28: jsm.integration.v1.IntegrationService.RegisterSource:input_type -> jsm.integration.v1.RegisterSourceRequest
-	8,  // 29: jsm.integration.v1.IntegrationService.RotateSourceSecret:input_type -> jsm.integration.v1.RotateSourceSecretRequest
-	10, // 30: jsm.integration.v1.IntegrationService.DisableSource:input_type -> jsm.integration.v1.DisableSourceRequest
-	12, // 31: jsm.integration.v1.IntegrationService.EnableSource:input_type -> jsm.integration.v1.EnableSourceRequest
-	14, // 32: jsm.integration.v1.IntegrationService.GetSource:input_type -> jsm.integration.v1.GetSourceRequest
-	16, // 33: jsm.integration.v1.IntegrationService.ListSources:input_type -> jsm.integration.v1.ListSourcesRequest
-	20, // 34: jsm.integration.v1.IntegrationService.ListIngestedEvents:input_type -> jsm.integration.v1.ListIngestedEventsRequest
-	22, // 35: jsm.integration.v1.IntegrationService.ListRejectedEvents:input_type -> jsm.integration.v1.ListRejectedEventsRequest
-	25, // 36: jsm.integration.v1.IntegrationService.RegisterSubscription:input_type -> jsm.integration.v1.RegisterSubscriptionRequest
-	27, // 37: jsm.integration.v1.IntegrationService.RotateSubscriptionSecret:input_type -> jsm.integration.v1.RotateSubscriptionSecretRequest
-	29, // 38: jsm.integration.v1.IntegrationService.DisableSubscription:input_type -> jsm.integration.v1.DisableSubscriptionRequest
-	31, // 39: jsm.integration.v1.IntegrationService.EnableSubscription:input_type -> jsm.integration.v1.EnableSubscriptionRequest
-	33, // 40: jsm.integration.v1.IntegrationService.ListSubscriptions:input_type -> jsm.integration.v1.ListSubscriptionsRequest
-	36, // 41: jsm.integration.v1.IntegrationService.ListDeliveries:input_type -> jsm.integration.v1.ListDeliveriesRequest
-	38, // 42: jsm.integration.v1.IntegrationService.RedeliverDelivery:input_type -> jsm.integration.v1.RedeliverDeliveryRequest
-	40, // 43: jsm.integration.v1.IntegrationService.ReplayDeliveries:input_type -> jsm.integration.v1.ReplayDeliveriesRequest
-	7,  // 44: jsm.integration.v1.IntegrationService.RegisterSource:output_type -> jsm.integration.v1.RegisterSourceResponse
-	9,  // 45: jsm.integration.v1.IntegrationService.RotateSourceSecret:output_type -> jsm.integration.v1.RotateSourceSecretResponse
-	11, // 46: jsm.integration.v1.IntegrationService.DisableSource:output_type -> jsm.integration.v1.DisableSourceResponse
-	13, // 47: jsm.integration.v1.IntegrationService.EnableSource:output_type -> jsm.integration.v1.EnableSourceResponse
-	15, // 48: jsm.integration.v1.IntegrationService.GetSource:output_type -> jsm.integration.v1.GetSourceResponse
-	17, // 49: jsm.integration.v1.IntegrationService.ListSources:output_type -> jsm.integration.v1.ListSourcesResponse
-	21, // 50: jsm.integration.v1.IntegrationService.ListIngestedEvents:output_type -> jsm.integration.v1.ListIngestedEventsResponse
-	23, // 51: jsm.integration.v1.IntegrationService.ListRejectedEvents:output_type -> jsm.integration.v1.ListRejectedEventsResponse
-	26, // 52: jsm.integration.v1.IntegrationService.RegisterSubscription:output_type -> jsm.integration.v1.RegisterSubscriptionResponse
-	28, // 53: jsm.integration.v1.IntegrationService.RotateSubscriptionSecret:output_type -> jsm.integration.v1.RotateSubscriptionSecretResponse
-	30, // 54: jsm.integration.v1.IntegrationService.DisableSubscription:output_type -> jsm.integration.v1.DisableSubscriptionResponse
-	32, // 55: jsm.integration.v1.IntegrationService.EnableSubscription:output_type -> jsm.integration.v1.EnableSubscriptionResponse
-	34, // 56: jsm.integration.v1.IntegrationService.ListSubscriptions:output_type -> jsm.integration.v1.ListSubscriptionsResponse
-	37, // 57: jsm.integration.v1.IntegrationService.ListDeliveries:output_type -> jsm.integration.v1.ListDeliveriesResponse
-	39, // 58: jsm.integration.v1.IntegrationService.RedeliverDelivery:output_type -> jsm.integration.v1.RedeliverDeliveryResponse
-	41, // 59: jsm.integration.v1.IntegrationService.ReplayDeliveries:output_type -> jsm.integration.v1.ReplayDeliveriesResponse
-	44, // [44:60] is the sub-list for method output_type
-	28, // [28:44] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	43, // 20: jsm.integration.v1.RotateSubscriptionSecretRequest.previous_secret_grace:type_name -> google.protobuf.Duration
+	24, // 21: jsm.integration.v1.ListSubscriptionsResponse.subscriptions:type_name -> jsm.integration.v1.Subscription
+	4,  // 22: jsm.integration.v1.Delivery.status:type_name -> jsm.integration.v1.DeliveryStatus
+	42, // 23: jsm.integration.v1.Delivery.last_attempt_at:type_name -> google.protobuf.Timestamp
+	42, // 24: jsm.integration.v1.Delivery.next_attempt_at:type_name -> google.protobuf.Timestamp
+	42, // 25: jsm.integration.v1.Delivery.delivered_at:type_name -> google.protobuf.Timestamp
+	4,  // 26: jsm.integration.v1.ListDeliveriesRequest.status:type_name -> jsm.integration.v1.DeliveryStatus
+	35, // 27: jsm.integration.v1.ListDeliveriesResponse.deliveries:type_name -> jsm.integration.v1.Delivery
+	35, // 28: jsm.integration.v1.RedeliverDeliveryResponse.delivery:type_name -> jsm.integration.v1.Delivery
+	6,  // 29: jsm.integration.v1.IntegrationService.RegisterSource:input_type -> jsm.integration.v1.RegisterSourceRequest
+	8,  // 30: jsm.integration.v1.IntegrationService.RotateSourceSecret:input_type -> jsm.integration.v1.RotateSourceSecretRequest
+	10, // 31: jsm.integration.v1.IntegrationService.DisableSource:input_type -> jsm.integration.v1.DisableSourceRequest
+	12, // 32: jsm.integration.v1.IntegrationService.EnableSource:input_type -> jsm.integration.v1.EnableSourceRequest
+	14, // 33: jsm.integration.v1.IntegrationService.GetSource:input_type -> jsm.integration.v1.GetSourceRequest
+	16, // 34: jsm.integration.v1.IntegrationService.ListSources:input_type -> jsm.integration.v1.ListSourcesRequest
+	20, // 35: jsm.integration.v1.IntegrationService.ListIngestedEvents:input_type -> jsm.integration.v1.ListIngestedEventsRequest
+	22, // 36: jsm.integration.v1.IntegrationService.ListRejectedEvents:input_type -> jsm.integration.v1.ListRejectedEventsRequest
+	25, // 37: jsm.integration.v1.IntegrationService.RegisterSubscription:input_type -> jsm.integration.v1.RegisterSubscriptionRequest
+	27, // 38: jsm.integration.v1.IntegrationService.RotateSubscriptionSecret:input_type -> jsm.integration.v1.RotateSubscriptionSecretRequest
+	29, // 39: jsm.integration.v1.IntegrationService.DisableSubscription:input_type -> jsm.integration.v1.DisableSubscriptionRequest
+	31, // 40: jsm.integration.v1.IntegrationService.EnableSubscription:input_type -> jsm.integration.v1.EnableSubscriptionRequest
+	33, // 41: jsm.integration.v1.IntegrationService.ListSubscriptions:input_type -> jsm.integration.v1.ListSubscriptionsRequest
+	36, // 42: jsm.integration.v1.IntegrationService.ListDeliveries:input_type -> jsm.integration.v1.ListDeliveriesRequest
+	38, // 43: jsm.integration.v1.IntegrationService.RedeliverDelivery:input_type -> jsm.integration.v1.RedeliverDeliveryRequest
+	40, // 44: jsm.integration.v1.IntegrationService.ReplayDeliveries:input_type -> jsm.integration.v1.ReplayDeliveriesRequest
+	7,  // 45: jsm.integration.v1.IntegrationService.RegisterSource:output_type -> jsm.integration.v1.RegisterSourceResponse
+	9,  // 46: jsm.integration.v1.IntegrationService.RotateSourceSecret:output_type -> jsm.integration.v1.RotateSourceSecretResponse
+	11, // 47: jsm.integration.v1.IntegrationService.DisableSource:output_type -> jsm.integration.v1.DisableSourceResponse
+	13, // 48: jsm.integration.v1.IntegrationService.EnableSource:output_type -> jsm.integration.v1.EnableSourceResponse
+	15, // 49: jsm.integration.v1.IntegrationService.GetSource:output_type -> jsm.integration.v1.GetSourceResponse
+	17, // 50: jsm.integration.v1.IntegrationService.ListSources:output_type -> jsm.integration.v1.ListSourcesResponse
+	21, // 51: jsm.integration.v1.IntegrationService.ListIngestedEvents:output_type -> jsm.integration.v1.ListIngestedEventsResponse
+	23, // 52: jsm.integration.v1.IntegrationService.ListRejectedEvents:output_type -> jsm.integration.v1.ListRejectedEventsResponse
+	26, // 53: jsm.integration.v1.IntegrationService.RegisterSubscription:output_type -> jsm.integration.v1.RegisterSubscriptionResponse
+	28, // 54: jsm.integration.v1.IntegrationService.RotateSubscriptionSecret:output_type -> jsm.integration.v1.RotateSubscriptionSecretResponse
+	30, // 55: jsm.integration.v1.IntegrationService.DisableSubscription:output_type -> jsm.integration.v1.DisableSubscriptionResponse
+	32, // 56: jsm.integration.v1.IntegrationService.EnableSubscription:output_type -> jsm.integration.v1.EnableSubscriptionResponse
+	34, // 57: jsm.integration.v1.IntegrationService.ListSubscriptions:output_type -> jsm.integration.v1.ListSubscriptionsResponse
+	37, // 58: jsm.integration.v1.IntegrationService.ListDeliveries:output_type -> jsm.integration.v1.ListDeliveriesResponse
+	39, // 59: jsm.integration.v1.IntegrationService.RedeliverDelivery:output_type -> jsm.integration.v1.RedeliverDeliveryResponse
+	41, // 60: jsm.integration.v1.IntegrationService.ReplayDeliveries:output_type -> jsm.integration.v1.ReplayDeliveriesResponse
+	45, // [45:61] is the sub-list for method output_type
+	29, // [29:45] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_jsm_integration_v1_api_proto_init() }
