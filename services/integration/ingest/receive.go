@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"time"
 
 	cejs "github.com/cloudevents/sdk-go/protocol/nats_jetstream/v2"
 	"github.com/cloudevents/sdk-go/v2/binding"
@@ -87,6 +88,9 @@ func (s *Sources) receiveHTTP(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, problem{Type: problemBase + "unauthenticated", Status: http.StatusUnauthorized, Detail: errUnauthenticated.Error()})
 		return
 	}
+	if !needBody && !s.admit(w, src, now) {
+		return // a token's caller is limited before its body is read
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.d.Limits.MaxBodyBytes))
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
@@ -102,17 +106,9 @@ func (s *Sources) receiveHTTP(w http.ResponseWriter, r *http.Request) {
 			writeProblem(w, problem{Type: problemBase + "unauthenticated", Status: http.StatusUnauthorized, Detail: errUnauthenticated.Error()})
 			return
 		}
-	}
-	// After authentication: someone who only knows the source's id cannot
-	// use up its rate (the host bounds requests per client address).
-	if ok, wait := s.limiter.allow(id, now); !ok {
-		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
-		writeProblem(w, problem{Type: problemBase + "rate-limited", Status: http.StatusTooManyRequests, Detail: "too many requests from this source"})
-		return
-	}
-	if !src.Enabled {
-		writeProblem(w, problem{Type: problemBase + "source-disabled", Status: http.StatusForbidden, Detail: "the source is disabled"})
-		return
+		if !s.admit(w, src, now) {
+			return
+		}
 	}
 	req := r.Clone(ctx)
 	req.Body = io.NopCloser(bytes.NewReader(body))
@@ -168,6 +164,23 @@ func (s *Sources) receiveHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(w, results[0])
 	}
+}
+
+// admit applies the source's rate limit and its being enabled to an
+// authenticated request; false when it answered. Only after
+// authentication: someone who only knows the source's id cannot use up its
+// rate (the host bounds requests per client address).
+func (s *Sources) admit(w http.ResponseWriter, src domain.State, now time.Time) bool {
+	if ok, wait := s.limiter.allow(string(src.ID), now); !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		writeProblem(w, problem{Type: problemBase + "rate-limited", Status: http.StatusTooManyRequests, Detail: "too many requests from this source"})
+		return false
+	}
+	if !src.Enabled {
+		writeProblem(w, problem{Type: problemBase + "source-disabled", Status: http.StatusForbidden, Detail: "the source is disabled"})
+		return false
+	}
+	return true
 }
 
 func isBatch(r *http.Request) bool {
