@@ -58,6 +58,9 @@ func TestFaults(t *testing.T) {
 	c, err := cluster.Start(startCtx, cluster.Config{
 		Root: root, DataDir: dataDir(t), BinDir: t.TempDir(), Attached: true,
 		Logger: testLogger(t),
+		// The load runs as fast as the cluster answers: faults are measured
+		// here, not the rate limits.
+		Env: []string{"JSM_RATE_LIMIT=0", "JSM_ORG_RATE_LIMIT=0"},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -71,7 +71,10 @@ func up(tb testing.TB, dataDir string) *platform {
 		natsURL: fmt.Sprintf("nats://127.0.0.1:%d", natsPort),
 		log:     &bytes.Buffer{},
 	}
-	p.cmd = exec.Command(jsmBin, "up", "--data-dir", dataDir, "--listen", fmt.Sprintf("127.0.0.1:%d", httpPort), "--nats-port", fmt.Sprint(natsPort), "--log-level", "warn")
+	p.cmd = exec.Command(jsmBin, "up", "--data-dir", dataDir, "--listen", fmt.Sprintf("127.0.0.1:%d", httpPort), "--nats-port", fmt.Sprint(natsPort), "--log-level", "warn",
+		// The benchmarks and tests call far faster than a person: they
+		// measure the platform, not its rate limits.
+		"--rate-limit", "0", "--org-rate-limit", "0")
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
 		tb.Fatal(err)

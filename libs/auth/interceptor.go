@@ -3,7 +3,6 @@ package auth
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 
@@ -25,12 +24,11 @@ func NewInterceptor(v *Verifier, policy Policy) connect.Interceptor {
 	if v == nil {
 		panic("auth: NewInterceptor needs a verifier")
 	}
-	return &interceptor{verifier: v, policy: policy.Merge()}
+	return &interceptor{gate: NewGate(v, policy)}
 }
 
 type interceptor struct {
-	verifier *Verifier
-	policy   Policy
+	gate *Gate
 }
 
 func (i *interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
@@ -62,30 +60,7 @@ func (i *interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) co
 
 // authorize returns ctx with the caller's principal, or a Connect error.
 func (i *interceptor) authorize(ctx context.Context, procedure string, h http.Header) (context.Context, error) {
-	perm, ok := i.policy.Permission(procedure)
-	if !ok || perm == "" {
-		return ctx, connect.NewError(connect.CodePermissionDenied, errors.New("procedure not allowed"))
-	}
-	if perm == Public {
-		return ctx, nil
-	}
-	token, err := bearer(h)
-	if err != nil {
-		return ctx, unauthenticated(err.Error())
-	}
-	p, err := i.verifier.Verify(token)
-	if err != nil {
-		msg := "invalid token"
-		if te, ok := errors.AsType[*TokenError](err); ok {
-			msg = te.Reason
-		}
-		return ctx, unauthenticated(msg)
-	}
-	if !i.policy.Allows(p.Roles, perm) {
-		return ctx, connect.NewError(connect.CodePermissionDenied,
-			fmt.Errorf("permission %q required", perm))
-	}
-	return WithPrincipal(ctx, p), nil
+	return i.gate.Authorize(ctx, procedure, h)
 }
 
 // bearer returns the token of the request's one Authorization header.

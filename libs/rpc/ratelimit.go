@@ -9,12 +9,13 @@ import (
 
 	"connectrpc.com/connect"
 	"golang.org/x/time/rate"
+
+	"github.com/jsmplatform/jsm/libs/auth"
 )
 
-// ipLimiter is a token bucket per client IP (the connection's peer address;
-// forwarded-for headers are not trusted). Buckets idle for a while are
-// forgotten.
-type ipLimiter struct {
+// limiter is a token bucket per key: the client IP before authentication,
+// the caller's org after it. Buckets idle for a while are forgotten.
+type limiter struct {
 	limit rate.Limit
 	burst int
 
@@ -30,14 +31,14 @@ type bucket struct {
 
 const idleBucket = 5 * time.Minute
 
-func newIPLimiter(perSecond float64, burst int) *ipLimiter {
+func newLimiter(perSecond float64, burst int) *limiter {
 	if burst <= 0 {
 		burst = max(1, int(2*perSecond))
 	}
-	return &ipLimiter{limit: rate.Limit(perSecond), burst: burst, buckets: make(map[string]*bucket), lastSweep: time.Now()}
+	return &limiter{limit: rate.Limit(perSecond), burst: burst, buckets: make(map[string]*bucket), lastSweep: time.Now()}
 }
 
-func (l *ipLimiter) allow(ip string, now time.Time) bool {
+func (l *limiter) allow(key string, now time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if now.Sub(l.lastSweep) > idleBucket {
@@ -48,27 +49,43 @@ func (l *ipLimiter) allow(ip string, now time.Time) bool {
 		}
 		l.lastSweep = now
 	}
-	b, ok := l.buckets[ip]
+	b, ok := l.buckets[key]
 	if !ok {
 		b = &bucket{lim: rate.NewLimiter(l.limit, l.burst)}
-		l.buckets[ip] = b
+		l.buckets[key] = b
 	}
 	b.seen = now
 	return b.lim.AllowN(now, 1)
 }
 
-func (l *ipLimiter) wrap(next http.Handler) http.Handler {
+// wrap limits the requests by the key keyOf gives; a request without a key
+// (a public procedure, before any token) passes.
+func (l *limiter) wrap(next http.Handler, keyOf func(*http.Request) string) http.Handler {
 	ew := connect.NewErrorWriter()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ip, _, err := net.SplitHostPort(r.RemoteAddr)
-		if err != nil {
-			ip = r.RemoteAddr
-		}
-		if !l.allow(ip, time.Now()) {
+		if key := keyOf(r); key != "" && !l.allow(key, time.Now()) {
 			w.Header().Set("Retry-After", "1")
 			writeError(ew, w, r, connect.NewError(connect.CodeResourceExhausted, errors.New("rate limit exceeded")), http.StatusTooManyRequests)
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// peerIP is the connection's peer address; forwarded-for headers are not
+// trusted.
+func peerIP(r *http.Request) string {
+	ip, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return ip
+}
+
+// orgOf is the authenticated caller's org.
+func orgOf(r *http.Request) string {
+	if p, ok := auth.FromContext(r.Context()); ok {
+		return p.Org
+	}
+	return ""
 }

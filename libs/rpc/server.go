@@ -34,8 +34,14 @@ type HostConfig struct {
 	MaxRequestBytes int
 	// RateLimit is the steady number of RPCs per second allowed per client
 	// IP, with bursts of RateBurst (default 2×RateLimit); 0 means unlimited.
+	// It is checked before anything else, authentication included.
 	RateLimit float64
 	RateBurst int
+	// OrgRateLimit is the steady number of RPCs per second allowed per
+	// caller org (checked once the token is verified), with bursts of
+	// OrgRateBurst (default 2×OrgRateLimit); 0 means unlimited.
+	OrgRateLimit float64
+	OrgRateBurst int
 	// ShutdownTimeout bounds how long in-flight requests may finish once
 	// Run's context ends (default 10 s).
 	ShutdownTimeout time.Duration
@@ -45,6 +51,10 @@ type HostConfig struct {
 	DrainDelay time.Duration
 	// NoReflection leaves out the gRPC reflection endpoints.
 	NoReflection bool
+	// NoMetrics leaves out /metrics; MetricsToken, when set, makes /metrics
+	// answer only requests with "Authorization: Bearer <MetricsToken>".
+	NoMetrics    bool
+	MetricsToken string
 	// OnReady, if set, is called once every service is migrated and running.
 	OnReady func(addr net.Addr)
 }
@@ -123,13 +133,15 @@ func newHost(cfg HostConfig) (*Host, error) {
 		(*h.rpc.Load()).ServeHTTP(w, r)
 	}))
 	if cfg.RateLimit > 0 {
-		rpcHandler = newIPLimiter(cfg.RateLimit, cfg.RateBurst).wrap(rpcHandler)
+		rpcHandler = newLimiter(cfg.RateLimit, cfg.RateBurst).wrap(rpcHandler, peerIP)
 	}
 	mux.Handle("/", rpcHandler)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeText(w, http.StatusOK, "ok")
 	})
-	mux.Handle("GET /metrics", telemetry.MetricsHandler())
+	if !cfg.NoMetrics {
+		mux.Handle("GET /metrics", withToken(cfg.MetricsToken, telemetry.MetricsHandler()))
+	}
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if h.ready.Load() {
 			writeText(w, http.StatusOK, "ready")
@@ -199,7 +211,14 @@ func (h *Host) mount(services []Service) error {
 		rpcMux.Handle(grpcreflect.NewHandlerV1(reflector, limit))
 		rpcMux.Handle(grpcreflect.NewHandlerV1Alpha(reflector, limit))
 	}
-	var handler http.Handler = rpcMux
+	// Inside the per-IP limit and readiness (newHost): authentication from
+	// the headers alone (no byte of the body is read for a caller turned
+	// away), then the per-org limit of the authenticated caller.
+	var handler http.Handler = limitBody(int64(cfg.MaxRequestBytes)+bodySlack, rpcMux)
+	if cfg.OrgRateLimit > 0 {
+		handler = newLimiter(cfg.OrgRateLimit, cfg.OrgRateBurst).wrap(handler, orgOf)
+	}
+	handler = authenticate(auth.NewGate(cfg.Verifier, policy), handler)
 	h.services = services
 	h.rpc.Store(&handler)
 	return nil

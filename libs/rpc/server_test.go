@@ -78,6 +78,8 @@ func (s *echoService) Policy() auth.Policy {
 type fixture struct {
 	base  string
 	token string
+	key   ed25519.PrivateKey // signs more tokens
+	host  *rpc.Host
 	errc  chan error
 	stop  context.CancelFunc
 }
@@ -106,7 +108,7 @@ func start(t *testing.T, cfg rpc.HostConfig, svc rpc.Service) *fixture {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
-	f := &fixture{base: "http://" + addr.String(), token: tok, errc: make(chan error, 1), stop: cancel}
+	f := &fixture{base: "http://" + addr.String(), token: tok, key: key, host: h, errc: make(chan error, 1), stop: cancel}
 	go func() { f.errc <- h.Serve(ctx) }()
 	t.Cleanup(func() {
 		cancel()

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/jsmplatform/jsm/libs/rpc"
 )
 
 // Every flag takes its value from JSM_<NAME> unless given on the command line.
@@ -157,5 +159,33 @@ func TestIntegrationKeyOnlyForTheServicesIngestDrives(t *testing.T) {
 		if driven && !slices.Equal(vc.Algorithms, []string{"RS256", "EdDSA"}) {
 			t.Errorf("%s: algorithms %q", name, vc.Algorithms)
 		}
+	}
+}
+
+// With no setting, a service limits the rate per IP and per org and hides
+// /metrics and reflection; each is a flag (and JSM_*) away.
+func TestLimitsAreOnByDefault(t *testing.T) {
+	var cfg config
+	if err := flags("test", "", &cfg).Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	hc := cfg.limits.hostConfig(rpc.HostConfig{})
+	if hc.RateLimit <= 0 || hc.OrgRateLimit <= 0 || !hc.NoMetrics || !hc.NoReflection || hc.MetricsToken != "" {
+		t.Fatalf("defaults: %+v; want both rate limits on, metrics and reflection off", hc)
+	}
+
+	t.Setenv("JSM_METRICS_TOKEN", "s3cret")
+	t.Setenv("JSM_ORG_RATE_LIMIT", "0")
+	cfg = config{}
+	fs := flags("test", "", &cfg)
+	if err := fs.Parse([]string{"--reflection", "--rate-limit", "5"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := fromEnv(fs); err != nil {
+		t.Fatal(err)
+	}
+	hc = cfg.limits.hostConfig(rpc.HostConfig{})
+	if hc.RateLimit != 5 || hc.OrgRateLimit != 0 || hc.NoMetrics || hc.MetricsToken != "s3cret" || hc.NoReflection {
+		t.Fatalf("set: %+v; want rate 5, no org limit, metrics behind the token, reflection on", hc)
 	}
 }

@@ -100,6 +100,35 @@ type config struct {
 	drainDelay                      time.Duration
 	logFormat, logLevel             string
 	nats                            natsx.Credentials
+	limits                          limits
+}
+
+// limits are the flags that bound what a caller may cost the service and
+// what it shows of itself.
+type limits struct {
+	rateLimit, orgRateLimit float64
+	rateBurst, orgRateBurst int
+	exposeMetrics           bool
+	metricsToken            string
+	reflection              bool
+}
+
+// Defaults of the rate limits of a service run alone: a flood guard per
+// client IP (generous, since behind a proxy every caller shares its
+// address) and a steady budget per org.
+const (
+	defaultRateLimit    = 200
+	defaultOrgRateLimit = 50
+)
+
+// hostConfig applies the limits to a host's configuration.
+func (l limits) hostConfig(cfg rpc.HostConfig) rpc.HostConfig {
+	cfg.RateLimit, cfg.RateBurst = l.rateLimit, l.rateBurst
+	cfg.OrgRateLimit, cfg.OrgRateBurst = l.orgRateLimit, l.orgRateBurst
+	cfg.NoMetrics = !l.exposeMetrics && l.metricsToken == ""
+	cfg.MetricsToken = l.metricsToken
+	cfg.NoReflection = !l.reflection
+	return cfg
 }
 
 // Run is Main with its arguments given, and its logger unless log is nil
@@ -174,7 +203,7 @@ func run(ctx context.Context, name, defaultListen string, build Build, log *slog
 	defer pool.Close()
 	// The host listens at once: /healthz answers and /readyz says not ready
 	// while the service waits for NATS, its streams and PostgreSQL.
-	host, err := rpc.NewHostWith(rpc.HostConfig{Listen: cfg.listen, Verifier: verifier, Logger: log, DrainDelay: cfg.drainDelay},
+	host, err := rpc.NewHostWith(cfg.limits.hostConfig(rpc.HostConfig{Listen: cfg.listen, Verifier: verifier, Logger: log, DrainDelay: cfg.drainDelay}),
 		func(ctx context.Context) ([]rpc.Service, error) {
 			svc, err := start(ctx, log, name, nc, pool, cfg.replicas, signer, build)
 			if err != nil {
@@ -300,6 +329,13 @@ func flags(name, defaultListen string, cfg *config) *flag.FlagSet {
 	fs.StringVar(&cfg.eventSigningKey, "event-signing-key", "", "the service's event signing key (a note signer key PRIVATE+KEY+<area>+...; see `jsm event-key`)")
 	fs.IntVar(&cfg.replicas, "replicas", 1, "replicas of the JSM_EVENTS stream (3 in production)")
 	fs.DurationVar(&cfg.drainDelay, "drain-delay", 0, "how long /readyz fails before shutdown closes the listener (a few seconds behind a load balancer)")
+	fs.Float64Var(&cfg.limits.rateLimit, "rate-limit", defaultRateLimit, "RPCs per second allowed per client IP, before authentication (0 = unlimited)")
+	fs.IntVar(&cfg.limits.rateBurst, "rate-burst", 0, "burst of RPCs allowed per client IP (0 = twice --rate-limit)")
+	fs.Float64Var(&cfg.limits.orgRateLimit, "org-rate-limit", defaultOrgRateLimit, "RPCs per second allowed per caller org (0 = unlimited)")
+	fs.IntVar(&cfg.limits.orgRateBurst, "org-rate-burst", 0, "burst of RPCs allowed per caller org (0 = twice --org-rate-limit)")
+	fs.BoolVar(&cfg.limits.exposeMetrics, "expose-metrics", false, "serve /metrics without a token (else only with --metrics-token, or not at all)")
+	fs.StringVar(&cfg.limits.metricsToken, "metrics-token", "", "bearer token /metrics requires (serves /metrics)")
+	fs.BoolVar(&cfg.limits.reflection, "reflection", false, "serve gRPC reflection (lists every procedure and message)")
 	fs.StringVar(&cfg.logFormat, "log-format", "json", "log format on stderr: json or text")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return fs

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -319,9 +320,9 @@ func TestSources(t *testing.T) {
 	if !strings.HasPrefix(secretV1, "whsec_") {
 		t.Fatalf("secret %q is not in the Standard Webhooks form", secretV1)
 	}
-	again := p.source(customer, "snow-prod", integrationv1.Mapping_MAPPING_SERVICENOW, con)
-	if again != secretV1 {
-		t.Fatal("registering the same source again is not a no-op")
+	// Registering it again changes nothing and does not show the secret again.
+	if again := p.source(customer, "snow-prod", integrationv1.Mapping_MAPPING_SERVICENOW, con); again != "" {
+		t.Fatal("registering the same source again showed its live secret")
 	}
 	got := must[integrationv1.GetSourceResponse](t)(c.GetSource(ctx, connect.NewRequest(&integrationv1.GetSourceRequest{SourceId: "snow-prod", MinPosition: lastPosition(t, p)})))
 	if s := got.Source; s.OrgId != customer || s.Mapping != integrationv1.Mapping_MAPPING_SERVICENOW || s.Status != integrationv1.SourceStatus_SOURCE_STATUS_ENABLED || s.SecretVersion != 1 || len(s.ContractIds) != 1 {
@@ -754,6 +755,44 @@ func TestSignaturesAndRotation(t *testing.T) {
 	}
 }
 
+// TestRotationRevokesAtOnce: a rotation with a grace of 0 refuses the
+// previous secret at once (over HTTP, bearer and signed); a replayed
+// request_id does not show the new secret again.
+func TestRotationRevokesAtOnce(t *testing.T) {
+	p := start(t, ingest.Limits{})
+	con := p.contract()
+	leaked := p.source(provider, "soc", integrationv1.Mapping_MAPPING_JSM, con)
+	rotate := &integrationv1.RotateSourceSecretRequest{SourceId: "soc", RequestId: "rot-1", PreviousSecretGrace: durationpb.New(0)}
+	rot := must[integrationv1.RotateSourceSecretResponse](t)(p.integration(provider).RotateSourceSecret(ctx, connect.NewRequest(rotate)))
+	if rot.SecretVersion != 2 || !strings.HasPrefix(rot.Secret, "whsec_") {
+		t.Fatalf("rotation %v", rot)
+	}
+	replay := must[integrationv1.RotateSourceSecretResponse](t)(p.integration(provider).RotateSourceSecret(ctx, connect.NewRequest(rotate)))
+	if replay.Secret != "" || replay.SecretVersion != 2 {
+		t.Fatalf("replayed rotation %v: the secret shown again", replay)
+	}
+	e := event("r-1", "jsm.incident.report", con, report("R1", "SEVERITY_LOW"))
+	if a := p.structured("soc", leaked, e); a.status != http.StatusUnauthorized {
+		t.Fatalf("the revoked secret as a token: %d %s", a.status, a.raw)
+	}
+	body, _ := json.Marshal(e)
+	if a := p.post("soc", signed(leaked, "r-1", body), body); a.status != http.StatusUnauthorized {
+		t.Fatalf("signed with the revoked secret: %d %s", a.status, a.raw)
+	}
+	if a := p.structured("soc", rot.Secret, e); a.status != http.StatusOK {
+		t.Fatalf("the new secret: %d %s", a.status, a.raw)
+	}
+	// A grace beyond a day is refused and changes nothing.
+	_, err := p.integration(provider).RotateSourceSecret(ctx, connect.NewRequest(&integrationv1.RotateSourceSecretRequest{SourceId: "soc", PreviousSecretGrace: durationpb.New(48 * time.Hour)}))
+	if connect.CodeOf(err) != connect.CodeInvalidArgument {
+		t.Fatalf("a 48 h grace: %v, want invalid_argument", err)
+	}
+	got := must[integrationv1.GetSourceResponse](t)(p.integration(provider).GetSource(ctx, connect.NewRequest(&integrationv1.GetSourceRequest{SourceId: "soc", MinPosition: lastPosition(t, p)})))
+	if got.Source.SecretVersion != 2 {
+		t.Fatalf("after a refused rotation: version %d", got.Source.SecretVersion)
+	}
+}
+
 // TestRateLimit: a source sending faster than its rate is told to wait.
 func TestRateLimit(t *testing.T) {
 	p := start(t, ingest.Limits{RatePerSource: 1, Burst: 2})
@@ -1041,4 +1080,65 @@ func metric(t *testing.T, series string) float64 {
 		}
 	}
 	return 0
+}
+
+// TestAuthenticatesBeforeReadingTheBody: a request that cannot be
+// authenticated is answered 401 from its headers while its body is still
+// coming (a server reading it would wait for ever): an unknown source, a
+// wrong bearer token, no credentials, a signature too old, a signed
+// request of a disabled source. A right token is read as usual.
+func TestAuthenticatesBeforeReadingTheBody(t *testing.T) {
+	p := start(t, ingest.Limits{})
+	con := p.contract()
+	secret := p.source(provider, "soc", integrationv1.Mapping_MAPPING_JSM, con)
+	must[integrationv1.RegisterSourceResponse](t)(p.integration(provider).RegisterSource(ctx, connect.NewRequest(&integrationv1.RegisterSourceRequest{SourceId: "off", ContractIds: []string{con}})))
+	must[integrationv1.DisableSourceResponse](t)(p.integration(provider).DisableSource(ctx, connect.NewRequest(&integrationv1.DisableSourceRequest{SourceId: "off"})))
+
+	stalled := func(source string, h http.Header) int {
+		t.Helper()
+		pr, pw := io.Pipe()
+		defer pw.Close()
+		go func() { _, _ = pw.Write(make([]byte, 1024)) }() // then nothing more, never the end
+		req, err := http.NewRequest(http.MethodPost, p.ingestURL(source), pr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.ContentLength = 5 << 20
+		req.Header = h
+		c := &http.Client{Timeout: 10 * time.Second}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("%s: no answer while the body was incomplete: %v", source, err)
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	ce := http.Header{"Content-Type": {cloudevents.ApplicationCloudEventsJSON}}
+	with := func(kv ...string) http.Header {
+		h := ce.Clone()
+		for i := 0; i < len(kv); i += 2 {
+			h.Set(kv[i], kv[i+1])
+		}
+		return h
+	}
+	old := strconv.FormatInt(time.Now().Add(-time.Hour).Unix(), 10)
+	fresh := strconv.FormatInt(time.Now().Unix(), 10)
+	for name, tc := range map[string]struct {
+		source string
+		h      http.Header
+	}{
+		"unknown source":       {"nope", with("Authorization", "Bearer "+secret)},
+		"wrong token":          {"soc", with("Authorization", "Bearer whsec_wrong")},
+		"no credentials":       {"soc", ce},
+		"old signature":        {"soc", with("Webhook-Id", "m1", "Webhook-Timestamp", old, "Webhook-Signature", "v1,AAAA")},
+		"signed, disabled src": {"off", with("Webhook-Id", "m1", "Webhook-Timestamp", fresh, "Webhook-Signature", "v1,AAAA")},
+	} {
+		if code := stalled(tc.source, tc.h); code != http.StatusUnauthorized {
+			t.Errorf("%s: %d, want 401", name, code)
+		}
+	}
+	e := event("ok-1", "jsm.incident.report", con, report("OK1", "SEVERITY_LOW"))
+	if a := p.structured("soc", secret, e); a.status != http.StatusOK {
+		t.Fatalf("the right token: %d %s", a.status, a.raw)
+	}
 }

@@ -477,6 +477,11 @@ func (c *Cluster) startServices(ctx context.Context, cfg Config, names []string)
 			"JSM_PG_DSN=" + c.DSN,
 			"JSM_REPLICAS=3",
 			"JSM_JWT_PUBLIC_KEY=" + pubKey,
+			// A developer's cluster on loopback shows /metrics and gRPC
+			// reflection, which a service hides by default; its rate limits
+			// stay the production defaults.
+			"JSM_EXPOSE_METRICS=true",
+			"JSM_REFLECTION=true",
 		}
 		if slices.Contains(svcmain.IngestDriven, name) {
 			env = append(env, "JSM_INTEGRATION_PUBLIC_KEY="+integrationPub)

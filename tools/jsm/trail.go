@@ -289,7 +289,7 @@ func runTrailExport(args []string, stdout, stderr io.Writer) error {
 		_, err = stdout.Write(res.Msg.GetContent())
 		return err
 	}
-	if err := os.WriteFile(out, res.Msg.GetContent(), 0o644); err != nil {
+	if err := writePrivateFile(out, res.Msg.GetContent()); err != nil {
 		return err
 	}
 	fmt.Fprintf(stderr, "exported %d events, proven against the checkpoint of %d entries, to %s\n", res.Msg.GetEvents(), res.Msg.GetTreeSize(), out)
@@ -454,6 +454,22 @@ func runTrailWitness(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	_, err = fmt.Fprintf(stdout, "consistent: %d entries, root %s (%d checkpoints kept in %s)\n", newer.Size, newer.Root, len(st.Checkpoints), file)
+	return err
+}
+
+// writePrivateFile writes data to path readable by its owner only (0600),
+// also when path already existed with wider permissions: an export holds
+// what two orgs did, beyond what others on the machine may read.
+func writePrivateFile(path string, data []byte) (err error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, f.Close()) }()
+	if err := f.Chmod(0o600); err != nil {
+		return err
+	}
+	_, err = f.Write(data)
 	return err
 }
 

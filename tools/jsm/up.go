@@ -41,9 +41,12 @@ type upConfig struct {
 	NATSHost string // default 127.0.0.1
 	NATSPort int    // preferred port; a free one is used when taken; -1 picks one
 	PGPort   int    // 0 picks a free port
-	// RateLimit is the RPCs per second allowed per client IP; 0 is unlimited.
-	RateLimit float64
-	Logger    *slog.Logger
+	// RateLimit is the RPCs per second allowed per client IP, OrgRateLimit
+	// per caller org; 0 is unlimited (the flags default to a limit). Bursts
+	// of 0 are twice the rate.
+	RateLimit, OrgRateLimit float64
+	RateBurst, OrgRateBurst int
+	Logger                  *slog.Logger
 }
 
 // endpoints are where a running `jsm up` can be reached.
@@ -62,7 +65,10 @@ func runUpCommand(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "HTTP address serving every Connect/gRPC/gRPC-Web API")
 	fs.IntVar(&cfg.NATSPort, "nats-port", 4222, "NATS client port on 127.0.0.1 (a free port is used when taken; -1 picks one)")
 	fs.IntVar(&cfg.PGPort, "pg-port", 0, "PostgreSQL port on 127.0.0.1 (0 picks a free one)")
-	fs.Float64Var(&cfg.RateLimit, "rate-limit", 0, "RPCs per second allowed per client IP (0 = unlimited)")
+	fs.Float64Var(&cfg.RateLimit, "rate-limit", 200, "RPCs per second allowed per client IP, before authentication (0 = unlimited)")
+	fs.IntVar(&cfg.RateBurst, "rate-burst", 0, "burst of RPCs allowed per client IP (0 = twice --rate-limit)")
+	fs.Float64Var(&cfg.OrgRateLimit, "org-rate-limit", 50, "RPCs per second allowed per caller org (0 = unlimited)")
+	fs.IntVar(&cfg.OrgRateBurst, "org-rate-burst", 0, "burst of RPCs allowed per caller org (0 = twice --org-rate-limit)")
 	fs.StringVar(&logFormat, "log-format", "text", "log format on stderr: text or json")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -282,10 +288,15 @@ func runUp(ctx context.Context, cfg upConfig, ready func(endpoints)) (err error)
 		return services, err
 	}
 	host, err = rpc.NewHostWith(rpc.HostConfig{
-		Listen:    cfg.Listen,
-		Verifier:  verifier,
-		Logger:    log,
-		RateLimit: cfg.RateLimit,
+		Listen:   cfg.Listen,
+		Verifier: verifier,
+		Logger:   log,
+		// /metrics and gRPC reflection stay open: `jsm up` is a developer's
+		// platform on loopback (a service run alone hides both by default).
+		RateLimit:    cfg.RateLimit,
+		RateBurst:    cfg.RateBurst,
+		OrgRateLimit: cfg.OrgRateLimit,
+		OrgRateBurst: cfg.OrgRateBurst,
 		OnReady: func(addr net.Addr) {
 			log.Info("jsm is up", "took", time.Since(start).Round(time.Millisecond))
 			if ready != nil {

@@ -40,15 +40,29 @@ func (s *Sources) RegisterSource(ctx context.Context, r *connect.Request[integra
 		return nil, s.toConnect(ctx, err)
 	}
 	st := res.State
-	return connect.NewResponse(&integrationv1.RegisterSourceResponse{
-		Source:   toProto(st),
-		Secret:   s.d.Keys.Derive(secret.ForSource, string(st.ID), st.SecretVersion),
-		Position: res.Position,
-	}), nil
+	out := &integrationv1.RegisterSourceResponse{Source: toProto(st), Position: res.Position}
+	if appendedNow(res) {
+		out.Secret = s.d.Keys.Derive(secret.ForSource, string(st.ID), st.SecretVersion)
+	}
+	return connect.NewResponse(out), nil
+}
+
+// appendedNow reports whether this very request changed the aggregate: a
+// secret is shown to the request that issued it only, never again to a
+// registration of an existing source or a replayed request_id (whoever
+// holds a token of the org would otherwise read the live secret without a
+// rotation or an event).
+func appendedNow(res es.Result[domain.State]) bool {
+	return !res.Duplicate && len(res.Events) > 0
 }
 
 func (s *Sources) RotateSourceSecret(ctx context.Context, r *connect.Request[integrationv1.RotateSourceSecretRequest]) (*connect.Response[integrationv1.RotateSourceSecretResponse], error) {
-	res, err := change(ctx, s, r, r.Msg.GetSourceId(), r.Msg.GetRequestId(), &domain.RotateSecret{})
+	cmd := &domain.RotateSecret{}
+	if g := r.Msg.GetPreviousSecretGrace(); g != nil {
+		grace := g.AsDuration()
+		cmd.PreviousGrace = &grace
+	}
+	res, err := change(ctx, s, r, r.Msg.GetSourceId(), r.Msg.GetRequestId(), cmd)
 	if err != nil {
 		return nil, err
 	}
@@ -56,11 +70,11 @@ func (s *Sources) RotateSourceSecret(ctx context.Context, r *connect.Request[int
 	if err := s.kickNATS(ctx, st.ID); err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&integrationv1.RotateSourceSecretResponse{
-		Secret:        s.d.Keys.Derive(secret.ForSource, string(st.ID), st.SecretVersion),
-		SecretVersion: st.SecretVersion,
-		Position:      res.Position,
-	}), nil
+	out := &integrationv1.RotateSourceSecretResponse{SecretVersion: st.SecretVersion, Position: res.Position}
+	if appendedNow(res) {
+		out.Secret = s.d.Keys.Derive(secret.ForSource, string(st.ID), st.SecretVersion)
+	}
+	return connect.NewResponse(out), nil
 }
 
 func (s *Sources) DisableSource(ctx context.Context, r *connect.Request[integrationv1.DisableSourceRequest]) (*connect.Response[integrationv1.DisableSourceResponse], error) {

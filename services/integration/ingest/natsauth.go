@@ -86,7 +86,7 @@ func (s *Sources) sourceUser(ctx context.Context, req *jwt.AuthorizationRequestC
 		return nil, errUnauthenticated
 	}
 	now := s.d.Now()
-	if err := s.authenticate(src, http.Header{"Authorization": {"Bearer " + password}}, nil, now); err != nil {
+	if _, err := s.authenticateHeaders(src, http.Header{"Authorization": {"Bearer " + password}}, now); err != nil {
 		return nil, errUnauthenticated
 	}
 	identity := natsauth.Source(id)
@@ -98,7 +98,7 @@ func (s *Sources) sourceUser(ctx context.Context, req *jwt.AuthorizationRequestC
 	u.Limits.NatsLimits.Payload = MaxEventBytes
 	if !hmac.Equal([]byte(password), []byte(s.d.Keys.Derive(secret.ForSource, id, src.SecretVersion))) {
 		// The previous secret: the connection ends with its grace.
-		u.Expires = src.RotatedAt.Add(s.d.Limits.RotationGrace).Unix()
+		u.Expires = src.PreviousUntil(s.d.Limits.RotationGrace).Unix()
 	}
 	return u, nil
 }

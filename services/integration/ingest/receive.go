@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"time"
 
 	cejs "github.com/cloudevents/sdk-go/protocol/nats_jetstream/v2"
 	"github.com/cloudevents/sdk-go/v2/binding"
@@ -73,6 +74,25 @@ func (s *Sources) Handler() http.Handler {
 func (s *Sources) receiveHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := telemetry.FromTraceParent(r.Context(), r.Header.Get("traceparent"))
 	id := r.PathValue("source")
+	// Nothing of the body is read before the caller has shown it may send:
+	// the source must exist, a bearer token is checked from the headers, and
+	// only a signed request of an enabled source, fresh by its timestamp,
+	// has its body read (up to the limit) to check the signature.
+	src, err := s.source(ctx, id)
+	if err != nil {
+		s.d.Logger.ErrorContext(ctx, "ingest: load source", "source", id, "err", err)
+		writeProblem(w, problem{Type: problemBase + "unavailable", Status: http.StatusServiceUnavailable, Detail: "try again later"})
+		return
+	}
+	now := s.d.Now()
+	needBody, err := s.authenticateHeaders(src, r.Header, now)
+	if !src.Exists() || err != nil || (needBody && !src.Enabled) {
+		writeProblem(w, problem{Type: problemBase + "unauthenticated", Status: http.StatusUnauthorized, Detail: errUnauthenticated.Error()})
+		return
+	}
+	if !needBody && !s.admit(w, src, now) {
+		return // a token's caller is limited before its body is read
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.d.Limits.MaxBodyBytes))
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
@@ -83,30 +103,14 @@ func (s *Sources) receiveHTTP(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, problem{Type: problemBase + "bad-request", Status: http.StatusBadRequest, Detail: "reading the body: " + err.Error()})
 		return
 	}
-	src, err := s.source(ctx, id)
-	if err != nil {
-		s.d.Logger.ErrorContext(ctx, "ingest: load source", "source", id, "err", err)
-		writeProblem(w, problem{Type: problemBase + "unavailable", Status: http.StatusServiceUnavailable, Detail: "try again later"})
-		return
-	}
-	if !src.Exists() {
-		writeProblem(w, problem{Type: problemBase + "unauthenticated", Status: http.StatusUnauthorized, Detail: errUnauthenticated.Error()})
-		return
-	}
-	if err := s.authenticate(src, r.Header, body, s.d.Now()); err != nil {
-		writeProblem(w, problem{Type: problemBase + "unauthenticated", Status: http.StatusUnauthorized, Detail: errUnauthenticated.Error()})
-		return
-	}
-	// After authentication: someone who only knows the source's id cannot
-	// use up its rate (the host bounds requests per client address).
-	if ok, wait := s.limiter.allow(id, s.d.Now()); !ok {
-		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
-		writeProblem(w, problem{Type: problemBase + "rate-limited", Status: http.StatusTooManyRequests, Detail: "too many requests from this source"})
-		return
-	}
-	if !src.Enabled {
-		writeProblem(w, problem{Type: problemBase + "source-disabled", Status: http.StatusForbidden, Detail: "the source is disabled"})
-		return
+	if needBody {
+		if err := s.authenticateSignature(src, r.Header, body, now); err != nil {
+			writeProblem(w, problem{Type: problemBase + "unauthenticated", Status: http.StatusUnauthorized, Detail: errUnauthenticated.Error()})
+			return
+		}
+		if !s.admit(w, src, now) {
+			return
+		}
 	}
 	req := r.Clone(ctx)
 	req.Body = io.NopCloser(bytes.NewReader(body))
@@ -195,6 +199,23 @@ func validate(e cloudevents.Event) error {
 		return err
 	}
 	return event.CheckName("subject", e.Subject(), event.MaxNameLen)
+}
+
+// admit applies the source's rate limit and its being enabled to an
+// authenticated request; false when it answered. Only after
+// authentication: someone who only knows the source's id cannot use up its
+// rate (the host bounds requests per client address).
+func (s *Sources) admit(w http.ResponseWriter, src domain.State, now time.Time) bool {
+	if ok, wait := s.limiter.allow(string(src.ID), now); !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		writeProblem(w, problem{Type: problemBase + "rate-limited", Status: http.StatusTooManyRequests, Detail: "too many requests from this source"})
+		return false
+	}
+	if !src.Enabled {
+		writeProblem(w, problem{Type: problemBase + "source-disabled", Status: http.StatusForbidden, Detail: "the source is disabled"})
+		return false
+	}
+	return true
 }
 
 func isBatch(r *http.Request) bool {

@@ -8,6 +8,7 @@ package registration
 import (
 	"context"
 	"errors"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -60,8 +61,13 @@ func IDs(contracts []Contract) []string {
 	return ids
 }
 
-// RotateSecret issues the next secret version.
-type RotateSecret struct{ decide.By }
+// RotateSecret issues the next secret version. PreviousGrace, when set, is
+// how long the previous secret stays valid (0: revoked at once); nil leaves
+// the deployment's grace period.
+type RotateSecret struct {
+	decide.By
+	PreviousGrace *time.Duration
+}
 
 // Disable stops it.
 type Disable struct {
@@ -88,7 +94,7 @@ type Owned struct {
 
 // Events make the aggregate's own events of the lifecycle.
 type Events struct {
-	SecretRotated func(version uint32) proto.Message
+	SecretRotated func(version uint32, previousGrace *time.Duration) proto.Message
 	Disabled      func(reason string) proto.Message
 	Enabled       func() proto.Message
 }
@@ -117,7 +123,10 @@ func Decide(o Owned, cmd decide.Command, ev Events) ([]proto.Message, error) {
 	}
 	switch x := cmd.(type) {
 	case *RotateSecret:
-		return one(ev.SecretRotated(o.SecretVersion + 1))
+		if x.PreviousGrace != nil && *x.PreviousGrace < 0 {
+			return nil, decide.Invalid("previous_secret_grace", "negative")
+		}
+		return one(ev.SecretRotated(o.SecretVersion+1, x.PreviousGrace))
 	case *Disable:
 		if !o.Enabled {
 			return nil, nil

@@ -34,24 +34,36 @@ func (s *Subscriptions) RegisterSubscription(ctx context.Context, r *connect.Req
 		return nil, s.toConnect(ctx, err)
 	}
 	st := res.State
-	return connect.NewResponse(&integrationv1.RegisterSubscriptionResponse{
-		Subscription: toProto(st),
-		Secret:       s.d.Keys.Derive(secret.ForSubscription, string(st.ID), st.SecretVersion),
-		Position:     res.Position,
-	}), nil
+	out := &integrationv1.RegisterSubscriptionResponse{Subscription: toProto(st), Position: res.Position}
+	if appendedNow(res) {
+		out.Secret = s.d.Keys.Derive(secret.ForSubscription, string(st.ID), st.SecretVersion)
+	}
+	return connect.NewResponse(out), nil
+}
+
+// appendedNow reports whether this very request changed the subscription:
+// its secret is shown to the request that issued it only, never to a
+// replayed request_id.
+func appendedNow(res es.Result[domain.State]) bool {
+	return !res.Duplicate && len(res.Events) > 0
 }
 
 func (s *Subscriptions) RotateSubscriptionSecret(ctx context.Context, r *connect.Request[integrationv1.RotateSubscriptionSecretRequest]) (*connect.Response[integrationv1.RotateSubscriptionSecretResponse], error) {
-	res, err := change(ctx, s, r, r.Msg.GetSubscriptionId(), r.Msg.GetRequestId(), &domain.RotateSecret{})
+	cmd := &domain.RotateSecret{}
+	if g := r.Msg.GetPreviousSecretGrace(); g != nil {
+		grace := g.AsDuration()
+		cmd.PreviousGrace = &grace
+	}
+	res, err := change(ctx, s, r, r.Msg.GetSubscriptionId(), r.Msg.GetRequestId(), cmd)
 	if err != nil {
 		return nil, err
 	}
 	st := res.State
-	return connect.NewResponse(&integrationv1.RotateSubscriptionSecretResponse{
-		Secret:        s.d.Keys.Derive(secret.ForSubscription, string(st.ID), st.SecretVersion),
-		SecretVersion: st.SecretVersion,
-		Position:      res.Position,
-	}), nil
+	out := &integrationv1.RotateSubscriptionSecretResponse{SecretVersion: st.SecretVersion, Position: res.Position}
+	if appendedNow(res) {
+		out.Secret = s.d.Keys.Derive(secret.ForSubscription, string(st.ID), st.SecretVersion)
+	}
+	return connect.NewResponse(out), nil
 }
 
 func (s *Subscriptions) DisableSubscription(ctx context.Context, r *connect.Request[integrationv1.DisableSubscriptionRequest]) (*connect.Response[integrationv1.DisableSubscriptionResponse], error) {

@@ -88,10 +88,15 @@ func (matcher) Apply(ctx context.Context, tx pgx.Tx, events []event.Event) error
 		if !s.RotatedAt.IsZero() {
 			rotated = &s.RotatedAt
 		}
-		b.Queue(`INSERT INTO webhooks.subscriptions (subscription_id, org_id, enabled, url, secret_version, rotated_at, registered_at, state, position)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-			ON CONFLICT (subscription_id) DO UPDATE SET enabled = $3, url = $4, secret_version = $5, rotated_at = $6, state = $8, position = $9`,
-			string(id), string(s.Org), s.Enabled, s.URL, int64(s.SecretVersion), rotated, s.RegisteredAt, raw, int64(pos))
+		var graceMicros *int64
+		if s.PreviousGrace != nil {
+			us := s.PreviousGrace.Microseconds()
+			graceMicros = &us
+		}
+		b.Queue(`INSERT INTO webhooks.subscriptions (subscription_id, org_id, enabled, url, secret_version, rotated_at, registered_at, state, position, previous_grace_us)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+			ON CONFLICT (subscription_id) DO UPDATE SET enabled = $3, url = $4, secret_version = $5, rotated_at = $6, state = $8, position = $9, previous_grace_us = $10`,
+			string(id), string(s.Org), s.Enabled, s.URL, int64(s.SecretVersion), rotated, s.RegisteredAt, raw, int64(pos), graceMicros)
 	}
 	return tx.SendBatch(ctx, b).Close()
 }

@@ -54,10 +54,52 @@ func checkURL(raw string, allowPrivate bool) error {
 
 func public(a netip.Addr) bool {
 	a = a.Unmap()
-	return a.IsValid() && !a.IsLoopback() && !a.IsPrivate() && !a.IsLinkLocalUnicast() && !a.IsLinkLocalMulticast() &&
-		!a.IsUnspecified() && !a.IsMulticast() && !a.IsInterfaceLocalMulticast() &&
-		!netip.MustParsePrefix("100.64.0.0/10").Contains(a) // carrier-grade NAT
+	if !a.IsValid() || a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() ||
+		a.IsUnspecified() || a.IsMulticast() || a.IsInterfaceLocalMulticast() {
+		return false
+	}
+	for _, p := range notPublic {
+		if p.Contains(a) {
+			return false
+		}
+	}
+	return true
 }
+
+// notPublic are the special-purpose ranges of the IANA IPv4 and IPv6
+// Special-Purpose Address Registries that are not globally reachable, or
+// that translate to an IPv4 address a webhook could not name directly
+// (NAT64, 6to4, Teredo, IPv4-compatible and -translated forms), beside what
+// the netip predicates above cover.
+var notPublic = func() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range []string{
+		"0.0.0.0/8",          // "this network"
+		"100.64.0.0/10",      // shared address space (carrier-grade NAT)
+		"192.0.0.0/24",       // IETF protocol assignments
+		"192.0.2.0/24",       // documentation (TEST-NET-1)
+		"192.88.99.0/24",     // 6to4 relay anycast
+		"198.18.0.0/15",      // benchmarking
+		"198.51.100.0/24",    // documentation (TEST-NET-2)
+		"203.0.113.0/24",     // documentation (TEST-NET-3)
+		"240.0.0.0/4",        // reserved
+		"255.255.255.255/32", // limited broadcast
+		"::/96",              // IPv4-compatible (deprecated)
+		"::ffff:0:0:0/96",    // IPv4-translated (SIIT)
+		"64:ff9b::/96",       // NAT64 well-known prefix
+		"64:ff9b:1::/48",     // NAT64 local use
+		"100::/64",           // discard-only
+		"2001::/23",          // IETF protocol assignments (Teredo, benchmarking, ORCHID)
+		"2001:db8::/32",      // documentation
+		"2002::/16",          // 6to4
+		"3fff::/20",          // documentation
+		"5f00::/16",          // segment routing (SRv6) SIDs
+		"fec0::/10",          // site-local (deprecated)
+	} {
+		out = append(out, netip.MustParsePrefix(s))
+	}
+	return out
+}()
 
 // newHTTPClient is the worker's default client: no redirects (a 3xx is a
 // failed attempt, and a redirect could lead inside), and unless

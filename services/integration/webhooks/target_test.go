@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,6 +31,32 @@ func TestCheckURL(t *testing.T) {
 		"http://[::ffff:127.0.0.1]/jsm":       false,
 		"http://0.0.0.0/jsm":                  false,
 		"http://100.64.0.1/jsm":               false,
+		"http://[2606:4700::6810:84e5]/jsm":   true,
+		"http://[64:ff9b::7f00:1]/jsm":        false, // NAT64 of 127.0.0.1
+		"http://[64:ff9b:1::a00:1]/jsm":       false,
+		"http://[2002:7f00:1::1]/jsm":         false, // 6to4 of 127.0.0.1
+		"http://[2001:0:4136:e378::1]/jsm":    false, // Teredo
+		"http://[2001:db8::1]/jsm":            false,
+		"http://[3fff::1]/jsm":                false,
+		"http://[100::1]/jsm":                 false,
+		"http://[fec0::1]/jsm":                false,
+		"http://[::7f00:1]/jsm":               false, // IPv4-compatible 127.0.0.1
+		"http://[::ffff:0:a00:1]/jsm":         false, // IPv4-translated 10.0.0.1
+		"http://[ff02::1]/jsm":                false,
+		"http://198.18.0.1/jsm":               false,
+		"http://198.19.255.254/jsm":           false,
+		"http://198.20.0.1/jsm":               true,
+		"http://240.0.0.1/jsm":                false,
+		"http://255.255.255.255/jsm":          false,
+		"http://0.1.2.3/jsm":                  false,
+		"http://192.0.0.8/jsm":                false,
+		"http://192.0.2.1/jsm":                false,
+		"http://192.88.99.1/jsm":              false,
+		"http://198.51.100.7/jsm":             false,
+		"http://203.0.113.9/jsm":              false,
+		"http://224.0.0.1/jsm":                false,
+		"http://172.16.0.1/jsm":               false,
+		"http://172.32.0.1/jsm":               true,
 	} {
 		err := checkURL(url, false)
 		if ok != (err == nil) {
@@ -92,6 +119,38 @@ func TestBackoff(t *testing.T) {
 	for range 100 {
 		if d := equalJitter(time.Minute); d < 30*time.Second || d >= time.Minute {
 			t.Fatalf("jitter of a minute gave %s", d)
+		}
+	}
+}
+
+// A failed attempt is described by its status code or the class of its
+// failure only: no body, reason phrase, address or port of the endpoint.
+func TestAttemptReasonsLeakNothing(t *testing.T) {
+	if got := statusReason(http.StatusServiceUnavailable); got != "503 Service Unavailable" {
+		t.Errorf("503: %q", got)
+	}
+	if got := statusReason(599); got != "599" {
+		t.Errorf("599: %q", got)
+	}
+
+	refused := httptest.NewServer(http.NotFoundHandler())
+	addr := refused.Listener.Addr().String()
+	refused.Close()
+	_, err := newHTTPClient(true).Get("http://" + addr + "/x")
+	if got := transportReason(err); got != "connection refused" {
+		t.Errorf("refused (%v): %q", err, got)
+	}
+	_, err = newHTTPClient(false).Get("http://" + addr + "/x")
+	if got := transportReason(err); got != "address is not public" {
+		t.Errorf("private (%v): %q", err, got)
+	}
+	_, err = newHTTPClient(true).Get("http://no-such-host.invalid/x")
+	if got := transportReason(err); got != "name not resolved" {
+		t.Errorf("unresolved (%v): %q", err, got)
+	}
+	for _, reason := range []string{transportReason(err), transportReason(errors.New("dial tcp 10.0.0.7:5432: i/o"))} {
+		if strings.ContainsAny(reason, ":0123456789") {
+			t.Errorf("reason %q names an address or port", reason)
 		}
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/jsmplatform/jsm/libs/auth"
 	"github.com/jsmplatform/jsm/libs/event"
@@ -307,7 +308,12 @@ func (p *platform) receiver() *receiver {
 		rc.seen[id]++
 		n, respond := rc.seen[id], rc.respond
 		rc.mu.Unlock()
-		w.WriteHeader(respond(got, n))
+		code := respond(got, n)
+		w.WriteHeader(code)
+		if code >= 300 {
+			// What an internal endpoint might answer: it must not reach the org.
+			_, _ = io.WriteString(w, "internal detail: pg password hunter2")
+		}
 	}))
 	t.Cleanup(srv.Close)
 	rc.URL = srv.URL + "/hooks/jsm"
@@ -450,6 +456,42 @@ func TestDeliveredSigned(t *testing.T) {
 	}
 }
 
+// TestRotationWithoutGrace: a rotation with a grace of 0 (a leaked secret)
+// signs the next delivery with the new secret only; a replayed request_id
+// shows no secret.
+func TestRotationWithoutGrace(t *testing.T) {
+	p := start(t)
+	contractID := p.contract()
+	rc := p.receiver()
+	sub, err := p.subscribe(customer, rc.URL, []string{contractID}, timelineEntry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := p.client(customer, "org-admin")
+	req := &integrationv1.RotateSubscriptionSecretRequest{SubscriptionId: sub.Subscription.SubscriptionId, RequestId: "rot-1", PreviousSecretGrace: durationpb.New(0)}
+	rot := must[integrationv1.RotateSubscriptionSecretResponse](t)(admin.RotateSubscriptionSecret(ctx, connect.NewRequest(req)))
+	if rot.SecretVersion != 2 || !strings.HasPrefix(rot.Secret, "whsec_") {
+		t.Fatalf("rotated %v", rot)
+	}
+	if again := must[integrationv1.RotateSubscriptionSecretResponse](t)(admin.RotateSubscriptionSecret(ctx, connect.NewRequest(req))); again.Secret != "" {
+		t.Fatal("a replayed rotation showed the secret again")
+	}
+	must[integrationv1.ListSubscriptionsResponse](t)(p.client(customer, "viewer").ListSubscriptions(ctx, connect.NewRequest(&integrationv1.ListSubscriptionsRequest{MinPosition: rot.Position})))
+	p.emit(contractID, "inc-1", "after")
+	eventually(t, "the delivery", func() bool { return rc.count() == 1 })
+	got := rc.all()[0]
+	if err := verify(rot.Secret, got.Header, got.Body, got.At); err != nil {
+		t.Fatalf("the new secret: %v", err)
+	}
+	if err := verify(sub.Secret, got.Header, got.Body, got.At); err == nil {
+		t.Fatal("the revoked secret still signs deliveries")
+	}
+	_, err = admin.RotateSubscriptionSecret(ctx, connect.NewRequest(&integrationv1.RotateSubscriptionSecretRequest{SubscriptionId: sub.Subscription.SubscriptionId, PreviousSecretGrace: durationpb.New(-time.Second)}))
+	if connect.CodeOf(err) != connect.CodeInvalidArgument {
+		t.Fatalf("a negative grace: %v, want invalid_argument", err)
+	}
+}
+
 // TestRetriedUntilDelivered: a receiver failing twice gets the event on the
 // third attempt, after backoff; every attempt is logged.
 func TestRetriedUntilDelivered(t *testing.T) {
@@ -479,7 +521,7 @@ func TestRetriedUntilDelivered(t *testing.T) {
 		eventually(t, fmt.Sprintf("attempt %d", attempt), func() bool { d := delivery(); return d != nil && d.Attempts == attempt })
 		d := delivery()
 		if d.Status != integrationv1.DeliveryStatus_DELIVERY_STATUS_PENDING || d.LastStatusCode != http.StatusServiceUnavailable ||
-			!strings.Contains(d.LastError, "503") || !d.NextAttemptAt.AsTime().After(p.clock.Now()) {
+			d.LastError != "503 Service Unavailable" || !d.NextAttemptAt.AsTime().After(p.clock.Now()) {
 			t.Fatalf("after attempt %d: %v", attempt, d)
 		}
 		// Nothing is sent again before the backoff has passed.
@@ -741,7 +783,8 @@ func TestScopedToOwner(t *testing.T) {
 }
 
 // TestIdempotentCommands: a retried register answers with the same
-// subscription and secret; disabling or enabling twice appends once.
+// subscription, without its secret (shown once); disabling or enabling
+// twice appends once.
 func TestIdempotentCommands(t *testing.T) {
 	p := start(t)
 	contractID := p.contract()
@@ -750,7 +793,7 @@ func TestIdempotentCommands(t *testing.T) {
 	first := must[integrationv1.RegisterSubscriptionResponse](t)(admin.RegisterSubscription(ctx, connect.NewRequest(req)))
 	again := must[integrationv1.RegisterSubscriptionResponse](t)(admin.RegisterSubscription(ctx, connect.NewRequest(req)))
 	id := first.Subscription.SubscriptionId
-	if again.Subscription.SubscriptionId != id || again.Secret != first.Secret || again.Position != first.Position {
+	if again.Subscription.SubscriptionId != id || !strings.HasPrefix(first.Secret, "whsec_") || again.Secret != "" || again.Position != first.Position {
 		t.Fatalf("retried register: %v, first %v", again, first)
 	}
 	for range 2 {

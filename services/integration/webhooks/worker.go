@@ -3,15 +3,19 @@ package webhooks
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -194,7 +198,7 @@ func (w *worker) claim(ctx context.Context, n int) ([]claimed, error) {
 			FROM due WHERE d.delivery_id = due.delivery_id
 			RETURNING d.delivery_id, d.subscription_id, d.org_id, d.payload, d.tries, d.attempts, d.trace_parent, d.event_type, d.contract_id)
 		SELECT c.delivery_id, c.subscription_id, c.org_id, s.url, s.secret_version,
-			CASE WHEN s.rotated_at > $1 - $4 * interval '1 microsecond' THEN s.secret_version - 1 ELSE 0 END,
+			CASE WHEN s.rotated_at > $1 - COALESCE(s.previous_grace_us, $4) * interval '1 microsecond' THEN s.secret_version - 1 ELSE 0 END,
 			c.payload, c.tries, c.attempts, c.trace_parent, c.event_type, c.contract_id
 		FROM claimed c JOIN webhooks.subscriptions s ON s.subscription_id = c.subscription_id`,
 		now, lease, n, w.cfg.RotationGrace.Microseconds())
@@ -298,20 +302,50 @@ func (w *worker) send(ctx context.Context, c claimed, at time.Time) (int, string
 	}
 	resp, err := w.http.Do(req)
 	if err != nil {
-		return 0, err.Error()
+		return 0, transportReason(err)
 	}
 	defer resp.Body.Close()
-	// The start of the answer helps the org see why its endpoint refused.
-	head, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return resp.StatusCode, ""
 	}
-	text := resp.Status
-	if len(head) > 0 && utf8.Valid(head) {
-		text += ": " + string(head)
+	return resp.StatusCode, statusReason(resp.StatusCode)
+}
+
+// statusReason is what an org reads of a refused attempt: the status code
+// and its standard text, never the endpoint's body or reason phrase, which
+// could carry what an internal service answered (an org points a webhook
+// wherever it likes).
+func statusReason(code int) string {
+	if text := http.StatusText(code); text != "" {
+		return fmt.Sprintf("%d %s", code, text)
 	}
-	return resp.StatusCode, text
+	return strconv.Itoa(code)
+}
+
+// transportReason names the class of a failed request without its
+// addresses, ports or the resolver's and TLS library's words, which would
+// tell an org about the network around the platform.
+func transportReason(err error) string {
+	var dnsErr *net.DNSError
+	var tlsErr *tls.CertificateVerificationError
+	var recordErr tls.RecordHeaderError
+	switch {
+	case errors.Is(err, errPrivateTarget):
+		return "address is not public"
+	case errors.Is(err, context.DeadlineExceeded) || os.IsTimeout(err):
+		return "timed out"
+	case errors.As(err, &dnsErr):
+		return "name not resolved"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection closed"
+	case errors.As(err, &tlsErr) || errors.As(err, &recordErr):
+		return "TLS handshake failed"
+	default:
+		return "request failed"
+	}
 }
 
 // sign is the "v1,<base64>" signature of c with the secret of version.

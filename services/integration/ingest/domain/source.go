@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/jsmplatform/jsm/libs/decide"
 	integrationv1 "github.com/jsmplatform/jsm/proto/gen/jsm/integration/v1"
@@ -40,9 +41,25 @@ type State struct {
 	Enabled       bool
 	SecretVersion uint32
 	// RotatedAt is when the secret last changed (zero: never).
-	RotatedAt    time.Time
-	RegisteredAt time.Time
-	UpdatedAt    time.Time
+	RotatedAt time.Time
+	// PreviousGrace is how long the previous secret stays valid after
+	// RotatedAt, when the rotation chose it (else nil: the deployment's).
+	PreviousGrace *time.Duration
+	RegisteredAt  time.Time
+	UpdatedAt     time.Time
+}
+
+// PreviousUntil is when the previous secret stops being valid, given the
+// deployment's grace period.
+func (s State) PreviousUntil(defaultGrace time.Duration) time.Time {
+	if s.SecretVersion < 2 {
+		return time.Time{}
+	}
+	grace := defaultGrace
+	if s.PreviousGrace != nil {
+		grace = *s.PreviousGrace
+	}
+	return s.RotatedAt.Add(grace)
 }
 
 // Exists reports whether the source was registered.
@@ -88,8 +105,12 @@ func (s State) owned() registration.Owned {
 
 func events(id SourceID) registration.Events {
 	return registration.Events{
-		SecretRotated: func(v uint32) proto.Message {
-			return &integrationv1.SourceSecretRotated{SourceId: string(id), SecretVersion: v}
+		SecretRotated: func(v uint32, grace *time.Duration) proto.Message {
+			e := &integrationv1.SourceSecretRotated{SourceId: string(id), SecretVersion: v}
+			if grace != nil {
+				e.PreviousSecretGrace = durationpb.New(*grace)
+			}
+			return e
 		},
 		Disabled: func(reason string) proto.Message {
 			return &integrationv1.SourceDisabled{SourceId: string(id), Reason: reason}
@@ -142,6 +163,11 @@ func Evolve(s State, m proto.Message, meta Meta) State {
 	case *integrationv1.SourceSecretRotated:
 		s.SecretVersion = e.GetSecretVersion()
 		s.RotatedAt = meta.Time
+		s.PreviousGrace = nil
+		if e.PreviousSecretGrace != nil {
+			grace := e.GetPreviousSecretGrace().AsDuration()
+			s.PreviousGrace = &grace
+		}
 	case *integrationv1.SourceDisabled:
 		s.Enabled = false
 	case *integrationv1.SourceEnabled:

@@ -106,3 +106,43 @@ func TestEvolve(t *testing.T) {
 		t.Fatalf("state %+v", s)
 	}
 }
+
+// The previous secret is valid for the grace the rotation chose (0: not at
+// all), else the deployment's; a later rotation without one goes back to
+// the deployment's.
+func TestPreviousSecretGrace(t *testing.T) {
+	rotated := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	const deployment = 24 * time.Hour
+	zero, hour := time.Duration(0), time.Hour
+	for name, tc := range map[string]struct {
+		grace *time.Duration
+		want  time.Time
+	}{
+		"deployment's": {nil, rotated.Add(deployment)},
+		"revoked":      {&zero, rotated},
+		"an hour":      {&hour, rotated.Add(time.Hour)},
+	} {
+		s := domain.Evolve(domain.State{}, &integrationv1.SourceRegistered{SourceId: "s", OrgId: string(acme), ContractIds: []string{"c"}, SecretVersion: 1}, domain.Meta{Time: rotated.Add(-time.Hour)})
+		if got := s.PreviousUntil(deployment); !got.IsZero() {
+			t.Errorf("%s: before any rotation, previous valid until %v", name, got)
+		}
+		evs, err := domain.Decide(s, &domain.RotateSecret{By: by(acme), PreviousGrace: tc.grace})
+		if err != nil || len(evs) != 1 {
+			t.Fatalf("%s: %v %v", name, evs, err)
+		}
+		s = domain.Evolve(s, evs[0], domain.Meta{Time: rotated})
+		if got := s.PreviousUntil(deployment); !got.Equal(tc.want) {
+			t.Errorf("%s: previous valid until %v, want %v", name, got, tc.want)
+		}
+		evs, _ = domain.Decide(s, &domain.RotateSecret{By: by(acme)})
+		s = domain.Evolve(s, evs[0], domain.Meta{Time: rotated.Add(time.Minute)})
+		if got := s.PreviousUntil(deployment); !got.Equal(rotated.Add(time.Minute + deployment)) {
+			t.Errorf("%s: a later rotation without a grace: %v", name, got)
+		}
+	}
+	minus := -time.Second
+	s := domain.Evolve(domain.State{}, &integrationv1.SourceRegistered{SourceId: "s", OrgId: string(acme), ContractIds: []string{"c"}, SecretVersion: 1}, domain.Meta{Time: rotated})
+	if _, err := domain.Decide(s, &domain.RotateSecret{By: by(acme), PreviousGrace: &minus}); err == nil {
+		t.Error("a negative grace was accepted")
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/jsmplatform/jsm/libs/decide"
 	integrationv1 "github.com/jsmplatform/jsm/proto/gen/jsm/integration/v1"
@@ -48,9 +49,13 @@ type State struct {
 	Enabled       bool
 	SecretVersion uint32
 	// RotatedAt is when the secret last changed (zero: never).
-	RotatedAt    time.Time
-	RegisteredAt time.Time
-	UpdatedAt    time.Time
+	RotatedAt time.Time
+	// PreviousGrace is how long after RotatedAt deliveries are still signed
+	// with the previous secret, when the rotation chose it (else nil: the
+	// deployment's).
+	PreviousGrace *time.Duration
+	RegisteredAt  time.Time
+	UpdatedAt     time.Time
 }
 
 // Exists reports whether the subscription was registered.
@@ -95,8 +100,12 @@ func (s State) owned() registration.Owned {
 
 func events(id SubscriptionID) registration.Events {
 	return registration.Events{
-		SecretRotated: func(v uint32) proto.Message {
-			return &integrationv1.SubscriptionSecretRotated{SubscriptionId: string(id), SecretVersion: v}
+		SecretRotated: func(v uint32, grace *time.Duration) proto.Message {
+			e := &integrationv1.SubscriptionSecretRotated{SubscriptionId: string(id), SecretVersion: v}
+			if grace != nil {
+				e.PreviousSecretGrace = durationpb.New(*grace)
+			}
+			return e
 		},
 		Disabled: func(reason string) proto.Message {
 			return &integrationv1.SubscriptionDisabled{SubscriptionId: string(id), Reason: reason}
@@ -147,6 +156,11 @@ func Evolve(s State, m proto.Message, meta Meta) State {
 	case *integrationv1.SubscriptionSecretRotated:
 		s.SecretVersion = e.GetSecretVersion()
 		s.RotatedAt = meta.Time
+		s.PreviousGrace = nil
+		if e.PreviousSecretGrace != nil {
+			grace := e.GetPreviousSecretGrace().AsDuration()
+			s.PreviousGrace = &grace
+		}
 	case *integrationv1.SubscriptionDisabled:
 		s.Enabled = false
 	case *integrationv1.SubscriptionEnabled:

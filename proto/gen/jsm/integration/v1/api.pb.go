@@ -10,6 +10,7 @@ import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -487,7 +488,9 @@ type RegisterSourceResponse struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Source *Source                `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
 	// The shared secret, in the Standard Webhooks form "whsec_<base64>": the
-	// bearer token of the source and the key of its signatures.
+	// bearer token of the source and the key of its signatures. Shown once:
+	// empty when the source already existed or the request_id was replayed
+	// (RotateSourceSecret issues a new one).
 	Secret        string `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
 	Position      uint64 `protobuf:"varint,3,opt,name=position,proto3" json:"position,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -546,11 +549,15 @@ func (x *RegisterSourceResponse) GetPosition() uint64 {
 }
 
 type RotateSourceSecretRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SourceId      string                 `protobuf:"bytes,1,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
-	RequestId     string                 `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SourceId  string                 `protobuf:"bytes,1,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
+	RequestId string                 `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// How long the previous secret stays valid: unset, the deployment's grace
+	// period (24 h by default); 0s revokes it at once (a leaked secret); at
+	// most 24 h.
+	PreviousSecretGrace *durationpb.Duration `protobuf:"bytes,3,opt,name=previous_secret_grace,json=previousSecretGrace,proto3" json:"previous_secret_grace,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *RotateSourceSecretRequest) Reset() {
@@ -597,11 +604,19 @@ func (x *RotateSourceSecretRequest) GetRequestId() string {
 	return ""
 }
 
+func (x *RotateSourceSecretRequest) GetPreviousSecretGrace() *durationpb.Duration {
+	if x != nil {
+		return x.PreviousSecretGrace
+	}
+	return nil
+}
+
 type RotateSourceSecretResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Secret        string                 `protobuf:"bytes,1,opt,name=secret,proto3" json:"secret,omitempty"`
-	SecretVersion uint32                 `protobuf:"varint,2,opt,name=secret_version,json=secretVersion,proto3" json:"secret_version,omitempty"`
-	Position      uint64                 `protobuf:"varint,3,opt,name=position,proto3" json:"position,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new secret, shown once: empty when the request_id was replayed.
+	Secret        string `protobuf:"bytes,1,opt,name=secret,proto3" json:"secret,omitempty"`
+	SecretVersion uint32 `protobuf:"varint,2,opt,name=secret_version,json=secretVersion,proto3" json:"secret_version,omitempty"`
+	Position      uint64 `protobuf:"varint,3,opt,name=position,proto3" json:"position,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1736,7 +1751,8 @@ func (x *RegisterSubscriptionRequest) GetRequestId() string {
 type RegisterSubscriptionResponse struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	Subscription *Subscription          `protobuf:"bytes,1,opt,name=subscription,proto3" json:"subscription,omitempty"`
-	// The signing secret, "whsec_<base64>", shown only here and on rotation.
+	// The signing secret, "whsec_<base64>", shown only here and on rotation,
+	// once: empty when the request_id was replayed.
 	Secret        string `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
 	Position      uint64 `protobuf:"varint,3,opt,name=position,proto3" json:"position,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1798,8 +1814,12 @@ type RotateSubscriptionSecretRequest struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	SubscriptionId string                 `protobuf:"bytes,1,opt,name=subscription_id,json=subscriptionId,proto3" json:"subscription_id,omitempty"`
 	RequestId      string                 `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// How long deliveries are still signed with the previous secret too (a
+	// second signature): unset, the deployment's grace period (24 h by
+	// default); 0s stops at once (a leaked secret); at most 24 h.
+	PreviousSecretGrace *durationpb.Duration `protobuf:"bytes,3,opt,name=previous_secret_grace,json=previousSecretGrace,proto3" json:"previous_secret_grace,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *RotateSubscriptionSecretRequest) Reset() {
@@ -1846,11 +1866,19 @@ func (x *RotateSubscriptionSecretRequest) GetRequestId() string {
 	return ""
 }
 
+func (x *RotateSubscriptionSecretRequest) GetPreviousSecretGrace() *durationpb.Duration {
+	if x != nil {
+		return x.PreviousSecretGrace
+	}
+	return nil
+}
+
 type RotateSubscriptionSecretResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Secret        string                 `protobuf:"bytes,1,opt,name=secret,proto3" json:"secret,omitempty"`
-	SecretVersion uint32                 `protobuf:"varint,2,opt,name=secret_version,json=secretVersion,proto3" json:"secret_version,omitempty"`
-	Position      uint64                 `protobuf:"varint,3,opt,name=position,proto3" json:"position,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new secret, shown once: empty when the request_id was replayed.
+	Secret        string `protobuf:"bytes,1,opt,name=secret,proto3" json:"secret,omitempty"`
+	SecretVersion uint32 `protobuf:"varint,2,opt,name=secret_version,json=secretVersion,proto3" json:"secret_version,omitempty"`
+	Position      uint64 `protobuf:"varint,3,opt,name=position,proto3" json:"position,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2235,7 +2263,8 @@ type Delivery struct {
 	LastAttemptAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=last_attempt_at,json=lastAttemptAt,proto3" json:"last_attempt_at,omitempty"`
 	NextAttemptAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=next_attempt_at,json=nextAttemptAt,proto3" json:"next_attempt_at,omitempty"`
 	// The receiver's last HTTP status (0 when it could not be reached) and
-	// the error or the start of its answer.
+	// the status's standard text or the class of the failure ("timed out",
+	// "connection refused"...), never the receiver's answer or addresses.
 	LastStatusCode int32                  `protobuf:"varint,12,opt,name=last_status_code,json=lastStatusCode,proto3" json:"last_status_code,omitempty"`
 	LastError      string                 `protobuf:"bytes,13,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
 	DeliveredAt    *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=delivered_at,json=deliveredAt,proto3" json:"delivered_at,omitempty"`
@@ -2713,7 +2742,7 @@ var File_jsm_integration_v1_api_proto protoreflect.FileDescriptor
 
 const file_jsm_integration_v1_api_proto_rawDesc = "" +
 	"\n" +
-	"\x1cjsm/integration/v1/api.proto\x12\x12jsm.integration.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x87\x03\n" +
+	"\x1cjsm/integration/v1/api.proto\x12\x12jsm.integration.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x87\x03\n" +
 	"\x06Source\x12\x1b\n" +
 	"\tsource_id\x18\x01 \x01(\tR\bsourceId\x12\x15\n" +
 	"\x06org_id\x18\x02 \x01(\tR\x05orgId\x12\x12\n" +
@@ -2735,11 +2764,12 @@ const file_jsm_integration_v1_api_proto_rawDesc = "" +
 	"\x16RegisterSourceResponse\x122\n" +
 	"\x06source\x18\x01 \x01(\v2\x1a.jsm.integration.v1.SourceR\x06source\x12\x16\n" +
 	"\x06secret\x18\x02 \x01(\tR\x06secret\x12\x1a\n" +
-	"\bposition\x18\x03 \x01(\x04R\bposition\"l\n" +
+	"\bposition\x18\x03 \x01(\x04R\bposition\"\xcb\x01\n" +
 	"\x19RotateSourceSecretRequest\x12&\n" +
 	"\tsource_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\bsourceId\x12'\n" +
 	"\n" +
-	"request_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\trequestId\"w\n" +
+	"request_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\trequestId\x12]\n" +
+	"\x15previous_secret_grace\x18\x03 \x01(\v2\x19.google.protobuf.DurationB\x0e\xbaH\v\xaa\x01\b\"\x04\b\x80\xa3\x052\x00R\x13previousSecretGrace\"w\n" +
 	"\x1aRotateSourceSecretResponse\x12\x16\n" +
 	"\x06secret\x18\x01 \x01(\tR\x06secret\x12%\n" +
 	"\x0esecret_version\x18\x02 \x01(\rR\rsecretVersion\x12\x1a\n" +
@@ -2843,11 +2873,12 @@ const file_jsm_integration_v1_api_proto_rawDesc = "" +
 	"\x1cRegisterSubscriptionResponse\x12D\n" +
 	"\fsubscription\x18\x01 \x01(\v2 .jsm.integration.v1.SubscriptionR\fsubscription\x12\x16\n" +
 	"\x06secret\x18\x02 \x01(\tR\x06secret\x12\x1a\n" +
-	"\bposition\x18\x03 \x01(\x04R\bposition\"}\n" +
+	"\bposition\x18\x03 \x01(\x04R\bposition\"\xdc\x01\n" +
 	"\x1fRotateSubscriptionSecretRequest\x121\n" +
 	"\x0fsubscription_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x0esubscriptionId\x12'\n" +
 	"\n" +
-	"request_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\trequestId\"}\n" +
+	"request_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\trequestId\x12]\n" +
+	"\x15previous_secret_grace\x18\x03 \x01(\v2\x19.google.protobuf.DurationB\x0e\xbaH\v\xaa\x01\b\"\x04\b\x80\xa3\x052\x00R\x13previousSecretGrace\"}\n" +
 	" RotateSubscriptionSecretResponse\x12\x16\n" +
 	"\x06secret\x18\x01 \x01(\tR\x06secret\x12%\n" +
 	"\x0esecret_version\x18\x02 \x01(\rR\rsecretVersion\x12\x1a\n" +
@@ -3022,6 +3053,7 @@ var file_jsm_integration_v1_api_proto_goTypes = []any{
 	(*ReplayDeliveriesRequest)(nil),          // 40: jsm.integration.v1.ReplayDeliveriesRequest
 	(*ReplayDeliveriesResponse)(nil),         // 41: jsm.integration.v1.ReplayDeliveriesResponse
 	(*timestamppb.Timestamp)(nil),            // 42: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),              // 43: google.protobuf.Duration
 }
 var file_jsm_integration_v1_api_proto_depIdxs = []int32{
 	0,  // 0: jsm.integration.v1.Source.mapping:type_name -> jsm.integration.v1.Mapping
@@ -3030,64 +3062,66 @@ var file_jsm_integration_v1_api_proto_depIdxs = []int32{
 	42, // 3: jsm.integration.v1.Source.updated_at:type_name -> google.protobuf.Timestamp
 	0,  // 4: jsm.integration.v1.RegisterSourceRequest.mapping:type_name -> jsm.integration.v1.Mapping
 	5,  // 5: jsm.integration.v1.RegisterSourceResponse.source:type_name -> jsm.integration.v1.Source
-	5,  // 6: jsm.integration.v1.GetSourceResponse.source:type_name -> jsm.integration.v1.Source
-	5,  // 7: jsm.integration.v1.ListSourcesResponse.sources:type_name -> jsm.integration.v1.Source
-	42, // 8: jsm.integration.v1.IngestedEvent.event_time:type_name -> google.protobuf.Timestamp
-	42, // 9: jsm.integration.v1.IngestedEvent.received_at:type_name -> google.protobuf.Timestamp
-	2,  // 10: jsm.integration.v1.IngestedEvent.outcome:type_name -> jsm.integration.v1.IngestOutcome
-	18, // 11: jsm.integration.v1.IngestedEvent.external_ref:type_name -> jsm.integration.v1.ExternalRef
-	2,  // 12: jsm.integration.v1.ListIngestedEventsRequest.outcome:type_name -> jsm.integration.v1.IngestOutcome
-	19, // 13: jsm.integration.v1.ListIngestedEventsResponse.events:type_name -> jsm.integration.v1.IngestedEvent
-	19, // 14: jsm.integration.v1.ListRejectedEventsResponse.events:type_name -> jsm.integration.v1.IngestedEvent
-	3,  // 15: jsm.integration.v1.Subscription.status:type_name -> jsm.integration.v1.SubscriptionStatus
-	42, // 16: jsm.integration.v1.Subscription.registered_at:type_name -> google.protobuf.Timestamp
-	42, // 17: jsm.integration.v1.Subscription.updated_at:type_name -> google.protobuf.Timestamp
-	24, // 18: jsm.integration.v1.RegisterSubscriptionResponse.subscription:type_name -> jsm.integration.v1.Subscription
-	24, // 19: jsm.integration.v1.ListSubscriptionsResponse.subscriptions:type_name -> jsm.integration.v1.Subscription
-	4,  // 20: jsm.integration.v1.Delivery.status:type_name -> jsm.integration.v1.DeliveryStatus
-	42, // 21: jsm.integration.v1.Delivery.last_attempt_at:type_name -> google.protobuf.Timestamp
-	42, // 22: jsm.integration.v1.Delivery.next_attempt_at:type_name -> google.protobuf.Timestamp
-	42, // 23: jsm.integration.v1.Delivery.delivered_at:type_name -> google.protobuf.Timestamp
-	4,  // 24: jsm.integration.v1.ListDeliveriesRequest.status:type_name -> jsm.integration.v1.DeliveryStatus
-	35, // 25: jsm.integration.v1.ListDeliveriesResponse.deliveries:type_name -> jsm.integration.v1.Delivery
-	35, // 26: jsm.integration.v1.RedeliverDeliveryResponse.delivery:type_name -> jsm.integration.v1.Delivery
-	6,  // 27: jsm.integration.v1.IntegrationService.RegisterSource:input_type -> jsm.integration.v1.RegisterSourceRequest
-	8,  // 28: jsm.integration.v1.IntegrationService.RotateSourceSecret:input_type -> jsm.integration.v1.RotateSourceSecretRequest
-	10, // 29: jsm.integration.v1.IntegrationService.DisableSource:input_type -> jsm.integration.v1.DisableSourceRequest
-	12, // 30: jsm.integration.v1.IntegrationService.EnableSource:input_type -> jsm.integration.v1.EnableSourceRequest
-	14, // 31: jsm.integration.v1.IntegrationService.GetSource:input_type -> jsm.integration.v1.GetSourceRequest
-	16, // 32: jsm.integration.v1.IntegrationService.ListSources:input_type -> jsm.integration.v1.ListSourcesRequest
-	20, // 33: jsm.integration.v1.IntegrationService.ListIngestedEvents:input_type -> jsm.integration.v1.ListIngestedEventsRequest
-	22, // 34: jsm.integration.v1.IntegrationService.ListRejectedEvents:input_type -> jsm.integration.v1.ListRejectedEventsRequest
-	25, // 35: jsm.integration.v1.IntegrationService.RegisterSubscription:input_type -> jsm.integration.v1.RegisterSubscriptionRequest
-	27, // 36: jsm.integration.v1.IntegrationService.RotateSubscriptionSecret:input_type -> jsm.integration.v1.RotateSubscriptionSecretRequest
-	29, // 37: jsm.integration.v1.IntegrationService.DisableSubscription:input_type -> jsm.integration.v1.DisableSubscriptionRequest
-	31, // 38: jsm.integration.v1.IntegrationService.EnableSubscription:input_type -> jsm.integration.v1.EnableSubscriptionRequest
-	33, // 39: jsm.integration.v1.IntegrationService.ListSubscriptions:input_type -> jsm.integration.v1.ListSubscriptionsRequest
-	36, // 40: jsm.integration.v1.IntegrationService.ListDeliveries:input_type -> jsm.integration.v1.ListDeliveriesRequest
-	38, // 41: jsm.integration.v1.IntegrationService.RedeliverDelivery:input_type -> jsm.integration.v1.RedeliverDeliveryRequest
-	40, // 42: jsm.integration.v1.IntegrationService.ReplayDeliveries:input_type -> jsm.integration.v1.ReplayDeliveriesRequest
-	7,  // 43: jsm.integration.v1.IntegrationService.RegisterSource:output_type -> jsm.integration.v1.RegisterSourceResponse
-	9,  // 44: jsm.integration.v1.IntegrationService.RotateSourceSecret:output_type -> jsm.integration.v1.RotateSourceSecretResponse
-	11, // 45: jsm.integration.v1.IntegrationService.DisableSource:output_type -> jsm.integration.v1.DisableSourceResponse
-	13, // 46: jsm.integration.v1.IntegrationService.EnableSource:output_type -> jsm.integration.v1.EnableSourceResponse
-	15, // 47: jsm.integration.v1.IntegrationService.GetSource:output_type -> jsm.integration.v1.GetSourceResponse
-	17, // 48: jsm.integration.v1.IntegrationService.ListSources:output_type -> jsm.integration.v1.ListSourcesResponse
-	21, // 49: jsm.integration.v1.IntegrationService.ListIngestedEvents:output_type -> jsm.integration.v1.ListIngestedEventsResponse
-	23, // 50: jsm.integration.v1.IntegrationService.ListRejectedEvents:output_type -> jsm.integration.v1.ListRejectedEventsResponse
-	26, // 51: jsm.integration.v1.IntegrationService.RegisterSubscription:output_type -> jsm.integration.v1.RegisterSubscriptionResponse
-	28, // 52: jsm.integration.v1.IntegrationService.RotateSubscriptionSecret:output_type -> jsm.integration.v1.RotateSubscriptionSecretResponse
-	30, // 53: jsm.integration.v1.IntegrationService.DisableSubscription:output_type -> jsm.integration.v1.DisableSubscriptionResponse
-	32, // 54: jsm.integration.v1.IntegrationService.EnableSubscription:output_type -> jsm.integration.v1.EnableSubscriptionResponse
-	34, // 55: jsm.integration.v1.IntegrationService.ListSubscriptions:output_type -> jsm.integration.v1.ListSubscriptionsResponse
-	37, // 56: jsm.integration.v1.IntegrationService.ListDeliveries:output_type -> jsm.integration.v1.ListDeliveriesResponse
-	39, // 57: jsm.integration.v1.IntegrationService.RedeliverDelivery:output_type -> jsm.integration.v1.RedeliverDeliveryResponse
-	41, // 58: jsm.integration.v1.IntegrationService.ReplayDeliveries:output_type -> jsm.integration.v1.ReplayDeliveriesResponse
-	43, // [43:59] is the sub-list for method output_type
-	27, // [27:43] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	43, // 6: jsm.integration.v1.RotateSourceSecretRequest.previous_secret_grace:type_name -> google.protobuf.Duration
+	5,  // 7: jsm.integration.v1.GetSourceResponse.source:type_name -> jsm.integration.v1.Source
+	5,  // 8: jsm.integration.v1.ListSourcesResponse.sources:type_name -> jsm.integration.v1.Source
+	42, // 9: jsm.integration.v1.IngestedEvent.event_time:type_name -> google.protobuf.Timestamp
+	42, // 10: jsm.integration.v1.IngestedEvent.received_at:type_name -> google.protobuf.Timestamp
+	2,  // 11: jsm.integration.v1.IngestedEvent.outcome:type_name -> jsm.integration.v1.IngestOutcome
+	18, // 12: jsm.integration.v1.IngestedEvent.external_ref:type_name -> jsm.integration.v1.ExternalRef
+	2,  // 13: jsm.integration.v1.ListIngestedEventsRequest.outcome:type_name -> jsm.integration.v1.IngestOutcome
+	19, // 14: jsm.integration.v1.ListIngestedEventsResponse.events:type_name -> jsm.integration.v1.IngestedEvent
+	19, // 15: jsm.integration.v1.ListRejectedEventsResponse.events:type_name -> jsm.integration.v1.IngestedEvent
+	3,  // 16: jsm.integration.v1.Subscription.status:type_name -> jsm.integration.v1.SubscriptionStatus
+	42, // 17: jsm.integration.v1.Subscription.registered_at:type_name -> google.protobuf.Timestamp
+	42, // 18: jsm.integration.v1.Subscription.updated_at:type_name -> google.protobuf.Timestamp
+	24, // 19: jsm.integration.v1.RegisterSubscriptionResponse.subscription:type_name -> jsm.integration.v1.Subscription
+	43, // 20: jsm.integration.v1.RotateSubscriptionSecretRequest.previous_secret_grace:type_name -> google.protobuf.Duration
+	24, // 21: jsm.integration.v1.ListSubscriptionsResponse.subscriptions:type_name -> jsm.integration.v1.Subscription
+	4,  // 22: jsm.integration.v1.Delivery.status:type_name -> jsm.integration.v1.DeliveryStatus
+	42, // 23: jsm.integration.v1.Delivery.last_attempt_at:type_name -> google.protobuf.Timestamp
+	42, // 24: jsm.integration.v1.Delivery.next_attempt_at:type_name -> google.protobuf.Timestamp
+	42, // 25: jsm.integration.v1.Delivery.delivered_at:type_name -> google.protobuf.Timestamp
+	4,  // 26: jsm.integration.v1.ListDeliveriesRequest.status:type_name -> jsm.integration.v1.DeliveryStatus
+	35, // 27: jsm.integration.v1.ListDeliveriesResponse.deliveries:type_name -> jsm.integration.v1.Delivery
+	35, // 28: jsm.integration.v1.RedeliverDeliveryResponse.delivery:type_name -> jsm.integration.v1.Delivery
+	6,  // 29: jsm.integration.v1.IntegrationService.RegisterSource:input_type -> jsm.integration.v1.RegisterSourceRequest
+	8,  // 30: jsm.integration.v1.IntegrationService.RotateSourceSecret:input_type -> jsm.integration.v1.RotateSourceSecretRequest
+	10, // 31: jsm.integration.v1.IntegrationService.DisableSource:input_type -> jsm.integration.v1.DisableSourceRequest
+	12, // 32: jsm.integration.v1.IntegrationService.EnableSource:input_type -> jsm.integration.v1.EnableSourceRequest
+	14, // 33: jsm.integration.v1.IntegrationService.GetSource:input_type -> jsm.integration.v1.GetSourceRequest
+	16, // 34: jsm.integration.v1.IntegrationService.ListSources:input_type -> jsm.integration.v1.ListSourcesRequest
+	20, // 35: jsm.integration.v1.IntegrationService.ListIngestedEvents:input_type -> jsm.integration.v1.ListIngestedEventsRequest
+	22, // 36: jsm.integration.v1.IntegrationService.ListRejectedEvents:input_type -> jsm.integration.v1.ListRejectedEventsRequest
+	25, // 37: jsm.integration.v1.IntegrationService.RegisterSubscription:input_type -> jsm.integration.v1.RegisterSubscriptionRequest
+	27, // 38: jsm.integration.v1.IntegrationService.RotateSubscriptionSecret:input_type -> jsm.integration.v1.RotateSubscriptionSecretRequest
+	29, // 39: jsm.integration.v1.IntegrationService.DisableSubscription:input_type -> jsm.integration.v1.DisableSubscriptionRequest
+	31, // 40: jsm.integration.v1.IntegrationService.EnableSubscription:input_type -> jsm.integration.v1.EnableSubscriptionRequest
+	33, // 41: jsm.integration.v1.IntegrationService.ListSubscriptions:input_type -> jsm.integration.v1.ListSubscriptionsRequest
+	36, // 42: jsm.integration.v1.IntegrationService.ListDeliveries:input_type -> jsm.integration.v1.ListDeliveriesRequest
+	38, // 43: jsm.integration.v1.IntegrationService.RedeliverDelivery:input_type -> jsm.integration.v1.RedeliverDeliveryRequest
+	40, // 44: jsm.integration.v1.IntegrationService.ReplayDeliveries:input_type -> jsm.integration.v1.ReplayDeliveriesRequest
+	7,  // 45: jsm.integration.v1.IntegrationService.RegisterSource:output_type -> jsm.integration.v1.RegisterSourceResponse
+	9,  // 46: jsm.integration.v1.IntegrationService.RotateSourceSecret:output_type -> jsm.integration.v1.RotateSourceSecretResponse
+	11, // 47: jsm.integration.v1.IntegrationService.DisableSource:output_type -> jsm.integration.v1.DisableSourceResponse
+	13, // 48: jsm.integration.v1.IntegrationService.EnableSource:output_type -> jsm.integration.v1.EnableSourceResponse
+	15, // 49: jsm.integration.v1.IntegrationService.GetSource:output_type -> jsm.integration.v1.GetSourceResponse
+	17, // 50: jsm.integration.v1.IntegrationService.ListSources:output_type -> jsm.integration.v1.ListSourcesResponse
+	21, // 51: jsm.integration.v1.IntegrationService.ListIngestedEvents:output_type -> jsm.integration.v1.ListIngestedEventsResponse
+	23, // 52: jsm.integration.v1.IntegrationService.ListRejectedEvents:output_type -> jsm.integration.v1.ListRejectedEventsResponse
+	26, // 53: jsm.integration.v1.IntegrationService.RegisterSubscription:output_type -> jsm.integration.v1.RegisterSubscriptionResponse
+	28, // 54: jsm.integration.v1.IntegrationService.RotateSubscriptionSecret:output_type -> jsm.integration.v1.RotateSubscriptionSecretResponse
+	30, // 55: jsm.integration.v1.IntegrationService.DisableSubscription:output_type -> jsm.integration.v1.DisableSubscriptionResponse
+	32, // 56: jsm.integration.v1.IntegrationService.EnableSubscription:output_type -> jsm.integration.v1.EnableSubscriptionResponse
+	34, // 57: jsm.integration.v1.IntegrationService.ListSubscriptions:output_type -> jsm.integration.v1.ListSubscriptionsResponse
+	37, // 58: jsm.integration.v1.IntegrationService.ListDeliveries:output_type -> jsm.integration.v1.ListDeliveriesResponse
+	39, // 59: jsm.integration.v1.IntegrationService.RedeliverDelivery:output_type -> jsm.integration.v1.RedeliverDeliveryResponse
+	41, // 60: jsm.integration.v1.IntegrationService.ReplayDeliveries:output_type -> jsm.integration.v1.ReplayDeliveriesResponse
+	45, // [45:61] is the sub-list for method output_type
+	29, // [29:45] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_jsm_integration_v1_api_proto_init() }

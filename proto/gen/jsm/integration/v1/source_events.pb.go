@@ -9,6 +9,7 @@ package integrationv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -112,8 +113,11 @@ type SourceSecretRotated struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	SourceId      string                 `protobuf:"bytes,1,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
 	SecretVersion uint32                 `protobuf:"varint,2,opt,name=secret_version,json=secretVersion,proto3" json:"secret_version,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// The grace period of the previous secret the caller chose (0: revoked at
+	// once); unset, the deployment's.
+	PreviousSecretGrace *durationpb.Duration `protobuf:"bytes,3,opt,name=previous_secret_grace,json=previousSecretGrace,proto3" json:"previous_secret_grace,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *SourceSecretRotated) Reset() {
@@ -158,6 +162,13 @@ func (x *SourceSecretRotated) GetSecretVersion() uint32 {
 		return x.SecretVersion
 	}
 	return 0
+}
+
+func (x *SourceSecretRotated) GetPreviousSecretGrace() *durationpb.Duration {
+	if x != nil {
+		return x.PreviousSecretGrace
+	}
+	return nil
 }
 
 // SourceDisabled: the source's events are refused until it is enabled.
@@ -262,17 +273,18 @@ var File_jsm_integration_v1_source_events_proto protoreflect.FileDescriptor
 
 const file_jsm_integration_v1_source_events_proto_rawDesc = "" +
 	"\n" +
-	"&jsm/integration/v1/source_events.proto\x12\x12jsm.integration.v1\x1a\x1cjsm/integration/v1/api.proto\"\xdb\x01\n" +
+	"&jsm/integration/v1/source_events.proto\x12\x12jsm.integration.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cjsm/integration/v1/api.proto\"\xdb\x01\n" +
 	"\x10SourceRegistered\x12\x1b\n" +
 	"\tsource_id\x18\x01 \x01(\tR\bsourceId\x12\x15\n" +
 	"\x06org_id\x18\x02 \x01(\tR\x05orgId\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x125\n" +
 	"\amapping\x18\x04 \x01(\x0e2\x1b.jsm.integration.v1.MappingR\amapping\x12!\n" +
 	"\fcontract_ids\x18\x05 \x03(\tR\vcontractIds\x12%\n" +
-	"\x0esecret_version\x18\x06 \x01(\rR\rsecretVersion\"Y\n" +
+	"\x0esecret_version\x18\x06 \x01(\rR\rsecretVersion\"\xa8\x01\n" +
 	"\x13SourceSecretRotated\x12\x1b\n" +
 	"\tsource_id\x18\x01 \x01(\tR\bsourceId\x12%\n" +
-	"\x0esecret_version\x18\x02 \x01(\rR\rsecretVersion\"E\n" +
+	"\x0esecret_version\x18\x02 \x01(\rR\rsecretVersion\x12M\n" +
+	"\x15previous_secret_grace\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x13previousSecretGrace\"E\n" +
 	"\x0eSourceDisabled\x12\x1b\n" +
 	"\tsource_id\x18\x01 \x01(\tR\bsourceId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\",\n" +
@@ -299,14 +311,16 @@ var file_jsm_integration_v1_source_events_proto_goTypes = []any{
 	(*SourceDisabled)(nil),      // 2: jsm.integration.v1.SourceDisabled
 	(*SourceEnabled)(nil),       // 3: jsm.integration.v1.SourceEnabled
 	(Mapping)(0),                // 4: jsm.integration.v1.Mapping
+	(*durationpb.Duration)(nil), // 5: google.protobuf.Duration
 }
 var file_jsm_integration_v1_source_events_proto_depIdxs = []int32{
 	4, // 0: jsm.integration.v1.SourceRegistered.mapping:type_name -> jsm.integration.v1.Mapping
-	1, // [1:1] is the sub-list for method output_type
-	1, // [1:1] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	5, // 1: jsm.integration.v1.SourceSecretRotated.previous_secret_grace:type_name -> google.protobuf.Duration
+	2, // [2:2] is the sub-list for method output_type
+	2, // [2:2] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_jsm_integration_v1_source_events_proto_init() }

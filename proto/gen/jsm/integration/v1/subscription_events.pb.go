@@ -9,6 +9,7 @@ package integrationv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -121,8 +122,11 @@ type SubscriptionSecretRotated struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	SubscriptionId string                 `protobuf:"bytes,1,opt,name=subscription_id,json=subscriptionId,proto3" json:"subscription_id,omitempty"`
 	SecretVersion  uint32                 `protobuf:"varint,2,opt,name=secret_version,json=secretVersion,proto3" json:"secret_version,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// How long deliveries are still signed with the previous secret too, as
+	// the caller chose (0: not at all); unset, the deployment's grace period.
+	PreviousSecretGrace *durationpb.Duration `protobuf:"bytes,3,opt,name=previous_secret_grace,json=previousSecretGrace,proto3" json:"previous_secret_grace,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *SubscriptionSecretRotated) Reset() {
@@ -167,6 +171,13 @@ func (x *SubscriptionSecretRotated) GetSecretVersion() uint32 {
 		return x.SecretVersion
 	}
 	return 0
+}
+
+func (x *SubscriptionSecretRotated) GetPreviousSecretGrace() *durationpb.Duration {
+	if x != nil {
+		return x.PreviousSecretGrace
+	}
+	return nil
 }
 
 // SubscriptionDisabled: nothing is delivered until it is enabled again.
@@ -271,7 +282,7 @@ var File_jsm_integration_v1_subscription_events_proto protoreflect.FileDescripto
 
 const file_jsm_integration_v1_subscription_events_proto_rawDesc = "" +
 	"\n" +
-	",jsm/integration/v1/subscription_events.proto\x12\x12jsm.integration.v1\"\xf7\x01\n" +
+	",jsm/integration/v1/subscription_events.proto\x12\x12jsm.integration.v1\x1a\x1egoogle/protobuf/duration.proto\"\xf7\x01\n" +
 	"\x16SubscriptionRegistered\x12'\n" +
 	"\x0fsubscription_id\x18\x01 \x01(\tR\x0esubscriptionId\x12\x15\n" +
 	"\x06org_id\x18\x02 \x01(\tR\x05orgId\x12\x10\n" +
@@ -280,10 +291,11 @@ const file_jsm_integration_v1_subscription_events_proto_rawDesc = "" +
 	"eventTypes\x12!\n" +
 	"\fcontract_ids\x18\x05 \x03(\tR\vcontractIds\x12 \n" +
 	"\vdescription\x18\x06 \x01(\tR\vdescription\x12%\n" +
-	"\x0esecret_version\x18\a \x01(\rR\rsecretVersion\"k\n" +
+	"\x0esecret_version\x18\a \x01(\rR\rsecretVersion\"\xba\x01\n" +
 	"\x19SubscriptionSecretRotated\x12'\n" +
 	"\x0fsubscription_id\x18\x01 \x01(\tR\x0esubscriptionId\x12%\n" +
-	"\x0esecret_version\x18\x02 \x01(\rR\rsecretVersion\"W\n" +
+	"\x0esecret_version\x18\x02 \x01(\rR\rsecretVersion\x12M\n" +
+	"\x15previous_secret_grace\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x13previousSecretGrace\"W\n" +
 	"\x14SubscriptionDisabled\x12'\n" +
 	"\x0fsubscription_id\x18\x01 \x01(\tR\x0esubscriptionId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\">\n" +
@@ -309,13 +321,15 @@ var file_jsm_integration_v1_subscription_events_proto_goTypes = []any{
 	(*SubscriptionSecretRotated)(nil), // 1: jsm.integration.v1.SubscriptionSecretRotated
 	(*SubscriptionDisabled)(nil),      // 2: jsm.integration.v1.SubscriptionDisabled
 	(*SubscriptionEnabled)(nil),       // 3: jsm.integration.v1.SubscriptionEnabled
+	(*durationpb.Duration)(nil),       // 4: google.protobuf.Duration
 }
 var file_jsm_integration_v1_subscription_events_proto_depIdxs = []int32{
-	0, // [0:0] is the sub-list for method output_type
-	0, // [0:0] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	4, // 0: jsm.integration.v1.SubscriptionSecretRotated.previous_secret_grace:type_name -> google.protobuf.Duration
+	1, // [1:1] is the sub-list for method output_type
+	1, // [1:1] is the sub-list for method input_type
+	1, // [1:1] is the sub-list for extension type_name
+	1, // [1:1] is the sub-list for extension extendee
+	0, // [0:1] is the sub-list for field type_name
 }
 
 func init() { file_jsm_integration_v1_subscription_events_proto_init() }
