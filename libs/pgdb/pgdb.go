@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"strings"
 
 	"github.com/exaring/otelpgx"
 	"github.com/jackc/pgx/v5"
@@ -49,38 +50,54 @@ func New(dsn string) (*pgxpool.Pool, error) {
 	return pool, nil
 }
 
-// ReaderRole is the role queries run as (see ReadAs). It owns nothing, so
-// row-level security applies to it; migrations grant it what it may read
-// and give each table a policy on OrgSetting.
-const ReaderRole = "jsm_reader"
+// SharedReaderRole is the one reader every service's queries ran as before
+// each schema had its own. Migrations already applied still grant to it, so
+// it exists; each schema's later migration moves its grants and policies to
+// ReaderRole(schema) and leaves it nothing to read.
+const SharedReaderRole = "jsm_reader"
+
+// ReaderRole is the role queries on schema run as (see ReadAs). It owns
+// nothing, so row-level security applies to it; migrations grant it what it
+// may read of schema, and nothing of any other schema, and give each table
+// a policy on OrgSetting. Only the schema's owner may become it, so a
+// service's login cannot read another service's tables even through it.
+func ReaderRole(schema string) string { return SharedReaderRole + "_" + schema }
 
 // OrgSetting holds the calling org while a query runs as ReaderRole; a
 // policy reads it with current_setting('jsm.org', true).
 const OrgSetting = "jsm.org"
 
-// ReadAs runs one query on behalf of org: as ReaderRole with OrgSetting set,
+// ReadAs runs one query on schema on behalf of org: as ReaderRole(schema)
+// with OrgSetting set,
 // both for this transaction only, so the tables' row-level security policies
 // show the query only rows of contracts org is a party to, whatever its
 // WHERE clause says. It costs one round trip, like a plain query: both
 // statements go in one pipeline, one implicit transaction. each is called
 // with the query's rows.
-func ReadAs(ctx context.Context, pool *pgxpool.Pool, org string, sql string, args []any, each func(pgx.Rows) error) error {
+func ReadAs(ctx context.Context, pool *pgxpool.Pool, schema, org string, sql string, args []any, each func(pgx.Rows) error) error {
 	if org == "" {
 		return errors.New("pgdb: a read needs an org")
 	}
 	b := &pgx.Batch{}
-	b.Queue(`SELECT set_config('role', $1, true), set_config($2, $3, true)`, ReaderRole, OrgSetting, org)
+	b.Queue(`SELECT set_config('role', $1, true), set_config($2, $3, true)`, ReaderRole(schema), OrgSetting, org)
 	b.Queue(sql, args...).Query(each)
 	return pool.SendBatch(ctx, b).Close()
 }
 
-// Migrate creates schema and applies the .sql files of fsys (goose format)
-// in order, recording them in <schema>.goose_db_version. A session advisory
-// lock serialises instances starting at the same time. ReaderRole exists
-// before the first migration runs, may use the schema, and the migrating
-// user may become it.
+// Migrate creates schema (unless it exists) and applies the .sql files of
+// fsys (goose format) in order, recording them in <schema>.goose_db_version.
+// A session advisory lock serialises instances starting at the same time.
+// SharedReaderRole and ReaderRole(schema) exist before the first migration
+// runs, the latter may use the schema, and the migrating user may become
+// it. A superuser creates whatever is missing; a service's own login (see
+// Provision) finds it all made already and needs no right beyond its schema.
 func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, fsys fs.FS, log *slog.Logger) error {
-	if _, err := pool.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{schema}.Sanitize()); err != nil {
+	// CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the
+	// schema exists, which a service's login does not have.
+	if _, err := pool.Exec(ctx, `DO $$ BEGIN
+		IF to_regnamespace(`+quoteLiteral(schema)+`) IS NULL THEN
+			CREATE SCHEMA `+pgx.Identifier{schema}.Sanitize()+`;
+		END IF; END $$`); err != nil {
 		return fmt.Errorf("create schema %s: %w", schema, err)
 	}
 	if err := ensureReader(ctx, pool, schema); err != nil {
@@ -107,36 +124,63 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, fsys fs.FS,
 }
 
 func ensureReader(ctx context.Context, pool *pgxpool.Pool, schema string) error {
-	role := pgx.Identifier{ReaderRole}.Sanitize()
+	reader := ReaderRole(schema)
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		// Instances migrating at the same time take turns; services in other
 		// databases of the cluster may still race to create the role.
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('jsm.pgdb.reader'))`); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `
-			DO $$ BEGIN
-				IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '`+ReaderRole+`') THEN
-					CREATE ROLE `+role+` NOLOGIN;
-				END IF;
-			EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
-			END $$`); err != nil {
-			return err
-		}
-		var member bool
-		if err := tx.QueryRow(ctx, `SELECT pg_has_role(current_user, $1, 'MEMBER')`, ReaderRole).Scan(&member); err != nil {
-			return err
-		}
-		if !member {
-			if _, err := tx.Exec(ctx, `GRANT `+role+` TO CURRENT_USER`); err != nil {
+		// Applied migrations grant to the shared reader: it must exist,
+		// though nobody needs to become it any more.
+		for _, role := range []string{SharedReaderRole, reader} {
+			if err := createRole(ctx, tx, role, "NOLOGIN"); err != nil {
 				return err
 			}
 		}
-		_, err := tx.Exec(ctx, `GRANT USAGE ON SCHEMA `+pgx.Identifier{schema}.Sanitize()+` TO `+role)
+		var me string
+		if err := tx.QueryRow(ctx, `SELECT current_user`).Scan(&me); err != nil {
+			return err
+		}
+		if err := grantMembership(ctx, tx, reader, me); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `GRANT USAGE ON SCHEMA `+pgx.Identifier{schema}.Sanitize()+` TO `+pgx.Identifier{reader}.Sanitize())
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("role %s for schema %s: %w", ReaderRole, schema, err)
+		return fmt.Errorf("role %s for schema %s: %w", reader, schema, err)
 	}
 	return nil
+}
+
+// createRole creates role with attrs unless it exists: only then does it
+// need a right (CREATEROLE) that a service's login lacks.
+func createRole(ctx context.Context, tx pgx.Tx, role, attrs string) error {
+	_, err := tx.Exec(ctx, `
+		DO $$ BEGIN
+			IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = `+quoteLiteral(role)+`) THEN
+				CREATE ROLE `+pgx.Identifier{role}.Sanitize()+` `+attrs+`;
+			END IF;
+		EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+		END $$`)
+	return err
+}
+
+// grantMembership lets member become role, unless it already may.
+func grantMembership(ctx context.Context, tx pgx.Tx, role, member string) error {
+	var ok bool
+	if err := tx.QueryRow(ctx, `SELECT pg_has_role($1, $2, 'MEMBER')`, member, role).Scan(&ok); err != nil {
+		return err
+	}
+	if ok {
+		return nil
+	}
+	_, err := tx.Exec(ctx, `GRANT `+pgx.Identifier{role}.Sanitize()+` TO `+pgx.Identifier{member}.Sanitize())
+	return err
+}
+
+// quoteLiteral makes s an SQL string literal (standard_conforming_strings).
+func quoteLiteral(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }

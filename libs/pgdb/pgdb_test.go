@@ -21,10 +21,10 @@ var migrations = fstest.MapFS{
 	"00001_things.sql": {Data: []byte(`
 -- +goose Up
 CREATE TABLE t.things (id text PRIMARY KEY, customer_org_id text NOT NULL, provider_org_id text NOT NULL);
-GRANT SELECT ON t.things TO jsm_reader;
+GRANT SELECT ON t.things TO jsm_reader_t;
 ALTER TABLE t.things ENABLE ROW LEVEL SECURITY;
 ALTER TABLE t.things FORCE ROW LEVEL SECURITY;
-CREATE POLICY parties_read ON t.things FOR SELECT TO jsm_reader
+CREATE POLICY parties_read ON t.things FOR SELECT TO jsm_reader_t
     USING (current_setting('jsm.org', true) IN (customer_org_id, provider_org_id));
 CREATE POLICY owner_all ON t.things FOR ALL TO CURRENT_USER USING (true) WITH CHECK (true);
 -- +goose Down
@@ -53,7 +53,7 @@ func TestReadAsSeesOnlyTheOrgsRows(t *testing.T) {
 	ids := func(org, sql string) []string {
 		t.Helper()
 		var out []string
-		err := pgdb.ReadAs(ctx, pool, org, sql, nil, func(rows pgx.Rows) error {
+		err := pgdb.ReadAs(ctx, pool, "t", org, sql, nil, func(rows pgx.Rows) error {
 			for rows.Next() {
 				var id string
 				if err := rows.Scan(&id); err != nil {
@@ -76,7 +76,7 @@ func TestReadAsSeesOnlyTheOrgsRows(t *testing.T) {
 		}
 	}
 	// The reader may not write, and the role and org end with the read.
-	err = pgdb.ReadAs(ctx, pool, "acme", `DELETE FROM t.things`, nil, func(pgx.Rows) error { return nil })
+	err = pgdb.ReadAs(ctx, pool, "t", "acme", `DELETE FROM t.things`, nil, func(pgx.Rows) error { return nil })
 	if err == nil {
 		t.Error("the reader deleted rows")
 	}
@@ -84,7 +84,7 @@ func TestReadAsSeesOnlyTheOrgsRows(t *testing.T) {
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM t.things`).Scan(&n); err != nil || n != 3 {
 		t.Fatalf("after the reads the pool sees %d rows (%v), want all 3", n, err)
 	}
-	if err := pgdb.ReadAs(ctx, pool, "", `SELECT 1`, nil, func(pgx.Rows) error { return nil }); err == nil {
+	if err := pgdb.ReadAs(ctx, pool, "t", "", `SELECT 1`, nil, func(pgx.Rows) error { return nil }); err == nil {
 		t.Error("a read without an org ran")
 	}
 }

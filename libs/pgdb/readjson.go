@@ -11,9 +11,9 @@ import (
 
 // ReadJSONAs runs, like ReadAs, one query on behalf of org whose rows are
 // one JSON column each (a read model's stored state), and decodes them.
-func ReadJSONAs[T any](ctx context.Context, pool *pgxpool.Pool, org string, sql string, args ...any) ([]T, error) {
+func ReadJSONAs[T any](ctx context.Context, pool *pgxpool.Pool, schema, org string, sql string, args ...any) ([]T, error) {
 	var out []T
-	err := ReadAs(ctx, pool, org, sql, args, func(rows pgx.Rows) error {
+	err := ReadAs(ctx, pool, schema, org, sql, args, func(rows pgx.Rows) error {
 		for rows.Next() {
 			var raw []byte
 			if err := rows.Scan(&raw); err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jsmplatform/jsm/libs/cursor"
 	"github.com/jsmplatform/jsm/libs/pgdb"
+	readmodel "github.com/jsmplatform/jsm/services/audits/projection"
 	"github.com/jsmplatform/jsm/libs/projection"
 	auditsv1 "github.com/jsmplatform/jsm/proto/gen/jsm/audits/v1"
 	commonv1 "github.com/jsmplatform/jsm/proto/gen/jsm/common/v1"
@@ -61,7 +62,7 @@ func readOne[S any](ctx context.Context, q *Queries, org domain.OrgID, minPositi
 	if err := q.wait(ctx, minPosition); err != nil {
 		return zero, err
 	}
-	found, err := pgdb.ReadJSONAs[S](ctx, q.pool, string(org), sql, id, string(org))
+	found, err := pgdb.ReadJSONAs[S](ctx, q.pool, readmodel.Schema, string(org), sql, id, string(org))
 	if err != nil {
 		return zero, fmt.Errorf("get %s %s: %w", what, id, err)
 	}
@@ -107,7 +108,7 @@ func (q *Queries) List(ctx context.Context, org domain.OrgID, f AuditFilter, p P
 		return nil, "", err
 	}
 	size := p.size()
-	found, err := pgdb.ReadJSONAs[domain.State](ctx, q.pool, string(org), `
+	found, err := pgdb.ReadJSONAs[domain.State](ctx, q.pool, readmodel.Schema, string(org), `
 		SELECT state FROM audits.audits
 		WHERE (customer_org_id = $1 OR provider_org_id = $1)
 		  AND ($2 = '' OR contract_id = $2)
@@ -148,7 +149,7 @@ func (q *Queries) Findings(ctx context.Context, org domain.OrgID, f FindingFilte
 		view *auditsv1.Finding
 	}
 	var found []row
-	err = pgdb.ReadAs(ctx, q.pool, string(org), `
+	err = pgdb.ReadAs(ctx, q.pool, readmodel.Schema, string(org), `
 		SELECT finding_id, recorded_at, finding FROM audits.findings
 		WHERE (customer_org_id = $1 OR provider_org_id = $1)
 		  AND ($2 = '' OR audit_id = $2)

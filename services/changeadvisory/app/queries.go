@@ -11,6 +11,7 @@ import (
 
 	"github.com/jsmplatform/jsm/libs/cursor"
 	"github.com/jsmplatform/jsm/libs/pgdb"
+	readmodel "github.com/jsmplatform/jsm/services/changeadvisory/projection"
 	"github.com/jsmplatform/jsm/libs/projection"
 	changeadvisoryv1 "github.com/jsmplatform/jsm/proto/gen/jsm/changeadvisory/v1"
 	"github.com/jsmplatform/jsm/services/changeadvisory/domain"
@@ -142,5 +143,5 @@ func decodeToken(token string) (*time.Time, string, error) {
 // states runs a query of stored states on behalf of org. The query names
 // the org itself (which the indexes need); row-level security backs it up.
 func states(ctx context.Context, pool *pgxpool.Pool, org domain.OrgID, sql string, args ...any) ([]domain.State, error) {
-	return pgdb.ReadJSONAs[domain.State](ctx, pool, string(org), sql, args...)
+	return pgdb.ReadJSONAs[domain.State](ctx, pool, readmodel.Schema, string(org), sql, args...)
 }

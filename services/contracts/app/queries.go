@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/jsmplatform/jsm/libs/pgdb"
+	readmodel "github.com/jsmplatform/jsm/services/contracts/projection"
 	contractsv1 "github.com/jsmplatform/jsm/proto/gen/jsm/contracts/v1"
 	"github.com/jsmplatform/jsm/services/contracts/domain"
 )
@@ -36,7 +37,7 @@ func (q *Queries) Get(ctx context.Context, org domain.OrgID, id domain.ContractI
 // it up.
 func (q *Queries) views(ctx context.Context, org domain.OrgID, sql string, args ...any) ([]*contractsv1.Contract, error) {
 	var out []*contractsv1.Contract
-	err := pgdb.ReadAs(ctx, q.pool, string(org), sql, args, func(rows pgx.Rows) error {
+	err := pgdb.ReadAs(ctx, q.pool, readmodel.Schema, string(org), sql, args, func(rows pgx.Rows) error {
 		for rows.Next() {
 			var view []byte
 			if err := rows.Scan(&view); err != nil {

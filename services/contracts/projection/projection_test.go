@@ -215,7 +215,7 @@ func TestRowLevelSecurityShowsOnlyTheOrgsContracts(t *testing.T) {
 	_, pool := reference(t, store, last)
 	for org, want := range map[string]int{"cust-0": 4, "cust-2": 4, "prov-1": 6, "nobody": 0} {
 		var n int
-		err := pgdb.ReadAs(ctx, pool, org, `SELECT count(*) FROM contracts.contracts`, nil, func(rows pgx.Rows) error {
+		err := pgdb.ReadAs(ctx, pool, readmodel.Schema, org, `SELECT count(*) FROM contracts.contracts`, nil, func(rows pgx.Rows) error {
 			for rows.Next() {
 				if err := rows.Scan(&n); err != nil {
 					return err

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jsmplatform/jsm/libs/cursor"
 	"github.com/jsmplatform/jsm/libs/pgdb"
+	readmodel "github.com/jsmplatform/jsm/services/incidents/projection"
 	"github.com/jsmplatform/jsm/libs/projection"
 	commonv1 "github.com/jsmplatform/jsm/proto/gen/jsm/common/v1"
 	incidentsv1 "github.com/jsmplatform/jsm/proto/gen/jsm/incidents/v1"
@@ -167,5 +168,5 @@ func decodeToken(token string) (*time.Time, string, error) {
 // states runs a query of stored states on behalf of org. The query names
 // the org itself (which the indexes need); row-level security backs it up.
 func states[S any](ctx context.Context, pool *pgxpool.Pool, org domain.OrgID, sql string, args ...any) ([]S, error) {
-	return pgdb.ReadJSONAs[S](ctx, pool, string(org), sql, args...)
+	return pgdb.ReadJSONAs[S](ctx, pool, readmodel.Schema, string(org), sql, args...)
 }

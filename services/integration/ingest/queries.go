@@ -31,7 +31,7 @@ func (s *Sources) getSource(ctx context.Context, org, id string, minPosition uin
 	if err := s.projector.WaitFor(ctx, minPosition, s.d.ReadWait); err != nil {
 		return domain.State{}, err
 	}
-	states, err := pgdb.ReadJSONAs[domain.State](ctx, s.d.Pool, org, `SELECT state FROM ingest.sources WHERE source_id = $1 AND org_id = $2`, id, org)
+	states, err := pgdb.ReadJSONAs[domain.State](ctx, s.d.Pool, Schema, org, `SELECT state FROM ingest.sources WHERE source_id = $1 AND org_id = $2`, id, org)
 	if err != nil {
 		return domain.State{}, err
 	}
@@ -51,7 +51,7 @@ func (s *Sources) listSources(ctx context.Context, org string, size int, token s
 		return nil, "", decide.Invalid("page_token", "%v", err)
 	}
 	var out []domain.State
-	err = pgdb.ReadAs(ctx, s.d.Pool, org, `
+	err = pgdb.ReadAs(ctx, s.d.Pool, Schema, org, `
 		SELECT state FROM ingest.sources
 		WHERE org_id = $1 AND ($2::timestamptz IS NULL OR (registered_at, source_id) > ($2, $3))
 		ORDER BY registered_at, source_id LIMIT $4`,
@@ -96,7 +96,7 @@ func (s *Sources) queryEvents(ctx context.Context, org, source string, outcome i
 		}
 	}
 	var out []Result
-	err := pgdb.ReadAs(ctx, s.d.Pool, org, `
+	err := pgdb.ReadAs(ctx, s.d.Pool, Schema, org, `
 		SELECT `+inboxRead+` FROM ingest.events
 		WHERE org_id = $1 AND seq > $2 AND ($3 = '' OR source_id = $3) AND ($4 = 0 OR outcome = $4)
 		ORDER BY seq LIMIT $5`,

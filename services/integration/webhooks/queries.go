@@ -52,7 +52,7 @@ func (s *Subscriptions) listSubscriptions(ctx context.Context, org string, size 
 		return nil, "", decide.Invalid("page_token", "%v", err)
 	}
 	var out []domain.State
-	err = pgdb.ReadAs(ctx, s.d.Pool, org, `
+	err = pgdb.ReadAs(ctx, s.d.Pool, Schema, org, `
 		SELECT state FROM webhooks.subscriptions
 		WHERE org_id = $1 AND ($2::timestamptz IS NULL OR (registered_at, subscription_id) > ($2, $3))
 		ORDER BY registered_at, subscription_id LIMIT $4`,
@@ -92,7 +92,7 @@ func (s *Subscriptions) listDeliveries(ctx context.Context, org, subscriptionID 
 		afterPos = after.UnixNano()
 	}
 	owned := false
-	err = pgdb.ReadAs(ctx, s.d.Pool, org, `SELECT true FROM webhooks.subscriptions WHERE subscription_id = $1`, []any{subscriptionID}, func(rows pgx.Rows) error {
+	err = pgdb.ReadAs(ctx, s.d.Pool, Schema, org, `SELECT true FROM webhooks.subscriptions WHERE subscription_id = $1`, []any{subscriptionID}, func(rows pgx.Rows) error {
 		owned = rows.Next()
 		return nil
 	})
@@ -103,7 +103,7 @@ func (s *Subscriptions) listDeliveries(ctx context.Context, org, subscriptionID 
 		return nil, "", domain.NotFoundError{What: "subscription", ID: subscriptionID}
 	}
 	var out []deliveryRow
-	err = pgdb.ReadAs(ctx, s.d.Pool, org, `
+	err = pgdb.ReadAs(ctx, s.d.Pool, Schema, org, `
 		SELECT `+deliveryColumns+` FROM webhooks.deliveries
 		WHERE org_id = $1 AND subscription_id = $2 AND ($3 = 0 OR status = $3) AND position >= $4
 		  AND (position, delivery_id) > ($5, $6)

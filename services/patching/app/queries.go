@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/jsmplatform/jsm/libs/pgdb"
+	readmodel "github.com/jsmplatform/jsm/services/patching/projection"
 	"github.com/jsmplatform/jsm/libs/projection"
 	commonv1 "github.com/jsmplatform/jsm/proto/gen/jsm/common/v1"
 	patchingv1 "github.com/jsmplatform/jsm/proto/gen/jsm/patching/v1"
@@ -148,7 +149,7 @@ func (q *Queries) Assets(ctx context.Context, org domain.OrgID, contractID strin
 	}
 	size = pageSize(size)
 	var out []*patchingv1.InventoryAsset
-	err := pgdb.ReadAs(ctx, q.pool, string(org), `
+	err := pgdb.ReadAs(ctx, q.pool, readmodel.Schema, string(org), `
 		SELECT asset, retired_at FROM patching.assets
 		WHERE contract_id = $1 AND (customer_org_id = $2 OR provider_org_id = $2)
 		  AND ($3 OR retired_at IS NULL) AND asset_id > $4
@@ -183,7 +184,7 @@ func (q *Queries) Assets(ctx context.Context, org domain.OrgID, contractID strin
 }
 
 func remediations(ctx context.Context, pool *pgxpool.Pool, org domain.OrgID, sql string, args ...any) ([]domain.Remediation, error) {
-	return pgdb.ReadJSONAs[domain.Remediation](ctx, pool, string(org), sql, args...)
+	return pgdb.ReadJSONAs[domain.Remediation](ctx, pool, readmodel.Schema, string(org), sql, args...)
 }
 
 // A register page token is the sort key of the last row handed out: its

@@ -15,6 +15,7 @@ import (
 
 	"github.com/jsmplatform/jsm/libs/cursor"
 	"github.com/jsmplatform/jsm/libs/pgdb"
+	readmodel "github.com/jsmplatform/jsm/services/reporting/projection"
 	"github.com/jsmplatform/jsm/libs/projection"
 	commonv1 "github.com/jsmplatform/jsm/proto/gen/jsm/common/v1"
 	incidentsv1 "github.com/jsmplatform/jsm/proto/gen/jsm/incidents/v1"
@@ -80,7 +81,7 @@ func (q *Queries) Kpis(ctx context.Context, org domain.OrgID, contractID string,
 
 // read runs one query as org and scans each row.
 func (q *Queries) read(ctx context.Context, org, sql string, args []any, scan []any, each func()) error {
-	return pgdb.ReadAs(ctx, q.pool, org, sql, args, func(rows pgx.Rows) error {
+	return pgdb.ReadAs(ctx, q.pool, readmodel.Schema, org, sql, args, func(rows pgx.Rows) error {
 		_, err := pgx.ForEachRow(rows, scan, func() error { each(); return nil })
 		return err
 	})
@@ -284,7 +285,7 @@ func (q *Queries) Get(ctx context.Context, org domain.OrgID, id string, minPosit
 	if err := q.wait(ctx, minPosition); err != nil {
 		return domain.Report{}, err
 	}
-	found, err := pgdb.ReadJSONAs[domain.Report](ctx, q.pool, string(org), `
+	found, err := pgdb.ReadJSONAs[domain.Report](ctx, q.pool, readmodel.Schema, string(org), `
 		SELECT state FROM reporting.reports WHERE report_id = $1 AND (customer_org_id = $2 OR provider_org_id = $2)`, id, string(org))
 	if err != nil {
 		return domain.Report{}, fmt.Errorf("get report %s: %w", id, err)
@@ -327,7 +328,7 @@ func (q *Queries) List(ctx context.Context, org domain.OrgID, f ReportFilter, p 
 	if size <= 0 {
 		size = DefaultPageSize
 	}
-	found, err := pgdb.ReadJSONAs[domain.Report](ctx, q.pool, string(org), `
+	found, err := pgdb.ReadJSONAs[domain.Report](ctx, q.pool, readmodel.Schema, string(org), `
 		SELECT state FROM reporting.reports
 		WHERE (customer_org_id = $1 OR provider_org_id = $1)
 		  AND ($2 = '' OR contract_id = $2)

@@ -99,7 +99,7 @@ func (f Filter) query(org string, after uint64, limit int) (string, []any) {
 // rows runs a query of entries on behalf of org.
 func (a *App) rows(ctx context.Context, org, sql string, args []any) ([]projection.Row, error) {
 	var out []projection.Row
-	err := pgdb.ReadAs(ctx, a.Pool, org, sql, args, func(rows pgx.Rows) error {
+	err := pgdb.ReadAs(ctx, a.Pool, projection.Schema, org, sql, args, func(rows pgx.Rows) error {
 		for rows.Next() {
 			r, err := projection.Scan(rows)
 			if err != nil {
