@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -152,7 +153,11 @@ func (p *Projector) Migrate(ctx context.Context) error {
 			return err
 		}
 		_, err := tx.Exec(ctx, fmt.Sprintf(`
-			CREATE SCHEMA IF NOT EXISTS %[1]s;
+			-- Only when missing: CREATE SCHEMA IF NOT EXISTS needs CREATE on
+			-- the database, which a service's own login (libs/pgdb Login) lacks.
+			DO $do$ BEGIN
+				IF to_regnamespace(%[5]s) IS NULL THEN CREATE SCHEMA %[1]s; END IF;
+			END $do$;
 			CREATE TABLE IF NOT EXISTS %[2]s (
 				name       text PRIMARY KEY,
 				position   bigint NOT NULL DEFAULT 0,
@@ -166,7 +171,7 @@ func (p *Projector) Migrate(ctx context.Context) error {
 					RAISE EXCEPTION '%% rows of %%, expected %%', got, what, want USING ERRCODE = '%[3]s';
 				END IF;
 				RETURN got;
-			END $$`, schema, p.table, staleCode, quarantineDDL(p.cfg.Schema)))
+			END $$`, schema, p.table, staleCode, quarantineDDL(p.cfg.Schema), quoteLiteral(p.cfg.Schema)))
 		if err != nil {
 			return err
 		}
@@ -707,4 +712,9 @@ func (p *Projector) committed(last uint64) error {
 		}
 	}
 	return nil
+}
+
+// quoteLiteral makes s an SQL string literal (standard_conforming_strings).
+func quoteLiteral(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }
