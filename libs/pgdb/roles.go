@@ -47,8 +47,13 @@ func Provision(ctx context.Context, admin *pgxpool.Pool, l Login) error {
 			return err
 		}
 		role := pgx.Identifier{l.Role}.Sanitize()
+		// BYPASSRLS as the superuser services ran as had it: a service's
+		// own writes cover every org (a projector's batch; the trail's COPY,
+		// which PostgreSQL refuses under row-level security at all). Reads
+		// on behalf of an org switch to the schema's reader, and attributes
+		// are never inherited, so row-level security applies to those.
 		var alter string
-		if err := tx.QueryRow(ctx, `SELECT format('ALTER ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT PASSWORD %L', $1::text, $2::text)`,
+		if err := tx.QueryRow(ctx, `SELECT format('ALTER ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION BYPASSRLS INHERIT PASSWORD %L', $1::text, $2::text)`,
 			l.Role, l.Password).Scan(&alter); err != nil {
 			return err
 		}

@@ -468,13 +468,19 @@ func (c *Cluster) startServices(ctx context.Context, cfg Config, names []string)
 	if err != nil {
 		return err
 	}
+	// Each service logs in to PostgreSQL as its own role, owning its schema
+	// alone (c.DSN stays the superuser's, for the operator's tools).
+	dsns, err := ProvisionLogins(ctx, c.DSN, c.DataDir, names)
+	if err != nil {
+		return err
+	}
 	for _, name := range names {
 		bin := filepath.Join(cfg.BinDir, name)
 		listen := listens[name]
 		env := []string{
 			"JSM_LISTEN=" + listen,
 			"JSM_NATS_URL=" + c.NATSURLs,
-			"JSM_PG_DSN=" + c.DSN,
+			"JSM_PG_DSN=" + dsns[name],
 			"JSM_REPLICAS=3",
 			"JSM_JWT_PUBLIC_KEY=" + pubKey,
 			// A developer's cluster on loopback shows /metrics and gRPC

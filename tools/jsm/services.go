@@ -43,6 +43,9 @@ type serviceDeps struct {
 	// StoreOf opens the event stream as the named service's NATS user;
 	// nil: every service uses Store.
 	StoreOf func(ctx context.Context, service string) (*eventstore.Store, error)
+	// PoolOf opens a pool logging in to PostgreSQL as the named service's
+	// own role (tools/cluster ProvisionLogins); nil: every service uses Pool.
+	PoolOf func(ctx context.Context, service string) (*pgxpool.Pool, error)
 	// NATSAuth lets sources onto NATS through the integration service.
 	NATSAuth *ingest.NATSAuth
 }
@@ -67,16 +70,22 @@ func (d serviceDeps) withEventKeys() (serviceDeps, error) {
 	return d, nil
 }
 
-// as is d with the store of service.
+// as is d with the store and pool of service.
 func (d serviceDeps) as(ctx context.Context, service string) (serviceDeps, error) {
-	if d.StoreOf == nil {
-		return d, nil
+	if d.StoreOf != nil {
+		store, err := d.StoreOf(ctx, service)
+		if err != nil {
+			return d, err
+		}
+		d.Store = store
 	}
-	store, err := d.StoreOf(ctx, service)
-	if err != nil {
-		return d, err
+	if d.PoolOf != nil {
+		pool, err := d.PoolOf(ctx, service)
+		if err != nil {
+			return d, err
+		}
+		d.Pool = pool
 	}
-	d.Store = store
 	return d, nil
 }
 

@@ -8,15 +8,19 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 
 	"github.com/jsmplatform/jsm/libs/auth"
@@ -171,11 +175,38 @@ func runUp(ctx context.Context, cfg upConfig, ready func(endpoints)) (err error)
 	if err := cluster.CreateDatabase(ctx, pg.DSN("postgres"), database); err != nil {
 		return err
 	}
-	pool, err := pgdb.Open(ctx, pg.DSN(database))
+	// Each service logs in as its own role, which owns its schema alone:
+	// a pool per service, made once (services are built again when a build
+	// is retried), connecting when first used.
+	dsns, err := cluster.ProvisionLogins(ctx, pg.DSN(database), dataDir, slices.Sorted(maps.Keys(cluster.ServiceSchemas)))
 	if err != nil {
 		return err
 	}
-	stops = append(stops, func(context.Context) error { pool.Close(); return nil })
+	pools := map[string]*pgxpool.Pool{}
+	stops = append(stops, func(context.Context) error {
+		for _, p := range pools {
+			p.Close()
+		}
+		return nil
+	})
+	var poolsMu sync.Mutex
+	poolOf := func(_ context.Context, service string) (*pgxpool.Pool, error) {
+		poolsMu.Lock()
+		defer poolsMu.Unlock()
+		if p, ok := pools[service]; ok {
+			return p, nil
+		}
+		dsn, ok := dsns[service]
+		if !ok {
+			return nil, fmt.Errorf("no postgres login for %s", service)
+		}
+		p, err := pgdb.New(dsn)
+		if err != nil {
+			return nil, err
+		}
+		pools[service] = p
+		return p, nil
+	}
 
 	// Every service is a NATS user of its own (libs/natsauth), with a
 	// password kept in the data dir; anyone else is refused, except the
@@ -275,7 +306,7 @@ func runUp(ctx context.Context, cfg upConfig, ready func(endpoints)) (err error)
 				return err
 			}
 			services, err = platformServices(ctx, serviceDeps{
-				Store: store, StoreOf: storeOf, Pool: pool, Logger: log, DataDir: dataDir, IntegrationKey: integrationKey, Addr: addr,
+				Store: store, StoreOf: storeOf, PoolOf: poolOf, Logger: log, DataDir: dataDir, IntegrationKey: integrationKey, Addr: addr,
 				NATSAuth: &ingest.NATSAuth{Issuer: issuer, System: sys},
 			})
 			if err != nil {
