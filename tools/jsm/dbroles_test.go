@@ -233,3 +233,33 @@ func TestDatabaseOfTheSuperuserUpgradesToServiceRoles(t *testing.T) {
 		t.Errorf("the shared reader may still read %d tables (%v)", readable, err)
 	}
 }
+
+// `jsm pg-logins` makes the roles a deployment's services log in as, with
+// the passwords of the environment, and refuses to run without one.
+func TestPGLoginsCommandMakesEachServicesRole(t *testing.T) {
+	dsn := testkit.Postgres(t)
+	t.Setenv("JSM_PG_ADMIN_DSN", dsn)
+	if _, err := jsm(t, "pg-logins"); err == nil {
+		t.Fatal("pg-logins ran without the services' passwords")
+	}
+	for s := range cluster.ServiceSchemas {
+		t.Setenv("JSM_PG_PASSWORD_"+strings.ToUpper(s), "pw-"+s)
+	}
+	out, err := jsm(t, "pg-logins")
+	if err != nil || !strings.Contains(out, "jsm_integration owns ingest, webhooks") {
+		t.Fatalf("pg-logins: %v\n%s", err, out)
+	}
+	admin, err := pgdb.Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	var owner string
+	var super bool
+	if err := admin.QueryRow(t.Context(), `SELECT nspowner::regrole::text, r.rolsuper FROM pg_namespace JOIN pg_roles r ON r.oid = nspowner WHERE nspname = 'trail'`).Scan(&owner, &super); err != nil {
+		t.Fatal(err)
+	}
+	if owner != "jsm_trail" || super {
+		t.Errorf("schema trail owned by %s (superuser %t), want jsm_trail", owner, super)
+	}
+}

@@ -29,6 +29,7 @@ var commands = []command{
 	{"quarantine", "list the events projections set aside because no retry could apply them", runQuarantineCommand},
 	{"timeline", "show one interaction across areas in order (--correlation ID)", runTimelineCommand},
 	{"event-key", "make a service's event signing key (--area NAME): JSM_EVENT_SIGNING_KEY, then the public key for JSM_TRAIL_SIGNER_KEYS", runEventKeyCommand},
+	{"pg-logins", "make each service's PostgreSQL login role, owning its schema alone (as a superuser; JSM_PG_PASSWORD_<SERVICE>)", runPGLoginsCommand},
 	{"cluster", "up|down|status: 3 NATS nodes, PostgreSQL and each service as its own process", runClusterCommand},
 }
 
