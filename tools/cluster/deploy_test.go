@@ -104,6 +104,10 @@ func TestComposeDeploysEveryService(t *testing.T) {
 			t.Errorf("compose: no %s", n)
 		}
 	}
+	// The roles the services log in as are made before any of them starts.
+	if s := compose.Services["pg-logins"]; s.Build.Args["SERVICE"] != "jsm" || s.Environment["JSM_PG_ADMIN_DSN"] == "" {
+		t.Errorf("compose: pg-logins builds %q with admin DSN %q, want jsm pg-logins as the superuser", s.Build.Args["SERVICE"], s.Environment["JSM_PG_ADMIN_DSN"])
+	}
 	for _, name := range services(t) {
 		s, ok := compose.Services[name]
 		if !ok {
@@ -128,6 +132,9 @@ func TestComposeDeploysEveryService(t *testing.T) {
 		}
 		if k, ok := secrets[name]; ok && env[k] == "" {
 			t.Errorf("compose: %s has no %s", name, k)
+		}
+		if !strings.HasPrefix(env["JSM_PG_DSN"], "postgres://jsm_"+name+":${JSM_PG_PASSWORD_"+strings.ToUpper(name)+"}@") {
+			t.Errorf("compose: %s connects to PostgreSQL with %q, want its own role jsm_%s", name, env["JSM_PG_DSN"], name)
 		}
 		if k := eventKeySetting(name); env[k] == "" {
 			t.Errorf("compose: %s has no %s", name, k)
