@@ -328,6 +328,10 @@ func TestKubernetesManifests(t *testing.T) {
 					user = e.Value
 				case "JSM_NATS_PASSWORD":
 					password = e.ValueFrom.SecretKeyRef.Name + "/" + e.ValueFrom.SecretKeyRef.Key
+				case "JSM_PG_DSN":
+					if ref := e.ValueFrom.SecretKeyRef; ref.Name != "jsm-secrets" || ref.Key != "pg-dsn-"+name {
+						t.Errorf("%s: JSM_PG_DSN from %s/%s, want its own role's DSN jsm-secrets/pg-dsn-%s", name, ref.Name, ref.Key, name)
+					}
 				}
 			}
 			if user != name || password != "jsm-nats/"+name {
