@@ -12,6 +12,7 @@ import (
 
 	"github.com/exaring/otelpgx"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
@@ -148,6 +149,10 @@ func ensureReader(ctx context.Context, pool *pgxpool.Pool, schema string) error 
 		_, err := tx.Exec(ctx, `GRANT USAGE ON SCHEMA `+pgx.Identifier{schema}.Sanitize()+` TO `+pgx.Identifier{reader}.Sanitize())
 		return err
 	})
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42501" {
+		return fmt.Errorf("role %s for schema %s: %w (a service's own login finds its roles made by an administrator: jsm pg-logins)", reader, schema, err)
+	}
 	if err != nil {
 		return fmt.Errorf("role %s for schema %s: %w", reader, schema, err)
 	}

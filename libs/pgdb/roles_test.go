@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"strings"
 	"testing"
 	"testing/fstest"
 
@@ -175,4 +176,22 @@ func loginPoolAdmin(t *testing.T, dsn string) *pgxpool.Pool {
 	}
 	t.Cleanup(pool.Close)
 	return pool
+}
+
+// A login nobody provisioned cannot make its reader itself, and is told
+// who can.
+func TestMigrateAsAnUnprovisionedLoginSaysWhatIsMissing(t *testing.T) {
+	ctx := context.Background()
+	dsn := testkit.Postgres(t)
+	admin := loginPoolAdmin(t, dsn)
+	suffix := randomName(t)
+	l := pgdb.Login{Role: "jsm_t_bare_" + suffix, Password: "pw", Schemas: []string{"bare_" + suffix}}
+	if _, err := admin.Exec(ctx, `CREATE ROLE `+l.Role+` LOGIN; CREATE SCHEMA `+l.Schemas[0]+` AUTHORIZATION `+l.Role); err != nil {
+		t.Fatal(err)
+	}
+	_, all := schemaMigrations(l.Schemas[0])
+	err := pgdb.Migrate(ctx, loginPool(t, dsn, l), l.Schemas[0], all, nil)
+	if err == nil || !strings.Contains(err.Error(), "jsm pg-logins") {
+		t.Fatalf("migrate as an unprovisioned login: %v, want a hint at jsm pg-logins", err)
+	}
 }
