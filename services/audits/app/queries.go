@@ -12,11 +12,11 @@ import (
 
 	"github.com/jsmplatform/jsm/libs/cursor"
 	"github.com/jsmplatform/jsm/libs/pgdb"
-	readmodel "github.com/jsmplatform/jsm/services/audits/projection"
 	"github.com/jsmplatform/jsm/libs/projection"
 	auditsv1 "github.com/jsmplatform/jsm/proto/gen/jsm/audits/v1"
 	commonv1 "github.com/jsmplatform/jsm/proto/gen/jsm/common/v1"
 	"github.com/jsmplatform/jsm/services/audits/domain"
+	readmodel "github.com/jsmplatform/jsm/services/audits/projection"
 )
 
 // Queries reads audits, findings and checklists, always on behalf of one org.

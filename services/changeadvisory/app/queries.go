@@ -11,10 +11,10 @@ import (
 
 	"github.com/jsmplatform/jsm/libs/cursor"
 	"github.com/jsmplatform/jsm/libs/pgdb"
-	readmodel "github.com/jsmplatform/jsm/services/changeadvisory/projection"
 	"github.com/jsmplatform/jsm/libs/projection"
 	changeadvisoryv1 "github.com/jsmplatform/jsm/proto/gen/jsm/changeadvisory/v1"
 	"github.com/jsmplatform/jsm/services/changeadvisory/domain"
+	readmodel "github.com/jsmplatform/jsm/services/changeadvisory/projection"
 )
 
 // Queries reads changes, always on behalf of one org.

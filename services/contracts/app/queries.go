@@ -9,9 +9,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/jsmplatform/jsm/libs/pgdb"
-	readmodel "github.com/jsmplatform/jsm/services/contracts/projection"
 	contractsv1 "github.com/jsmplatform/jsm/proto/gen/jsm/contracts/v1"
 	"github.com/jsmplatform/jsm/services/contracts/domain"
+	readmodel "github.com/jsmplatform/jsm/services/contracts/projection"
 )
 
 // Get returns a contract the org is a party to; any other contract is not

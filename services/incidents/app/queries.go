@@ -10,11 +10,11 @@ import (
 
 	"github.com/jsmplatform/jsm/libs/cursor"
 	"github.com/jsmplatform/jsm/libs/pgdb"
-	readmodel "github.com/jsmplatform/jsm/services/incidents/projection"
 	"github.com/jsmplatform/jsm/libs/projection"
 	commonv1 "github.com/jsmplatform/jsm/proto/gen/jsm/common/v1"
 	incidentsv1 "github.com/jsmplatform/jsm/proto/gen/jsm/incidents/v1"
 	"github.com/jsmplatform/jsm/services/incidents/domain"
+	readmodel "github.com/jsmplatform/jsm/services/incidents/projection"
 )
 
 // Queries reads incidents and exercises, always on behalf of one org.

@@ -764,7 +764,7 @@ func TestScopedToOwner(t *testing.T) {
 	for _, table := range []string{"webhooks.subscriptions", "webhooks.deliveries", "webhooks.attempts"} {
 		for org, want := range map[string]int{customer: 1, provider: 0, outsider: 0} {
 			n := 0
-			err := pgdb.ReadAs(ctx, p.pool, Schema, org, `SELECT count(*) FROM `+table, nil, func(rows pgx.Rows) error {
+			err := pgdb.ReadAs(ctx, p.pool, webhooks.Schema, org, `SELECT count(*) FROM `+table, nil, func(rows pgx.Rows) error {
 				for rows.Next() {
 					if err := rows.Scan(&n); err != nil {
 						return err

@@ -14,11 +14,11 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/jsmplatform/jsm/libs/pgdb"
-	readmodel "github.com/jsmplatform/jsm/services/patching/projection"
 	"github.com/jsmplatform/jsm/libs/projection"
 	commonv1 "github.com/jsmplatform/jsm/proto/gen/jsm/common/v1"
 	patchingv1 "github.com/jsmplatform/jsm/proto/gen/jsm/patching/v1"
 	"github.com/jsmplatform/jsm/services/patching/domain"
+	readmodel "github.com/jsmplatform/jsm/services/patching/projection"
 )
 
 // Queries reads the inventory and the patch register, always on behalf of one org.

@@ -15,13 +15,13 @@ import (
 
 	"github.com/jsmplatform/jsm/libs/cursor"
 	"github.com/jsmplatform/jsm/libs/pgdb"
-	readmodel "github.com/jsmplatform/jsm/services/reporting/projection"
 	"github.com/jsmplatform/jsm/libs/projection"
 	commonv1 "github.com/jsmplatform/jsm/proto/gen/jsm/common/v1"
 	incidentsv1 "github.com/jsmplatform/jsm/proto/gen/jsm/incidents/v1"
 	reportingv1 "github.com/jsmplatform/jsm/proto/gen/jsm/reporting/v1"
 	cdomain "github.com/jsmplatform/jsm/services/contracts/domain"
 	"github.com/jsmplatform/jsm/services/reporting/domain"
+	readmodel "github.com/jsmplatform/jsm/services/reporting/projection"
 )
 
 // Queries reads KPIs, the situation and reports, always on behalf of one org.
