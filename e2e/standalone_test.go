@@ -123,7 +123,10 @@ func TestTrailServiceRunsAlone(t *testing.T) {
 		Size       string `json:"size"`
 	}
 	alone.post(t, acme, "/jsm.trail.v1.TrailService/GetCheckpoint", `{"minPosition":"1"}`, &cp)
-	if cp.Size == "" || cp.Size == "0" || !strings.HasPrefix(cp.Checkpoint, "jsm-trail\n") {
+	// The checkpoint names the log by the key's name (PRIVATE+KEY+<origin>+…):
+	// jsm up's origin, random per data dir.
+	origin := strings.Split(strings.TrimSpace(string(key)), "+")[2]
+	if cp.Size == "" || cp.Size == "0" || !strings.HasPrefix(origin, "jsm-trail/") || !strings.HasPrefix(cp.Checkpoint, origin+"\n") {
 		t.Fatalf("checkpoint from the trail alone: %+v", cp)
 	}
 	svc.stop(t)

@@ -573,7 +573,9 @@ func (c *Cluster) Spawn(ctx context.Context, name string, env ...string) (*Proc,
 // secret returns the value kept in the data folder's file, creating it.
 func (c *Cluster) secret(service, file string) (string, error) {
 	if service == "trail" {
-		return trail.LoadOrCreateKey(c.DataDir, trail.Origin)
+		// A new key names a log of its own (a random origin kept with it):
+		// a witness following two clusters tells their checkpoints apart.
+		return trail.LoadOrCreateKey(c.DataDir, trail.NewOrigin())
 	}
 	path := filepath.Join(c.DataDir, file)
 	if b, err := os.ReadFile(path); err == nil {

@@ -9,6 +9,8 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/jsmplatform/jsm/libs/event"
+	"github.com/jsmplatform/jsm/libs/natsauth"
+	"github.com/jsmplatform/jsm/libs/natsx"
 	"github.com/jsmplatform/jsm/libs/pglocal"
 )
 
@@ -30,7 +32,13 @@ func TestQuarantineCommandListsWhatProjectionsSetAside(t *testing.T) {
 		t.Fatalf("jsm quarantine on a clean platform: %v\n%s", err, out)
 	}
 
-	nc, err := nats.Connect(e.NATS)
+	// As the operator: only NATS's admin user may write to any subject.
+	secrets, err := natsauth.LoadOrCreate(dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := natsx.Credentials{User: natsauth.AdminUser, Password: secrets.Passwords[natsauth.AdminUser]}
+	nc, err := nats.Connect(e.NATS, admin.Options()...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,8 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/jsmplatform/jsm/libs/event"
+	"github.com/jsmplatform/jsm/libs/natsauth"
+	"github.com/jsmplatform/jsm/libs/natsx"
 	"github.com/jsmplatform/jsm/libs/pglocal"
 	contractsv1 "github.com/jsmplatform/jsm/proto/gen/jsm/contracts/v1"
 	"github.com/jsmplatform/jsm/proto/gen/jsm/contracts/v1/contractsv1connect"
@@ -152,8 +154,10 @@ func TestTrailCommandsAgainstJsmUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	// An event appended straight to NATS, unsigned, is not logged: the
-	// operator finds it in the quarantine.
-	forgedAt := publishForged(t, e.NATS, id)
+	// operator finds it in the quarantine. Anonymous clients are refused by
+	// NATS; this one holds the contracts service's NATS password (leaked)
+	// but not its signing key.
+	forgedAt := publishForged(t, e, id)
 	for {
 		out, err = jsm(t, "trail", "quarantine", "--server", e.HTTP, "--token", op)
 		if err != nil || strings.Contains(out, "unsigned") || time.Now().After(deadline.Add(20*time.Second)) {
@@ -242,9 +246,18 @@ func eventKeyOf(t *testing.T, area string) string {
 
 // publishForged appends an unsigned RequirementAdded to contract straight
 // to NATS, as anyone reaching an open NATS could, and returns its position.
-func publishForged(t *testing.T, url, contract string) uint64 {
+func publishForged(t *testing.T, e endpoints, contract string) uint64 {
 	t.Helper()
-	nc, err := nats.Connect(url)
+	if nc, err := nats.Connect(e.NATS); err == nil {
+		nc.Close()
+		t.Fatal("jsm up's NATS let an anonymous client in")
+	}
+	secrets, err := natsauth.LoadOrCreate(e.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds := natsx.Credentials{User: "contracts", Password: secrets.Passwords["contracts"]}
+	nc, err := nats.Connect(e.NATS, creds.Options()...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +266,7 @@ func publishForged(t *testing.T, url, contract string) uint64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := event.New(event.Envelope{
+	ev, err := event.New(event.Envelope{
 		ID: event.NewID(), Source: "/jsm/contracts", AggregateType: "contracts.contract", AggregateID: contract,
 		Contract: contract, Parties: event.Parties{Customer: "acme", Provider: "itsec"},
 		Actor: event.Actor{Org: "itsec", User: "ceo", Role: "org-admin"}, Time: time.Now().UTC(),
@@ -261,7 +274,7 @@ func publishForged(t *testing.T, url, contract string) uint64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ack, err := js.PublishMsg(t.Context(), e.Msg())
+	ack, err := js.PublishMsg(t.Context(), ev.Msg())
 	if err != nil {
 		t.Fatal(err)
 	}

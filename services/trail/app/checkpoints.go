@@ -144,13 +144,7 @@ func (a *App) Checkpoint(ctx context.Context, minPosition uint64) (Head, error) 
 	if err := a.wait(ctx, minPosition); err != nil {
 		return Head{}, err
 	}
-	var h Head
-	var ok bool
-	err := pgx.BeginTxFunc(ctx, a.Pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		var err error
-		h, ok, err = latestHead(ctx, tx)
-		return err
-	})
+	h, ok, err := a.latest(ctx)
 	if err != nil {
 		return Head{}, err
 	}

@@ -51,7 +51,7 @@ type Log struct {
 	// Keys are the pinned keys of the services' event signatures. With
 	// keys, an event is logged only when the key of its own area signed it
 	// (its signer is then part of its entry); any other goes to
-	// trail.quarantine. Without keys every event is logged, unattributed:
+	// trail.unattributed. Without keys every event is logged, unattributed:
 	// the policy of a development trail or a test, never of production.
 	Keys *eventsig.Keys
 	// SignedFrom is the first stream position whose events must be
@@ -214,7 +214,7 @@ func write(ctx context.Context, tx pgx.Tx, r *encoded, size int64) error {
 // indexes until it has caught up (see BuildIndexes). The signed
 // checkpoints stay: the rebuilt tree must match them.
 func (Log) Reset(ctx context.Context, tx pgx.Tx) error {
-	_, err := tx.Exec(ctx, `TRUNCATE trail.entries, trail.hashes, trail.quarantine; UPDATE trail.tree SET size = 0`)
+	_, err := tx.Exec(ctx, `TRUNCATE trail.entries, trail.hashes, trail.unattributed; UPDATE trail.tree SET size = 0`)
 	if err != nil {
 		return err
 	}

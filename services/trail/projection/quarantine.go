@@ -86,7 +86,7 @@ func verify(keys *eventsig.Keys, events []event.Event) []error {
 // (a batch applied again) is kept as it was and not counted again.
 func writeQuarantine(ctx context.Context, tx pgx.Tx, qs []Quarantined) error {
 	for _, q := range qs {
-		tag, err := tx.Exec(ctx, `INSERT INTO trail.quarantine (position, id, type, source, aggregate_type, aggregate_id,
+		tag, err := tx.Exec(ctx, `INSERT INTO trail.unattributed (position, id, type, source, aggregate_type, aggregate_id,
 			actor_org_id, actor, signer, reason, detail, time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 			ON CONFLICT (position) DO NOTHING`,
 			int64(q.Position), q.ID, q.Type, q.Source, q.AggregateType, q.AggregateID, q.ActorOrg, q.Actor, q.Signer,
@@ -105,7 +105,7 @@ func writeQuarantine(ctx context.Context, tx pgx.Tx, qs []Quarantined) error {
 // first, at most limit.
 func ListQuarantine(ctx context.Context, q Querier, after uint64, limit int) ([]Quarantined, error) {
 	rows, err := q.Query(ctx, `SELECT position, id, type, source, aggregate_type, aggregate_id, actor_org_id, actor,
-		signer, reason, detail, time, quarantined_at FROM trail.quarantine WHERE position > $1 ORDER BY position LIMIT $2`,
+		signer, reason, detail, time, quarantined_at FROM trail.unattributed WHERE position > $1 ORDER BY position LIMIT $2`,
 		int64(after), limit)
 	if err != nil {
 		return nil, fmt.Errorf("list quarantine: %w", err)

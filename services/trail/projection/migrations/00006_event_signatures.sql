@@ -13,7 +13,7 @@ ALTER TABLE trail.entries
 -- They stay in the stream; a rebuild empties this table with the log and
 -- decides again from the stream and the pinned keys. Read by the service's
 -- own role only (the operator's ListQuarantine), never by an org.
-CREATE TABLE trail.quarantine (
+CREATE TABLE trail.unattributed (
     position       bigint PRIMARY KEY,
     id             text        NOT NULL,
     type           text        NOT NULL,
@@ -30,5 +30,5 @@ CREATE TABLE trail.quarantine (
 );
 
 -- +goose Down
-DROP TABLE trail.quarantine;
+DROP TABLE trail.unattributed;
 ALTER TABLE trail.entries DROP COLUMN signature, DROP COLUMN signer, DROP COLUMN trace_parent;
