@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,6 +20,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/jsmplatform/jsm/proto/gen/jsm/contracts/v1/contractsv1connect"
+	"github.com/jsmplatform/jsm/tools/cluster"
 )
 
 // platform is one `jsm up` process.
@@ -51,14 +51,16 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// freePort is below the ephemeral range: a port the kernel hands out for
+// "port 0" may be taken by any outgoing connection of a busy machine before
+// jsm up listens on it (seen beside a fault test run).
 func freePort(tb testing.TB) int {
 	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := cluster.FreePort()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // up starts `jsm up` on dataDir and waits until it is ready.

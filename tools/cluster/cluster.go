@@ -297,6 +297,17 @@ func freeListener() (net.Listener, error) {
 	return nil, fmt.Errorf("cluster: no free port: %w", err)
 }
 
+// FreePort is a free port below the ephemeral range (see freeListener),
+// for a process about to be told to listen on it.
+func FreePort() (int, error) {
+	l, err := freeListener()
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
 func (c *Cluster) startNATS(ctx context.Context, cfg Config) error {
 	client, err := ports(Nodes, 4222, cfg.FixedPorts)
 	if err != nil {
