@@ -14,12 +14,13 @@ import (
 	"github.com/jsmplatform/jsm/services/integration/secret"
 )
 
-var errUnauthenticated = errors.New("unknown source or bad credentials")
-
-// A request of src authenticates with a bearer token that is the source's
-// secret, or a Standard Webhooks signature of its body made with it
+// A request of a source authenticates with a bearer token that is the
+// source's secret, or a Standard Webhooks signature of its body made with it
 // (webhook-id, webhook-timestamp within 5 minutes, webhook-signature). The
 // previous secret is accepted for the grace period after a rotation.
+// errUnauthenticated is the one answer to every failure, so a caller cannot
+// tell an unknown source from a wrong secret.
+var errUnauthenticated = errors.New("unknown source or bad credentials")
 
 // secretVersions are the versions of src's secret a request may use: the
 // current one, and the previous one within the grace period after a
